@@ -1,0 +1,64 @@
+/*
+ * buf.h — a byte store addressed by stream offset, in fixed-size chunks.
+ *
+ * A stream's send buffer holds [acked, written) and its receive buffer holds
+ * whatever arrived in [read, read + window); both are a rudp_buf.  Chunks are
+ * allocated only when bytes land in them and returned to a rudp_chunk_pool
+ * as soon as everything in them is released, so an idle stream holds no
+ * chunk at all and a busy one allocates nothing in steady state.
+ */
+#ifndef RUDP_BUF_H
+#define RUDP_BUF_H
+
+#include "rudp/rudp.h"
+
+#define RUDP_CHUNK_SIZE 16384u
+
+/* A free list of chunks shared by the buffers of one session (or more). */
+typedef struct rudp_chunk_pool {
+    void **free;       /* spare chunks */
+    uint32_t nfree;    /* how many are in free[] */
+    uint32_t max_free; /* keep at most this many spare */
+    uint64_t in_use;   /* chunks handed out and not returned */
+} rudp_chunk_pool;
+
+void rudp_chunk_pool_init(rudp_chunk_pool *p, uint32_t max_free);
+/* Frees the spare chunks; chunks still in use must have been returned. */
+void rudp_chunk_pool_free(rudp_chunk_pool *p);
+/* Returns a chunk of RUDP_CHUNK_SIZE bytes, or NULL. */
+void *rudp_chunk_get(rudp_chunk_pool *p);
+void rudp_chunk_put(rudp_chunk_pool *p, void *chunk);
+
+typedef struct rudp_buf {
+    uint8_t **chunks; /* chunks[i] covers [base + i*CHUNK, base + (i+1)*CHUNK) or NULL */
+    uint32_t n;       /* slots in use */
+    uint32_t cap;     /* slots allocated */
+    uint64_t base;    /* offset of chunks[0], a multiple of RUDP_CHUNK_SIZE */
+    rudp_chunk_pool *pool;
+} rudp_buf;
+
+void rudp_buf_init(rudp_buf *b, rudp_chunk_pool *pool);
+/* Returns every chunk to the pool and frees the slot array. */
+void rudp_buf_free(rudp_buf *b);
+
+/* Stores |len| bytes at stream offset |off| (off >= the released mark).
+ * Overwriting is allowed (retransmitted bytes are identical).  Returns RUDP_OK,
+ * RUDP_ERR_INVAL (below the released mark) or RUDP_ERR_NOMEM. */
+int rudp_buf_write(rudp_buf *b, uint64_t off, const void *data, size_t len);
+
+/* Copies |len| bytes at |off| into |out|; the caller guarantees they were
+ * written and not released. */
+void rudp_buf_read(const rudp_buf *b, uint64_t off, void *out, size_t len);
+
+/* Sets *p to the bytes at |off| and returns how many are contiguous in
+ * memory from there, up to |len| (at least 1 if len > 0 and stored). */
+size_t rudp_buf_peek(const rudp_buf *b, uint64_t off, size_t len, const uint8_t **p);
+
+/* Releases all bytes below |off|: every chunk wholly below it goes back to
+ * the pool. */
+void rudp_buf_release_below(rudp_buf *b, uint64_t off);
+
+/* Returns how many chunks the buffer holds now. */
+uint32_t rudp_buf_chunks(const rudp_buf *b);
+
+#endif /* RUDP_BUF_H */

@@ -1,0 +1,283 @@
+/*
+ * rudp.h — the public, sans-IO API of the rudp protocol engine.
+ *
+ * A session is one end of a reliable, multiplexed transport carried over UDP
+ * datagrams: many ordered byte streams (one per TCP connection of the program
+ * above) share one congestion-controlled packet flow.  The engine never touches
+ * a socket, a clock or an event loop.  The caller drives it:
+ *
+ *   - rudp_session_read_pkt():    here is a datagram that arrived at time T;
+ *   - rudp_session_write_pkt():   give me the next datagram to send at time T;
+ *   - rudp_session_deadline():    when must you be called again at the latest;
+ *   - rudp_session_handle_timeout(): that time has come;
+ *   - rudp_session_poll_event():  what happened to streams and the session;
+ *   - rudp_stream_*():            the byte-stream calls of the application.
+ *
+ * Time is a rudp_tstamp in nanoseconds from an arbitrary origin chosen by the
+ * caller; RUDP_TSTAMP_NEVER means "no deadline".  The wire format, the state
+ * machines and the timers are specified in docs/PROTOCOL.md.
+ *
+ * All functions returning int return RUDP_OK (0) or a negative rudp_error;
+ * functions returning ssize_t return a non-negative count or a negative
+ * rudp_error.  None of them is thread-safe: a session belongs to one thread.
+ */
+#ifndef RUDP_RUDP_H
+#define RUDP_RUDP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Time in nanoseconds; the origin is the caller's choice. */
+typedef uint64_t rudp_tstamp;
+#define RUDP_TSTAMP_NEVER UINT64_MAX
+#define RUDP_NS(x) ((rudp_tstamp)(x))
+#define RUDP_US(x) ((rudp_tstamp)(x) * 1000ull)
+#define RUDP_MS(x) ((rudp_tstamp)(x) * 1000000ull)
+#define RUDP_SEC(x) ((rudp_tstamp)(x) * 1000000000ull)
+
+/* Error codes.  rudp_strerror() names each one. */
+enum rudp_error {
+    RUDP_OK = 0,
+    RUDP_ERR_INVAL = -1,         /* bad argument */
+    RUDP_ERR_NOMEM = -2,         /* allocation failed */
+    RUDP_ERR_NOBUF = -3,         /* output buffer too small */
+    RUDP_ERR_MALFORMED = -4,     /* packet or frame does not parse */
+    RUDP_ERR_CHECKSUM = -5,      /* packet integrity check failed */
+    RUDP_ERR_VERSION = -6,       /* unknown protocol version */
+    RUDP_ERR_UNKNOWN_CID = -7,   /* packet for another session */
+    RUDP_ERR_DUPLICATE = -8,     /* packet number already received */
+    RUDP_ERR_NOT_INITIAL = -9,   /* datagram cannot open a session */
+    RUDP_ERR_PROTOCOL = -10,     /* peer violated the protocol */
+    RUDP_ERR_FLOW_CONTROL = -11, /* peer exceeded a flow-control limit */
+    RUDP_ERR_STREAM_LIMIT = -12, /* peer's stream limit reached; retry later */
+    RUDP_ERR_STREAM_STATE = -13, /* call not allowed in this stream state */
+    RUDP_ERR_NO_STREAM = -14,    /* no such stream */
+    RUDP_ERR_WOULDBLOCK = -15,   /* nothing to read / no room to write now */
+    RUDP_ERR_RESET = -16,        /* stream was reset by the peer */
+    RUDP_ERR_REFUSED = -17,      /* peer refused the stream or session */
+    RUDP_ERR_CLOSED = -18,       /* session is closing or closed */
+    RUDP_ERR_TIMEDOUT = -19,     /* peer stopped answering */
+    RUDP_ERR_PEER_CLOSED = -20,  /* peer ended the session (GoAway) */
+    RUDP_ERR_PEER_RESET = -21,   /* peer lost the session (stateless reset) */
+    RUDP_ERR_INTERNAL = -22,     /* engine bug or resource exhaustion */
+};
+
+/* Returns a static, human-readable name for an rudp_error. */
+const char *rudp_strerror(int err);
+
+/* Congestion controllers available behind rudp_cc_ops. */
+enum rudp_cc_algo {
+    RUDP_CC_NEWRENO = 0,
+    RUDP_CC_CUBIC = 1,
+};
+
+/* Returns the algorithm named |name| ("newreno", "cubic") in *algo, or
+ * RUDP_ERR_INVAL when the name is unknown. */
+int rudp_cc_algo_from_name(const char *name, enum rudp_cc_algo *algo);
+const char *rudp_cc_algo_name(enum rudp_cc_algo algo);
+
+/* A peer address, opaque to the engine: it is only stored and compared byte
+ * for byte.  The runtime puts a struct sockaddr_in/_in6 in it. */
+typedef struct rudp_addr {
+    uint32_t len;
+    unsigned char bytes[28];
+} rudp_addr;
+
+/* Settings of one session; start from rudp_settings_default(). */
+typedef struct rudp_settings {
+    uint32_t max_packet_size;        /* UDP payload bytes per datagram (>= 1200) */
+    uint64_t initial_stream_window;  /* per-stream receive window (256 KiB) */
+    uint64_t max_stream_window;      /* auto-tuning ceiling (16 MiB) */
+    uint64_t initial_session_window; /* per-session receive window */
+    uint64_t max_session_window;     /* auto-tuning ceiling */
+    uint64_t stream_send_buffer;     /* bytes a stream may queue unacked */
+    uint64_t max_streams;            /* concurrent streams the peer may open */
+    rudp_tstamp idle_timeout;        /* silence after which the session dies */
+    rudp_tstamp keepalive_interval;  /* Ping after this much idleness (0: off) */
+    rudp_tstamp handshake_timeout;   /* give up a cold connect after this */
+    rudp_tstamp max_ack_delay;       /* delay of ACKs we promise the peer */
+    rudp_tstamp initial_rtt;         /* RTT assumed before the first sample */
+    enum rudp_cc_algo cc;            /* congestion controller */
+    bool pacing;                     /* pace sends (default on) */
+} rudp_settings;
+
+/* Fills |s| with the defaults documented in docs/PROTOCOL.md. */
+void rudp_settings_default(rudp_settings *s);
+
+/* Returns RUDP_OK when |s| is usable, RUDP_ERR_INVAL otherwise. */
+int rudp_settings_check(const rudp_settings *s);
+
+typedef struct rudp_session rudp_session;
+
+/* What rudp_session_poll_event() reports. */
+enum rudp_event_type {
+    RUDP_EV_SESSION_ESTABLISHED = 1, /* handshake done (client: SYN-ACK seen) */
+    RUDP_EV_SESSION_CLOSED,          /* session over; .error says why */
+    RUDP_EV_STREAM_OPENED,           /* the peer opened stream .sid */
+    RUDP_EV_STREAM_CONNECTED,        /* the peer accepted our stream .sid */
+    RUDP_EV_STREAM_READABLE,         /* data, FIN or reset can be read */
+    RUDP_EV_STREAM_WRITABLE,         /* send buffer has room again / acked */
+    RUDP_EV_STREAM_RESET,            /* the peer reset stream .sid (.error) */
+};
+
+typedef struct rudp_event {
+    enum rudp_event_type type;
+    uint64_t sid;
+    int error; /* rudp_error for *_CLOSED and *_RESET, else RUDP_OK */
+} rudp_event;
+
+/* Derived stream states (docs/PROTOCOL.md "Stream life cycle"). */
+enum rudp_stream_state {
+    RUDP_STREAM_CONNECTING = 1, /* opened here, peer has not answered */
+    RUDP_STREAM_SYN_RECEIVED,   /* opened by peer, our ACK not yet acknowledged */
+    RUDP_STREAM_ESTABLISHED,    /* both directions open */
+    RUDP_STREAM_CLOSING,        /* our FIN sent, peer's not received */
+    RUDP_STREAM_FIN_WAIT,       /* peer's FIN received, ours not sent */
+    RUDP_STREAM_LAST_ACK,       /* both FINs exchanged, ours not acknowledged
+                                   or peer's data not all read yet */
+    RUDP_STREAM_CLOSED,         /* both directions finished */
+    RUDP_STREAM_RESET,          /* aborted by either side */
+};
+
+/* Session-wide statistics and path state (TCP_INFO is filled from this). */
+typedef struct rudp_session_info {
+    int state;                  /* enum rudp_session_state (internal order) */
+    uint64_t local_cid, peer_cid, initial_cid;
+    rudp_tstamp srtt, rttvar, min_rtt, latest_rtt;
+    uint64_t cwnd, ssthresh, bytes_in_flight;
+    uint64_t pacing_rate; /* bytes per second, 0 when not pacing */
+    uint64_t pkts_sent, pkts_recv, pkts_lost, pkts_dropped;
+    uint64_t bytes_sent, bytes_recv;
+    uint64_t stream_bytes_sent, stream_bytes_retransmitted;
+    uint64_t pto_count_total;
+    uint32_t streams_open;      /* stream records still held */
+    uint64_t chunks_in_use;     /* buffer chunks held by streams */
+    uint32_t max_packet_size;
+} rudp_session_info;
+
+typedef struct rudp_stream_info {
+    enum rudp_stream_state state;
+    uint64_t bytes_written;  /* accepted from the application */
+    uint64_t bytes_acked;    /* of those, acknowledged by the peer */
+    uint64_t bytes_read;     /* handed to the application */
+    uint64_t bytes_readable; /* in order, waiting to be read */
+    uint64_t send_window;    /* peer's limit minus what we sent */
+    uint64_t recv_window;    /* our current advertised window size */
+} rudp_stream_info;
+
+/* Creates a client session toward a server.  |seed| seeds the session's PRNG
+ * (connection IDs, path challenges): pass real randomness in production and a
+ * fixed value in simulation.  Returns NULL on allocation failure or bad
+ * settings. */
+rudp_session *rudp_session_new_client(const rudp_settings *s, uint64_t seed,
+                                      const rudp_addr *peer, rudp_tstamp now);
+
+/* Creates a server session from the first datagram of a client, which must
+ * carry a session SYN; the datagram is processed as by read_pkt.  On failure
+ * returns NULL and sets *err: RUDP_ERR_NOT_INITIAL, RUDP_ERR_MALFORMED,
+ * RUDP_ERR_CHECKSUM, RUDP_ERR_VERSION, RUDP_ERR_NOMEM, RUDP_ERR_INVAL. */
+rudp_session *rudp_session_new_server(const rudp_settings *s, uint64_t seed,
+                                      const uint8_t *pkt, size_t len,
+                                      const rudp_addr *from, rudp_tstamp now,
+                                      int *err);
+
+/* Frees the session and every stream; no packet is sent. */
+void rudp_session_del(rudp_session *sess);
+
+/* Processes one received datagram.  Returns RUDP_OK, or the reason the
+ * datagram was dropped (RUDP_ERR_MALFORMED, RUDP_ERR_CHECKSUM,
+ * RUDP_ERR_VERSION, RUDP_ERR_UNKNOWN_CID, RUDP_ERR_DUPLICATE, RUDP_ERR_CLOSED);
+ * dropped datagrams are counted and change nothing.  A peer protocol violation
+ * closes the session with GoAway(protocol error) and returns
+ * RUDP_ERR_PROTOCOL or RUDP_ERR_FLOW_CONTROL. */
+int rudp_session_read_pkt(rudp_session *sess, const uint8_t *pkt, size_t len,
+                          const rudp_addr *from, rudp_tstamp now);
+
+/* Writes the next datagram into |buf| (|cap| >= max_packet_size) and its
+ * destination into *to.  Returns its length, 0 when nothing may be sent now
+ * (nothing pending, congestion window full, or paced: see deadline), or
+ * RUDP_ERR_NOBUF. */
+ssize_t rudp_session_write_pkt(rudp_session *sess, uint8_t *buf, size_t cap,
+                               rudp_addr *to, rudp_tstamp now);
+
+/* Returns the earliest time the session needs handle_timeout or write_pkt,
+ * or RUDP_TSTAMP_NEVER. */
+rudp_tstamp rudp_session_deadline(const rudp_session *sess);
+
+/* Runs every timer that expired at |now| (ACK delay, loss, PTO, keepalive,
+ * idle, draining).  Always returns RUDP_OK. */
+int rudp_session_handle_timeout(rudp_session *sess, rudp_tstamp now);
+
+/* Pops the next event into *ev.  Returns true if one was stored. */
+bool rudp_session_poll_event(rudp_session *sess, rudp_event *ev);
+
+/* Starts closing: sends GoAway(|error_code|, 0 = normal) once all streams
+ * have finished sending, then drains.  Returns RUDP_OK or RUDP_ERR_CLOSED. */
+int rudp_session_close(rudp_session *sess, uint32_t error_code, rudp_tstamp now);
+
+/* The peer is gone: a stateless reset for this session arrived.  Every
+ * stream is reset with RUDP_ERR_PEER_RESET and the session closes. */
+void rudp_session_on_stateless_reset(rudp_session *sess, rudp_tstamp now);
+
+/* Returns true once the session is closed and has finished draining: the
+ * caller may then rudp_session_del() it. */
+bool rudp_session_is_done(const rudp_session *sess);
+
+/* Returns true once the handshake has completed. */
+bool rudp_session_is_established(const rudp_session *sess);
+
+void rudp_session_get_info(const rudp_session *sess, rudp_session_info *info);
+
+/* Opens a locally initiated stream and returns its ID in *sid.  Works before
+ * the handshake completes (the SYN and first data then ride in the session's
+ * first datagram).  Returns RUDP_ERR_STREAM_LIMIT when the peer allows no
+ * more streams now, RUDP_ERR_CLOSED, RUDP_ERR_NOMEM. */
+int rudp_stream_open(rudp_session *sess, uint64_t *sid);
+
+/* Queues up to |len| bytes; returns how many were accepted (0 < n <= len), or
+ * RUDP_ERR_WOULDBLOCK (send buffer full), RUDP_ERR_STREAM_STATE (write side
+ * shut), RUDP_ERR_RESET, RUDP_ERR_NO_STREAM, RUDP_ERR_CLOSED, RUDP_ERR_NOMEM. */
+ssize_t rudp_stream_write(rudp_session *sess, uint64_t sid, const void *data,
+                          size_t len);
+
+/* Reads up to |len| in-order bytes.  Returns the count, 0 at end of stream
+ * (peer's FIN and all bytes read), RUDP_ERR_WOULDBLOCK, RUDP_ERR_RESET,
+ * RUDP_ERR_TIMEDOUT / RUDP_ERR_PEER_CLOSED / RUDP_ERR_PEER_RESET when the
+ * session died, RUDP_ERR_NO_STREAM. */
+ssize_t rudp_stream_read(rudp_session *sess, uint64_t sid, void *buf, size_t len);
+
+/* Half-closes the write side: FIN goes after every queued byte. */
+int rudp_stream_shutdown_write(rudp_session *sess, uint64_t sid);
+
+/* Aborts the stream in both directions with RST(|code|). */
+int rudp_stream_reset(rudp_session *sess, uint64_t sid, uint32_t code);
+
+/* The application is done with the stream (close()): the write side is shut
+ * if it was not, later incoming data is discarded, and the stream's memory is
+ * released once the protocol has finished with it.  |sid| is invalid after. */
+int rudp_stream_release(rudp_session *sess, uint64_t sid);
+
+int rudp_stream_get_info(const rudp_session *sess, uint64_t sid,
+                         rudp_stream_info *info);
+
+/* Wire helpers for the runtime's demultiplexer (no session needed). */
+
+/* Reads the destination connection ID of a datagram without checking it.
+ * Returns RUDP_OK or RUDP_ERR_MALFORMED. */
+int rudp_packet_peek_cid(const uint8_t *pkt, size_t len, uint64_t *cid,
+                         bool *is_stateless_reset);
+
+/* Writes a stateless reset for a datagram that named unknown |cid|; returns
+ * its length or RUDP_ERR_NOBUF. */
+ssize_t rudp_packet_write_stateless_reset(uint8_t *buf, size_t cap, uint64_t cid);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RUDP_RUDP_H */
