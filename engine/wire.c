@@ -1,0 +1,568 @@
+/*
+ * wire.c — the packet and frame codec (docs/PROTOCOL.md, "Wire format").
+ *
+ * A datagram is an 18-byte header (version, type, destination connection ID,
+ * packet number), a run of frames, and a CRC-32C trailer over every byte
+ * before it.  A stateless reset is the same header cut short after the
+ * connection ID, followed by its CRC.  All fields are big-endian and of fixed
+ * width: unlike QUIC (RFC 9000 §16) there are no variable-length integers, so
+ * every frame but DATA, ACK and PADDING has one size and each decoder checks
+ * the length once before it reads anything.
+ *
+ * The frames borrow their meaning from QUIC and their vocabulary from yamux:
+ * SESSION carries the handshake (SYN, SYN|ACK) and transport parameters, DATA
+ * carries stream bytes with SYN/ACK/FIN flags, WINDOW_UPDATE, RST and GOAWAY
+ * are yamux's window, reset and go-away, and ACK encodes packet-number ranges
+ * exactly as RFC 9000 §19.3.1 does (a first range, then gap/length pairs
+ * where each gap is one less than the number of missing packets).
+ *
+ * The CRC-32C (Castagnoli, RFC 3720 appendix B.4) is not a security measure:
+ * it only guards against corruption that the UDP checksum misses.  It is
+ * checked before the packet type is trusted, so a flipped type bit is
+ * reported as a checksum failure rather than as a malformed packet.
+ *
+ * Decoders never read past the length they are given and reject truncated,
+ * unknown and out-of-range input with RUDP_ERR_MALFORMED; decoded DATA points
+ * into the caller's buffer, so nothing is allocated or copied per packet.
+ * Encoders check the room once, then write with helpers that cannot fail.
+ */
+#include "wire.h"
+
+#include <string.h>
+
+/* Largest stream offset plus one: DATA ends and RST final sizes stay below. */
+#define WIRE_MAX_OFFSET (1ull << 62)
+
+/* Fixed part of an ACK frame: type, largest, delay, range count, first range. */
+#define ACK_FIXED_LEN 18
+/* Each additional ACK range: gap and length. */
+#define ACK_RANGE_LEN 8
+
+/* The reflected CRC-32C table for polynomial 0x1EDC6F41 (reversed 0x82F63B78). */
+static const uint32_t crc32c_table[256] = {
+    0x00000000, 0xf26b8303, 0xe13b70f7, 0x1350f3f4, 0xc79a971f, 0x35f1141c, 0x26a1e7e8,
+    0xd4ca64eb, 0x8ad958cf, 0x78b2dbcc, 0x6be22838, 0x9989ab3b, 0x4d43cfd0, 0xbf284cd3,
+    0xac78bf27, 0x5e133c24, 0x105ec76f, 0xe235446c, 0xf165b798, 0x030e349b, 0xd7c45070,
+    0x25afd373, 0x36ff2087, 0xc494a384, 0x9a879fa0, 0x68ec1ca3, 0x7bbcef57, 0x89d76c54,
+    0x5d1d08bf, 0xaf768bbc, 0xbc267848, 0x4e4dfb4b, 0x20bd8ede, 0xd2d60ddd, 0xc186fe29,
+    0x33ed7d2a, 0xe72719c1, 0x154c9ac2, 0x061c6936, 0xf477ea35, 0xaa64d611, 0x580f5512,
+    0x4b5fa6e6, 0xb93425e5, 0x6dfe410e, 0x9f95c20d, 0x8cc531f9, 0x7eaeb2fa, 0x30e349b1,
+    0xc288cab2, 0xd1d83946, 0x23b3ba45, 0xf779deae, 0x05125dad, 0x1642ae59, 0xe4292d5a,
+    0xba3a117e, 0x4851927d, 0x5b016189, 0xa96ae28a, 0x7da08661, 0x8fcb0562, 0x9c9bf696,
+    0x6ef07595, 0x417b1dbc, 0xb3109ebf, 0xa0406d4b, 0x522bee48, 0x86e18aa3, 0x748a09a0,
+    0x67dafa54, 0x95b17957, 0xcba24573, 0x39c9c670, 0x2a993584, 0xd8f2b687, 0x0c38d26c,
+    0xfe53516f, 0xed03a29b, 0x1f682198, 0x5125dad3, 0xa34e59d0, 0xb01eaa24, 0x42752927,
+    0x96bf4dcc, 0x64d4cecf, 0x77843d3b, 0x85efbe38, 0xdbfc821c, 0x2997011f, 0x3ac7f2eb,
+    0xc8ac71e8, 0x1c661503, 0xee0d9600, 0xfd5d65f4, 0x0f36e6f7, 0x61c69362, 0x93ad1061,
+    0x80fde395, 0x72966096, 0xa65c047d, 0x5437877e, 0x4767748a, 0xb50cf789, 0xeb1fcbad,
+    0x197448ae, 0x0a24bb5a, 0xf84f3859, 0x2c855cb2, 0xdeeedfb1, 0xcdbe2c45, 0x3fd5af46,
+    0x7198540d, 0x83f3d70e, 0x90a324fa, 0x62c8a7f9, 0xb602c312, 0x44694011, 0x5739b3e5,
+    0xa55230e6, 0xfb410cc2, 0x092a8fc1, 0x1a7a7c35, 0xe811ff36, 0x3cdb9bdd, 0xceb018de,
+    0xdde0eb2a, 0x2f8b6829, 0x82f63b78, 0x709db87b, 0x63cd4b8f, 0x91a6c88c, 0x456cac67,
+    0xb7072f64, 0xa457dc90, 0x563c5f93, 0x082f63b7, 0xfa44e0b4, 0xe9141340, 0x1b7f9043,
+    0xcfb5f4a8, 0x3dde77ab, 0x2e8e845f, 0xdce5075c, 0x92a8fc17, 0x60c37f14, 0x73938ce0,
+    0x81f80fe3, 0x55326b08, 0xa759e80b, 0xb4091bff, 0x466298fc, 0x1871a4d8, 0xea1a27db,
+    0xf94ad42f, 0x0b21572c, 0xdfeb33c7, 0x2d80b0c4, 0x3ed04330, 0xccbbc033, 0xa24bb5a6,
+    0x502036a5, 0x4370c551, 0xb11b4652, 0x65d122b9, 0x97baa1ba, 0x84ea524e, 0x7681d14d,
+    0x2892ed69, 0xdaf96e6a, 0xc9a99d9e, 0x3bc21e9d, 0xef087a76, 0x1d63f975, 0x0e330a81,
+    0xfc588982, 0xb21572c9, 0x407ef1ca, 0x532e023e, 0xa145813d, 0x758fe5d6, 0x87e466d5,
+    0x94b49521, 0x66df1622, 0x38cc2a06, 0xcaa7a905, 0xd9f75af1, 0x2b9cd9f2, 0xff56bd19,
+    0x0d3d3e1a, 0x1e6dcdee, 0xec064eed, 0xc38d26c4, 0x31e6a5c7, 0x22b65633, 0xd0ddd530,
+    0x0417b1db, 0xf67c32d8, 0xe52cc12c, 0x1747422f, 0x49547e0b, 0xbb3ffd08, 0xa86f0efc,
+    0x5a048dff, 0x8ecee914, 0x7ca56a17, 0x6ff599e3, 0x9d9e1ae0, 0xd3d3e1ab, 0x21b862a8,
+    0x32e8915c, 0xc083125f, 0x144976b4, 0xe622f5b7, 0xf5720643, 0x07198540, 0x590ab964,
+    0xab613a67, 0xb831c993, 0x4a5a4a90, 0x9e902e7b, 0x6cfbad78, 0x7fab5e8c, 0x8dc0dd8f,
+    0xe330a81a, 0x115b2b19, 0x020bd8ed, 0xf0605bee, 0x24aa3f05, 0xd6c1bc06, 0xc5914ff2,
+    0x37faccf1, 0x69e9f0d5, 0x9b8273d6, 0x88d28022, 0x7ab90321, 0xae7367ca, 0x5c18e4c9,
+    0x4f48173d, 0xbd23943e, 0xf36e6f75, 0x0105ec76, 0x12551f82, 0xe03e9c81, 0x34f4f86a,
+    0xc69f7b69, 0xd5cf889d, 0x27a40b9e, 0x79b737ba, 0x8bdcb4b9, 0x988c474d, 0x6ae7c44e,
+    0xbe2da0a5, 0x4c4623a6, 0x5f16d052, 0xad7d5351,
+};
+
+/* Returns the CRC-32C of |len| bytes at |p| (init and final xor 0xFFFFFFFF). */
+uint32_t rudp_wire_crc32c(const uint8_t *p, size_t len) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < len; i++) {
+        c = crc32c_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+/* ---- Packets ------------------------------------------------------------ */
+
+/* Writes version, type and connection ID, the 10 bytes both packet types
+ * start with. */
+static void wire_put_prefix(uint8_t *buf, uint8_t type, uint64_t cid) {
+    buf[0] = RUDP_VERSION;
+    buf[1] = type;
+    rudp_put64(buf + 2, cid);
+}
+
+/* Writes the regular packet header at |buf|; returns RUDP_HDR_LEN, or
+ * RUDP_ERR_NOBUF when |cap| is too small (nothing is written then). */
+ssize_t rudp_wire_encode_hdr(uint8_t *buf, size_t cap, uint64_t dcid, uint64_t pn) {
+    if (cap < RUDP_HDR_LEN) {
+        return RUDP_ERR_NOBUF;
+    }
+    wire_put_prefix(buf, RUDP_PKT_REGULAR, dcid);
+    rudp_put64(buf + 10, pn);
+    return RUDP_HDR_LEN;
+}
+
+/* Appends the CRC of the |len| bytes at |buf|; returns len + 4, or
+ * RUDP_ERR_NOBUF when the trailer does not fit in |cap|. */
+ssize_t rudp_wire_seal(uint8_t *buf, size_t len, size_t cap) {
+    if (cap < RUDP_CRC_LEN || len > cap - RUDP_CRC_LEN) {
+        return RUDP_ERR_NOBUF;
+    }
+    rudp_put32(buf + len, rudp_wire_crc32c(buf, len));
+    return (ssize_t)(len + RUDP_CRC_LEN);
+}
+
+/* Writes a complete stateless reset naming |cid|; returns RUDP_RESET_LEN or
+ * RUDP_ERR_NOBUF (nothing is written then). */
+ssize_t rudp_wire_encode_reset(uint8_t *buf, size_t cap, uint64_t cid) {
+    if (cap < RUDP_RESET_LEN) {
+        return RUDP_ERR_NOBUF;
+    }
+    wire_put_prefix(buf, RUDP_PKT_STATELESS_RESET, cid);
+    return rudp_wire_seal(buf, RUDP_RESET_LEN - RUDP_CRC_LEN, cap);
+}
+
+/* Returns true when no packet of any type can be |len| bytes long: shorter
+ * than a reset, or between a reset and the smallest regular packet (a header,
+ * one frame byte and the CRC).  Needs no trust in the type byte. */
+static bool wire_impossible_len(size_t len) {
+    return len < RUDP_RESET_LEN ||
+           (len > RUDP_RESET_LEN && len < RUDP_HDR_LEN + 1 + RUDP_CRC_LEN);
+}
+
+/* Returns RUDP_OK when the CRC trailer of the |len|-byte datagram matches,
+ * RUDP_ERR_CHECKSUM otherwise.  |len| must be at least RUDP_CRC_LEN. */
+static int wire_check_crc(const uint8_t *buf, size_t len) {
+    size_t body = len - RUDP_CRC_LEN;
+    return rudp_get32(buf + body) == rudp_wire_crc32c(buf, body) ? RUDP_OK
+                                                                 : RUDP_ERR_CHECKSUM;
+}
+
+/* Returns RUDP_OK when the (CRC-checked) type byte names a packet type whose
+ * length |len| is right, RUDP_ERR_MALFORMED otherwise. */
+static int wire_check_type(const uint8_t *buf, size_t len) {
+    switch (buf[1]) {
+    case RUDP_PKT_REGULAR:
+        return len > RUDP_RESET_LEN ? RUDP_OK : RUDP_ERR_MALFORMED;
+    case RUDP_PKT_STATELESS_RESET:
+        return len == RUDP_RESET_LEN ? RUDP_OK : RUDP_ERR_MALFORMED;
+    default:
+        return RUDP_ERR_MALFORMED;
+    }
+}
+
+/* Fills *hdr, *payload and *payload_len from a datagram already validated. */
+static void wire_read_hdr(const uint8_t *buf, size_t len, rudp_pkt_hdr *hdr,
+                          const uint8_t **payload, size_t *payload_len) {
+    hdr->version = buf[0];
+    hdr->type = buf[1];
+    hdr->dcid = rudp_get64(buf + 2);
+    if (hdr->type == RUDP_PKT_STATELESS_RESET) {
+        hdr->pn = 0;
+        *payload = NULL;
+        *payload_len = 0;
+        return;
+    }
+    hdr->pn = rudp_get64(buf + 10);
+    *payload = buf + RUDP_HDR_LEN;
+    *payload_len = len - RUDP_HDR_LEN - RUDP_CRC_LEN;
+}
+
+/* Checks, in this order, a possible length, the version, the CRC and the
+ * type of a whole datagram, then decodes its header.  Returns RUDP_OK,
+ * RUDP_ERR_MALFORMED, RUDP_ERR_VERSION or RUDP_ERR_CHECKSUM; on failure
+ * nothing is written to the outputs. */
+int rudp_wire_decode_pkt(const uint8_t *buf, size_t len, rudp_pkt_hdr *hdr,
+                         const uint8_t **payload, size_t *payload_len) {
+    if (wire_impossible_len(len)) {
+        return RUDP_ERR_MALFORMED;
+    }
+    if (buf[0] != RUDP_VERSION) {
+        return RUDP_ERR_VERSION;
+    }
+    int rv = wire_check_crc(buf, len);
+    if (rv == RUDP_OK) {
+        rv = wire_check_type(buf, len);
+    }
+    if (rv == RUDP_OK) {
+        wire_read_hdr(buf, len, hdr, payload, payload_len);
+    }
+    return rv;
+}
+
+/* Reads the connection ID and type of a datagram without checking its CRC.
+ * Returns RUDP_OK, or RUDP_ERR_MALFORMED when it is shorter than 10 bytes,
+ * has another version or an unknown packet type. */
+int rudp_packet_peek_cid(const uint8_t *pkt, size_t len, uint64_t *cid,
+                         bool *is_stateless_reset) {
+    if (len < 10 || pkt[0] != RUDP_VERSION || pkt[1] > RUDP_PKT_STATELESS_RESET) {
+        return RUDP_ERR_MALFORMED;
+    }
+    *cid = rudp_get64(pkt + 2);
+    *is_stateless_reset = pkt[1] == RUDP_PKT_STATELESS_RESET;
+    return RUDP_OK;
+}
+
+/* Writes a stateless reset naming |cid|; returns RUDP_RESET_LEN or
+ * RUDP_ERR_NOBUF. */
+ssize_t rudp_packet_write_stateless_reset(uint8_t *buf, size_t cap, uint64_t cid) {
+    return rudp_wire_encode_reset(buf, cap, cid);
+}
+
+/* ---- ACK ranges --------------------------------------------------------- */
+
+/* Returns the smallest packet number range 0 is encoded with: its own, raised
+ * when needed so that largest - smallest fits the 32-bit first-range field. */
+static uint64_t ack_first_smallest(const rudp_ack_range *r) {
+    if (r->largest - r->smallest > UINT32_MAX) {
+        return r->largest - UINT32_MAX;
+    }
+    return r->smallest;
+}
+
+/* Returns true when range |r| can follow a range whose encoded smallest is
+ * |prev|: it is well formed, lies at least one missing packet below, and its
+ * gap and length fit their 32-bit fields. */
+static bool ack_range_fits(uint64_t prev, const rudp_ack_range *r) {
+    return r->smallest <= r->largest && prev >= 2 && r->largest <= prev - 2 &&
+           prev - 2 - r->largest <= UINT32_MAX && r->largest - r->smallest <= UINT32_MAX;
+}
+
+/* Returns how many ranges of |ack| the encoder writes: range 0 (clamped), then
+ * each next range until one does not fit.  Returns 0 when the frame cannot be
+ * encoded at all (no ranges, too many, or a reversed range 0). */
+static uint32_t ack_wire_nranges(const rudp_ack_frame *ack) {
+    if (ack->nranges == 0 || ack->nranges > RUDP_ACK_MAX_RANGES ||
+        ack->ranges[0].smallest > ack->ranges[0].largest) {
+        return 0;
+    }
+    uint64_t prev = ack_first_smallest(&ack->ranges[0]);
+    uint32_t n = 1;
+    while (n < ack->nranges && ack_range_fits(prev, &ack->ranges[n])) {
+        prev = ack->ranges[n].smallest;
+        n++;
+    }
+    return n;
+}
+
+/* Returns the encoded size of |ack|, or 0 when it cannot be encoded. */
+static size_t ack_frame_len(const rudp_ack_frame *ack) {
+    uint32_t n = ack_wire_nranges(ack);
+    return n == 0 ? 0 : ACK_FIXED_LEN + (size_t)(n - 1) * ACK_RANGE_LEN;
+}
+
+/* Writes the first |n| ranges of |ack| at |p|, which has room for them. */
+static void ack_write(uint8_t *p, const rudp_ack_frame *ack, uint32_t n) {
+    const rudp_ack_range *r = ack->ranges;
+    uint64_t prev = ack_first_smallest(&r[0]);
+    p[0] = RUDP_FRAME_ACK;
+    rudp_put64(p + 1, r[0].largest);
+    rudp_put32(p + 9, ack->ack_delay_us);
+    p[13] = (uint8_t)(n - 1);
+    rudp_put32(p + 14, (uint32_t)(r[0].largest - prev));
+    p += ACK_FIXED_LEN;
+    for (uint32_t i = 1; i < n; i++, p += ACK_RANGE_LEN) {
+        rudp_put32(p, (uint32_t)(prev - 2 - r[i].largest));
+        rudp_put32(p + 4, (uint32_t)(r[i].largest - r[i].smallest));
+        prev = r[i].smallest;
+    }
+}
+
+/* Decodes the gap/length pairs at |q| into ranges 1..nranges-1 of |ack|,
+ * whose range 0 is already set.  Returns RUDP_OK, or RUDP_ERR_MALFORMED when a
+ * range would fall below packet number 0. */
+static int ack_read_ranges(const uint8_t *q, rudp_ack_frame *ack) {
+    for (uint32_t i = 1; i < ack->nranges; i++, q += ACK_RANGE_LEN) {
+        uint64_t gap = rudp_get32(q), len = rudp_get32(q + 4);
+        uint64_t prev = ack->ranges[i - 1].smallest;
+        if (prev < gap + 2 || prev - gap - 2 < len) {
+            return RUDP_ERR_MALFORMED;
+        }
+        ack->ranges[i].largest = prev - gap - 2;
+        ack->ranges[i].smallest = ack->ranges[i].largest - len;
+    }
+    return RUDP_OK;
+}
+
+/* Decodes an ACK frame; returns its size or RUDP_ERR_MALFORMED (truncated,
+ * more than RUDP_ACK_MAX_RANGES ranges, or a range below 0). */
+static ssize_t ack_decode(const uint8_t *p, size_t len, rudp_ack_frame *ack) {
+    if (len < ACK_FIXED_LEN || p[13] >= RUDP_ACK_MAX_RANGES) {
+        return RUDP_ERR_MALFORMED;
+    }
+    size_t size = ACK_FIXED_LEN + (size_t)p[13] * ACK_RANGE_LEN;
+    uint64_t largest = rudp_get64(p + 1);
+    uint32_t first = rudp_get32(p + 14);
+    if (len < size || first > largest) {
+        return RUDP_ERR_MALFORMED;
+    }
+    ack->ack_delay_us = rudp_get32(p + 9);
+    ack->nranges = (uint32_t)p[13] + 1;
+    ack->ranges[0].largest = largest;
+    ack->ranges[0].smallest = largest - first;
+    int rv = ack_read_ranges(p + ACK_FIXED_LEN, ack);
+    return rv == RUDP_OK ? (ssize_t)size : rv;
+}
+
+/* Drops the lowest ranges of |ack| until it fits in |cap| bytes; returns false
+ * when not even one range fits or the frame cannot be encoded. */
+bool rudp_wire_ack_fit(rudp_ack_frame *ack, size_t cap) {
+    if (ack->nranges > RUDP_ACK_MAX_RANGES) {
+        ack->nranges = RUDP_ACK_MAX_RANGES;
+    }
+    if (cap < ACK_FIXED_LEN) {
+        return false;
+    }
+    size_t room = (cap - ACK_FIXED_LEN) / ACK_RANGE_LEN + 1;
+    if (ack->nranges > room) {
+        ack->nranges = (uint32_t)room;
+    }
+    return ack_wire_nranges(ack) > 0;
+}
+
+/* ---- Other frames: decoding --------------------------------------------- */
+
+/* Decodes a run of PADDING bytes; returns its length (at least 1). */
+static ssize_t padding_decode(const uint8_t *p, size_t len) {
+    size_t n = 1;
+    while (n < len && p[n] == RUDP_FRAME_PADDING) {
+        n++;
+    }
+    return (ssize_t)n;
+}
+
+/* Decodes a SESSION frame; returns its size or RUDP_ERR_MALFORMED (truncated,
+ * SYN missing, unknown flag, or max_packet_size below 1200). */
+static ssize_t session_decode(const uint8_t *p, size_t len, rudp_session_frame *s) {
+    if (len < RUDP_SESSION_FRAME_LEN || !(p[1] & RUDP_FLAG_SYN) ||
+        (p[1] & ~(RUDP_FLAG_SYN | RUDP_FLAG_ACK)) ||
+        rudp_get16(p + 36) < RUDP_MIN_PACKET_SIZE) {
+        return RUDP_ERR_MALFORMED;
+    }
+    s->flags = p[1];
+    s->cid = rudp_get64(p + 2);
+    s->initial_stream_window = rudp_get32(p + 10);
+    s->initial_session_window = rudp_get64(p + 14);
+    s->max_streams = rudp_get64(p + 22);
+    s->idle_timeout_ms = rudp_get32(p + 30);
+    s->max_ack_delay_ms = rudp_get16(p + 34);
+    s->max_packet_size = rudp_get16(p + 36);
+    return RUDP_SESSION_FRAME_LEN;
+}
+
+/* Decodes a DATA frame, pointing d->data into |p|; returns its size or
+ * RUDP_ERR_MALFORMED (truncated, unknown flag, stream 0, or an end offset not
+ * below 2^62). */
+static ssize_t data_decode(const uint8_t *p, size_t len, rudp_data_frame *d) {
+    if (len < RUDP_DATA_FRAME_OVERHEAD ||
+        (p[1] & ~(RUDP_FLAG_SYN | RUDP_FLAG_ACK | RUDP_FLAG_FIN))) {
+        return RUDP_ERR_MALFORMED;
+    }
+    uint64_t sid = rudp_get64(p + 2), offset = rudp_get64(p + 10);
+    uint16_t n = rudp_get16(p + 18);
+    if (sid == 0 || len - RUDP_DATA_FRAME_OVERHEAD < n || offset >= WIRE_MAX_OFFSET - n) {
+        return RUDP_ERR_MALFORMED;
+    }
+    d->flags = p[1];
+    d->sid = sid;
+    d->offset = offset;
+    d->len = n;
+    d->data = p + RUDP_DATA_FRAME_OVERHEAD;
+    return RUDP_DATA_FRAME_OVERHEAD + (ssize_t)n;
+}
+
+/* Decodes a WINDOW_UPDATE frame; returns its size or RUDP_ERR_MALFORMED. */
+static ssize_t window_decode(const uint8_t *p, size_t len, rudp_window_frame *w) {
+    if (len < RUDP_WINDOW_FRAME_LEN) {
+        return RUDP_ERR_MALFORMED;
+    }
+    w->sid = rudp_get64(p + 1);
+    w->max_data = rudp_get64(p + 9);
+    return RUDP_WINDOW_FRAME_LEN;
+}
+
+/* Decodes an RST frame; returns its size or RUDP_ERR_MALFORMED (truncated,
+ * stream 0, or a final size not below 2^62). */
+static ssize_t rst_decode(const uint8_t *p, size_t len, rudp_rst_frame *r) {
+    if (len < RUDP_RST_FRAME_LEN || rudp_get64(p + 1) == 0 ||
+        rudp_get64(p + 13) >= WIRE_MAX_OFFSET) {
+        return RUDP_ERR_MALFORMED;
+    }
+    r->sid = rudp_get64(p + 1);
+    r->code = rudp_get32(p + 9);
+    r->final_size = rudp_get64(p + 13);
+    return RUDP_RST_FRAME_LEN;
+}
+
+/* Decodes the one 32-bit field of a GOAWAY frame; returns its size or
+ * RUDP_ERR_MALFORMED. */
+static ssize_t u32_decode(const uint8_t *p, size_t len, uint32_t *v) {
+    if (len < RUDP_GOAWAY_FRAME_LEN) {
+        return RUDP_ERR_MALFORMED;
+    }
+    *v = rudp_get32(p + 1);
+    return RUDP_GOAWAY_FRAME_LEN;
+}
+
+/* Decodes the one 64-bit field of a MAX_STREAMS, PATH_CHALLENGE or
+ * PATH_RESPONSE frame (all 9 bytes); returns its size or RUDP_ERR_MALFORMED. */
+static ssize_t u64_decode(const uint8_t *p, size_t len, uint64_t *v) {
+    if (len < RUDP_MAX_STREAMS_FRAME_LEN) {
+        return RUDP_ERR_MALFORMED;
+    }
+    *v = rudp_get64(p + 1);
+    return RUDP_MAX_STREAMS_FRAME_LEN;
+}
+
+/* Decodes the frame at the start of |p| into *f.  Returns the bytes it
+ * occupies (> 0), or RUDP_ERR_MALFORMED for empty input, an unknown type or
+ * any reason listed at the per-type decoders; *f is unspecified then. */
+ssize_t rudp_wire_decode_frame(const uint8_t *p, size_t len, rudp_frame *f) {
+    if (len == 0) {
+        return RUDP_ERR_MALFORMED;
+    }
+    f->type = p[0];
+    switch (p[0]) {
+    case RUDP_FRAME_PADDING:
+        return padding_decode(p, len);
+    case RUDP_FRAME_PING:
+        return 1;
+    case RUDP_FRAME_ACK:
+        return ack_decode(p, len, &f->u.ack);
+    case RUDP_FRAME_SESSION:
+        return session_decode(p, len, &f->u.session);
+    case RUDP_FRAME_DATA:
+        return data_decode(p, len, &f->u.data);
+    case RUDP_FRAME_WINDOW_UPDATE:
+        return window_decode(p, len, &f->u.window);
+    case RUDP_FRAME_RST:
+        return rst_decode(p, len, &f->u.rst);
+    case RUDP_FRAME_GOAWAY:
+        return u32_decode(p, len, &f->u.goaway_code);
+    case RUDP_FRAME_MAX_STREAMS:
+        return u64_decode(p, len, &f->u.max_streams);
+    case RUDP_FRAME_PATH_CHALLENGE:
+    case RUDP_FRAME_PATH_RESPONSE:
+        return u64_decode(p, len, &f->u.path_data);
+    default:
+        return RUDP_ERR_MALFORMED;
+    }
+}
+
+/* ---- Other frames: encoding --------------------------------------------- */
+
+/* Returns the encoded size of |f|: 1 for PADDING (one zero byte; longer
+ * padding is written by the caller with memset), 0 when |f| cannot be
+ * encoded (unknown type, or an ACK without a usable first range). */
+size_t rudp_wire_frame_len(const rudp_frame *f) {
+    switch (f->type) {
+    case RUDP_FRAME_PADDING:
+    case RUDP_FRAME_PING:
+        return 1;
+    case RUDP_FRAME_ACK:
+        return ack_frame_len(&f->u.ack);
+    case RUDP_FRAME_SESSION:
+        return RUDP_SESSION_FRAME_LEN;
+    case RUDP_FRAME_DATA:
+        return RUDP_DATA_FRAME_OVERHEAD + (size_t)f->u.data.len;
+    case RUDP_FRAME_WINDOW_UPDATE:
+        return RUDP_WINDOW_FRAME_LEN;
+    case RUDP_FRAME_RST:
+        return RUDP_RST_FRAME_LEN;
+    case RUDP_FRAME_GOAWAY:
+        return RUDP_GOAWAY_FRAME_LEN;
+    case RUDP_FRAME_MAX_STREAMS:
+    case RUDP_FRAME_PATH_CHALLENGE:
+    case RUDP_FRAME_PATH_RESPONSE:
+        return RUDP_PATH_FRAME_LEN;
+    default:
+        return 0;
+    }
+}
+
+/* Writes the body of a SESSION frame after its type byte. */
+static void session_write(uint8_t *p, const rudp_session_frame *s) {
+    p[1] = s->flags;
+    rudp_put64(p + 2, s->cid);
+    rudp_put32(p + 10, s->initial_stream_window);
+    rudp_put64(p + 14, s->initial_session_window);
+    rudp_put64(p + 22, s->max_streams);
+    rudp_put32(p + 30, s->idle_timeout_ms);
+    rudp_put16(p + 34, s->max_ack_delay_ms);
+    rudp_put16(p + 36, s->max_packet_size);
+}
+
+/* Writes the body of a DATA frame after its type byte, copying its bytes. */
+static void data_write(uint8_t *p, const rudp_data_frame *d) {
+    p[1] = d->flags;
+    rudp_put64(p + 2, d->sid);
+    rudp_put64(p + 10, d->offset);
+    rudp_put16(p + 18, d->len);
+    if (d->len > 0) {
+        memcpy(p + RUDP_DATA_FRAME_OVERHEAD, d->data, d->len);
+    }
+}
+
+/* Writes the body of an RST frame after its type byte. */
+static void rst_write(uint8_t *p, const rudp_rst_frame *r) {
+    rudp_put64(p + 1, r->sid);
+    rudp_put32(p + 9, r->code);
+    rudp_put64(p + 13, r->final_size);
+}
+
+/* Writes |f|, whose type is known and whose encoding fits at |p|. */
+static void frame_write(uint8_t *p, const rudp_frame *f) {
+    p[0] = f->type;
+    switch (f->type) {
+    case RUDP_FRAME_ACK:
+        ack_write(p, &f->u.ack, ack_wire_nranges(&f->u.ack));
+        break;
+    case RUDP_FRAME_SESSION:
+        session_write(p, &f->u.session);
+        break;
+    case RUDP_FRAME_DATA:
+        data_write(p, &f->u.data);
+        break;
+    case RUDP_FRAME_WINDOW_UPDATE:
+        rudp_put64(p + 1, f->u.window.sid);
+        rudp_put64(p + 9, f->u.window.max_data);
+        break;
+    case RUDP_FRAME_RST:
+        rst_write(p, &f->u.rst);
+        break;
+    case RUDP_FRAME_GOAWAY:
+        rudp_put32(p + 1, f->u.goaway_code);
+        break;
+    case RUDP_FRAME_MAX_STREAMS:
+        rudp_put64(p + 1, f->u.max_streams);
+        break;
+    case RUDP_FRAME_PATH_CHALLENGE:
+    case RUDP_FRAME_PATH_RESPONSE:
+        rudp_put64(p + 1, f->u.path_data);
+        break;
+    default: /* PADDING and PING are the type byte alone. */
+        break;
+    }
+}
+
+/* Encodes |f| at |p|.  Returns the bytes written, RUDP_ERR_NOBUF when they do
+ * not fit in |cap| (nothing is written then), or RUDP_ERR_INVAL when |f|
+ * cannot be encoded (see rudp_wire_frame_len). */
+ssize_t rudp_wire_encode_frame(uint8_t *p, size_t cap, const rudp_frame *f) {
+    size_t n = rudp_wire_frame_len(f);
+    if (n == 0) {
+        return RUDP_ERR_INVAL;
+    }
+    if (n > cap) {
+        return RUDP_ERR_NOBUF;
+    }
+    frame_write(p, f);
+    return (ssize_t)n;
+}

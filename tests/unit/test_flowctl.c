@@ -1,0 +1,57 @@
+/*
+ * test_flowctl.c — receive windows and auto-tuning.
+ */
+#include <criterion/criterion.h>
+
+#include "flowctl.h"
+
+Test(flowctl, data_beyond_limit_is_a_violation) {
+    rudp_fc fc;
+    rudp_fc_init(&fc, 1000, 8000, 0);
+    cr_assert_eq(rudp_fc_on_recv(&fc, 1000), RUDP_OK);
+    cr_assert_eq(rudp_fc_on_recv(&fc, 1001), RUDP_ERR_FLOW_CONTROL);
+    cr_assert_eq(fc.highest, 1000);
+}
+
+Test(flowctl, update_when_half_the_window_is_consumed) {
+    rudp_fc fc;
+    rudp_fc_init(&fc, 1000, 1000, 0);
+    cr_assert_not(rudp_fc_on_consume(&fc, 499, RUDP_MS(10), RUDP_SEC(1)));
+    cr_assert_not(fc.update_pending);
+    cr_assert(rudp_fc_on_consume(&fc, 1, RUDP_MS(10), RUDP_SEC(1)));
+    cr_assert(fc.update_pending);
+    cr_assert_eq(fc.limit, 1500);
+}
+
+Test(flowctl, fast_updates_double_the_window_up_to_the_ceiling) {
+    rudp_fc fc;
+    rudp_fc_init(&fc, 1000, 3000, 0);
+    rudp_tstamp srtt = RUDP_MS(50);
+    /* Half a window consumed within 2 RTTs of the last raise: double. */
+    cr_assert(rudp_fc_on_consume(&fc, 500, srtt, RUDP_MS(60)));
+    cr_assert_eq(fc.window, 2000);
+    cr_assert_eq(fc.limit, 500 + 2000);
+    cr_assert(rudp_fc_on_consume(&fc, 1000, srtt, RUDP_MS(120)));
+    cr_assert_eq(fc.window, 3000); /* capped */
+    cr_assert_eq(fc.limit, 1500 + 3000);
+}
+
+Test(flowctl, slow_consumer_keeps_the_window) {
+    rudp_fc fc;
+    rudp_fc_init(&fc, 1000, 64000, 0);
+    rudp_tstamp srtt = RUDP_MS(50);
+    cr_assert(rudp_fc_on_consume(&fc, 500, srtt, RUDP_MS(500)));
+    cr_assert_eq(fc.window, 1000);
+    cr_assert_eq(fc.limit, 1500);
+}
+
+Test(flowctl, limit_never_shrinks) {
+    rudp_fc fc;
+    rudp_fc_init(&fc, 1000, 1000, 0);
+    uint64_t last = fc.limit;
+    for (int i = 0; i < 100; i++) {
+        rudp_fc_on_consume(&fc, 37, RUDP_MS(10), RUDP_SEC(i));
+        cr_assert_geq(fc.limit, last);
+        last = fc.limit;
+    }
+}

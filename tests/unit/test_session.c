@@ -1,0 +1,762 @@
+/*
+ * test_session.c — the session and stream state machines, driven through
+ * the public API with two sessions on an in-memory link (helpers.c): 0-RTT,
+ * SYN-ACK piggybacking, half-close, the four-way and simultaneous close,
+ * RST in every stream state, idle and handshake timeouts, GoAway, stateless
+ * reset, stream limits, flow-control limits, malformed input, migration.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "wire.h"
+
+#define DELAY RUDP_MS(20)
+#define LIMIT(p) ((p)->now + RUDP_SEC(120))
+
+/* What one datagram carried, decoded for assertions. */
+typedef struct seen {
+    rudp_pkt_hdr hdr;
+    int nframes;
+    rudp_frame f[64];
+} seen;
+
+/* Decodes a datagram into |out|; fails the test when it does not parse. */
+static void decode(const uint8_t *pkt, size_t len, seen *out) {
+    const uint8_t *p;
+    size_t plen;
+    memset(out, 0, sizeof(*out));
+    cr_assert_eq(rudp_wire_decode_pkt(pkt, len, &out->hdr, &p, &plen), RUDP_OK);
+    while (plen > 0 && out->nframes < 64) {
+        ssize_t n = rudp_wire_decode_frame(p, plen, &out->f[out->nframes]);
+        cr_assert_gt(n, 0);
+        if (out->f[out->nframes].type != RUDP_FRAME_PADDING)
+            out->nframes++;
+        p += n;
+        plen -= (size_t)n;
+    }
+}
+
+/* Returns the first frame of |type| in |s|, or NULL. */
+static const rudp_frame *find_frame(const seen *s, int type) {
+    for (int i = 0; i < s->nframes; i++)
+        if (s->f[i].type == type)
+            return &s->f[i];
+    return NULL;
+}
+
+/* Writes one datagram from |s| at |now|; returns its length (0 if none). */
+static size_t one_dgram(rudp_session *s, uint8_t *buf, rudp_tstamp now) {
+    rudp_addr to;
+    ssize_t n = rudp_session_write_pkt(s, buf, TEST_MAX_DGRAM, &to, now);
+    cr_assert_geq(n, 0);
+    return (size_t)n;
+}
+
+/* Opens stream |*sid| on the client and writes |msg| to it. */
+static void open_and_write(rudp_session *s, uint64_t *sid, const char *msg) {
+    cr_assert_eq(rudp_stream_open(s, sid), RUDP_OK);
+    if (msg)
+        cr_assert_eq(rudp_stream_write(s, *sid, msg, strlen(msg)), (ssize_t)strlen(msg));
+}
+
+static bool both_established(test_pair *p) {
+    return p->srv && rudp_session_is_established(p->cli);
+}
+
+/* Brings a pair up to an established session with no stream. */
+static void establish(test_pair *p) {
+    cr_assert(test_pair_run_until(p, both_established, LIMIT(p)));
+    rudp_event ev;
+    while (rudp_session_poll_event(p->cli, &ev))
+        ;
+    while (rudp_session_poll_event(p->srv, &ev))
+        ;
+}
+
+Test(session, zero_rtt_first_datagram_carries_syn_stream_syn_and_data) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "hello");
+    cr_assert_eq(sid, 1);
+    uint8_t d[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    seen s;
+    decode(d, n, &s);
+    const rudp_frame *sf = find_frame(&s, RUDP_FRAME_SESSION);
+    const rudp_frame *df = find_frame(&s, RUDP_FRAME_DATA);
+    cr_assert(sf && sf->u.session.flags == RUDP_FLAG_SYN);
+    cr_assert(df);
+    cr_assert_eq(df->u.data.flags & RUDP_FLAG_SYN, RUDP_FLAG_SYN);
+    cr_assert_eq(df->u.data.offset, 0);
+    cr_assert_eq(df->u.data.len, 5);
+    cr_assert_eq(memcmp(df->u.data.data, "hello", 5), 0);
+
+    /* The server delivers the bytes before it has sent anything. */
+    int err;
+    rudp_session *srv = rudp_session_new_server(&p.sset, 5, d, n, &p.caddr, p.now, &err);
+    cr_assert_not_null(srv);
+    rudp_event ev;
+    cr_assert(rudp_session_poll_event(srv, &ev));
+    cr_assert_eq(ev.type, RUDP_EV_STREAM_OPENED);
+    cr_assert_eq(ev.sid, 1);
+    char buf[16];
+    cr_assert_eq(rudp_stream_read(srv, 1, buf, sizeof(buf)), 5);
+    cr_assert_eq(memcmp(buf, "hello", 5), 0);
+    rudp_session_del(srv);
+    test_pair_free(&p);
+}
+
+Test(session, synack_rides_on_the_first_response) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "ping");
+    uint8_t d[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    int err;
+    rudp_session *srv = rudp_session_new_server(&p.sset, 5, d, n, &p.caddr, p.now, &err);
+    /* Nothing goes out before the application answers... */
+    cr_assert_eq(one_dgram(srv, d, p.now), 0);
+    cr_assert_eq(rudp_stream_write(srv, 1, "pong", 4), 4);
+    /* ...and then one datagram carries SYN-ACK, stream ACK flag, data, ACK. */
+    n = one_dgram(srv, d, p.now);
+    seen s;
+    decode(d, n, &s);
+    const rudp_frame *sf = find_frame(&s, RUDP_FRAME_SESSION);
+    const rudp_frame *df = find_frame(&s, RUDP_FRAME_DATA);
+    cr_assert(sf && sf->u.session.flags == (RUDP_FLAG_SYN | RUDP_FLAG_ACK));
+    cr_assert(df && (df->u.data.flags & RUDP_FLAG_ACK) && df->u.data.len == 4);
+    cr_assert_not_null(find_frame(&s, RUDP_FRAME_ACK));
+    /* The client is established by it and reads the answer: one round trip. */
+    cr_assert_eq(rudp_session_read_pkt(p.cli, d, n, &p.saddr, p.now + 2 * DELAY), RUDP_OK);
+    cr_assert(rudp_session_is_established(p.cli));
+    char buf[8];
+    cr_assert_eq(rudp_stream_read(p.cli, sid, buf, sizeof(buf)), 4);
+    rudp_stream_info si;
+    rudp_stream_get_info(p.cli, sid, &si);
+    cr_assert_eq(si.state, RUDP_STREAM_ESTABLISHED);
+    rudp_session_del(srv);
+    test_pair_free(&p);
+}
+
+Test(session, synack_goes_alone_after_the_ack_delay) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "x");
+    uint8_t d[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    int err;
+    rudp_session *srv = rudp_session_new_server(&p.sset, 5, d, n, &p.caddr, p.now, &err);
+    cr_assert_eq(rudp_session_deadline(srv), p.now + p.sset.max_ack_delay);
+    cr_assert_eq(one_dgram(srv, d, p.now + p.sset.max_ack_delay - 1), 0);
+    n = one_dgram(srv, d, p.now + p.sset.max_ack_delay);
+    seen s;
+    decode(d, n, &s);
+    cr_assert_not_null(find_frame(&s, RUDP_FRAME_SESSION));
+    cr_assert_not_null(find_frame(&s, RUDP_FRAME_ACK));
+    rudp_session_del(srv);
+    test_pair_free(&p);
+}
+
+Test(session, cold_connect_without_data_is_answered_at_once) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint8_t d[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    cr_assert_gt(n, 0);
+    int err;
+    rudp_session *srv = rudp_session_new_server(&p.sset, 5, d, n, &p.caddr, p.now, &err);
+    n = one_dgram(srv, d, p.now);
+    seen s;
+    decode(d, n, &s);
+    cr_assert_not_null(find_frame(&s, RUDP_FRAME_SESSION));
+    rudp_session_del(srv);
+    test_pair_free(&p);
+}
+
+Test(session, new_stream_on_established_session_costs_no_round_trip) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "req");
+    uint8_t d[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    seen s;
+    decode(d, n, &s);
+    const rudp_frame *df = find_frame(&s, RUDP_FRAME_DATA);
+    cr_assert(df && (df->u.data.flags & RUDP_FLAG_SYN) && df->u.data.len == 3);
+    cr_assert_eq(rudp_session_read_pkt(p.srv, d, n, &p.caddr, p.now + DELAY), RUDP_OK);
+    char buf[8];
+    cr_assert_eq(rudp_stream_read(p.srv, sid, buf, sizeof(buf)), 3);
+    test_pair_free(&p);
+}
+
+static enum rudp_stream_state state_of(rudp_session *s, uint64_t sid) {
+    rudp_stream_info si;
+    cr_assert_eq(rudp_stream_get_info(s, sid, &si), RUDP_OK);
+    return si.state;
+}
+
+static bool quiet(test_pair *p) { return p->nq == 0; }
+
+Test(session, four_way_close_passes_through_every_state) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "a");
+    cr_assert_eq(state_of(p.cli, sid), RUDP_STREAM_CONNECTING);
+    test_pair_run_until(&p, quiet, LIMIT(&p));
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    cr_assert_eq(state_of(p.cli, sid), RUDP_STREAM_ESTABLISHED);
+    cr_assert_eq(state_of(p.srv, sid), RUDP_STREAM_ESTABLISHED);
+
+    cr_assert_eq(rudp_stream_shutdown_write(p.cli, sid), RUDP_OK);
+    test_pair_flush(&p);
+    cr_assert_eq(state_of(p.cli, sid), RUDP_STREAM_CLOSING);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    cr_assert_eq(state_of(p.srv, sid), RUDP_STREAM_FIN_WAIT);
+
+    cr_assert_eq(rudp_stream_shutdown_write(p.srv, sid), RUDP_OK);
+    test_pair_flush(&p);
+    cr_assert_eq(state_of(p.srv, sid), RUDP_STREAM_LAST_ACK);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+
+    uint8_t buf[8];
+    bool eof;
+    int err;
+    cr_assert_eq(test_read_all(p.srv, sid, buf, sizeof(buf), &eof, &err), 1);
+    cr_assert(eof);
+    cr_assert_eq(test_read_all(p.cli, sid, buf, sizeof(buf), &eof, &err), 0);
+    cr_assert(eof);
+    cr_assert_eq(state_of(p.cli, sid), RUDP_STREAM_CLOSED);
+    cr_assert_eq(state_of(p.srv, sid), RUDP_STREAM_CLOSED);
+    cr_assert_eq(rudp_stream_release(p.cli, sid), RUDP_OK);
+    cr_assert_eq(rudp_stream_release(p.srv, sid), RUDP_OK);
+    rudp_session_info ci, si;
+    rudp_session_get_info(p.cli, &ci);
+    rudp_session_get_info(p.srv, &si);
+    cr_assert_eq(ci.streams_open, 0);
+    cr_assert_eq(si.streams_open, 0);
+    cr_assert_eq(ci.chunks_in_use + si.chunks_in_use, 0);
+    test_pair_free(&p);
+}
+
+Test(session, simultaneous_close) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "a");
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    cr_assert_eq(rudp_stream_write(p.srv, sid, "b", 1), 1);
+    /* Both FINs cross on the wire. */
+    rudp_stream_shutdown_write(p.cli, sid);
+    rudp_stream_shutdown_write(p.srv, sid);
+    test_pair_flush(&p);
+    cr_assert_eq(state_of(p.cli, sid), RUDP_STREAM_CLOSING);
+    cr_assert_eq(state_of(p.srv, sid), RUDP_STREAM_CLOSING);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    cr_assert_eq(state_of(p.cli, sid), RUDP_STREAM_LAST_ACK);
+    uint8_t buf[4];
+    bool eof;
+    int err;
+    cr_assert_eq(test_read_all(p.cli, sid, buf, sizeof(buf), &eof, &err), 1);
+    cr_assert(eof && buf[0] == 'b');
+    cr_assert_eq(test_read_all(p.srv, sid, buf, sizeof(buf), &eof, &err), 1);
+    cr_assert(eof && buf[0] == 'a');
+    cr_assert_eq(state_of(p.cli, sid), RUDP_STREAM_CLOSED);
+    cr_assert_eq(state_of(p.srv, sid), RUDP_STREAM_CLOSED);
+    test_pair_free(&p);
+}
+
+Test(session, half_close_keeps_the_other_direction_open) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "q");
+    rudp_stream_shutdown_write(p.cli, sid);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    cr_assert_eq(rudp_stream_write(p.cli, sid, "z", 1), RUDP_ERR_STREAM_STATE);
+    static uint8_t big[300000], got[300000];
+    test_fill_pattern(big, sizeof(big), 7);
+    size_t off = 0, rcv = 0;
+    bool eof = false;
+    int err;
+    while (!eof) {
+        if (off < sizeof(big)) {
+            ssize_t n = rudp_stream_write(p.srv, sid, big + off, sizeof(big) - off);
+            if (n > 0)
+                off += (size_t)n;
+            if (off == sizeof(big))
+                rudp_stream_shutdown_write(p.srv, sid);
+        }
+        cr_assert(test_pair_step(&p, LIMIT(&p)));
+        rcv += test_read_all(p.cli, sid, got + rcv, sizeof(got) - rcv, &eof, &err);
+        cr_assert_eq(err, RUDP_OK);
+    }
+    cr_assert_eq(rcv, sizeof(big));
+    cr_assert_eq(memcmp(big, got, sizeof(big)), 0);
+    test_pair_free(&p);
+}
+
+/* Where to put a stream before resetting it. */
+enum rst_point { RST_CONNECTING, RST_SYN_RECEIVED, RST_ESTABLISHED, RST_CLOSING,
+                 RST_FIN_WAIT, RST_LAST_ACK };
+
+/* Drives stream 1 into |where| and returns the session that resets it
+ * (*other gets the peer). */
+static rudp_session *drive_to(test_pair *p, enum rst_point where, rudp_session **other) {
+    uint64_t sid;
+    establish(p);
+    open_and_write(p->cli, &sid, "data");
+    *other = p->srv;
+    if (where == RST_CONNECTING) {
+        cr_assert_eq(state_of(p->cli, 1), RUDP_STREAM_CONNECTING);
+        return p->cli;
+    }
+    /* Deliver the SYN only: the server has not acknowledged its ACK flag. */
+    test_pair_flush(p);
+    p->now += DELAY;
+    cr_assert(test_pair_step(p, p->now));
+    *other = p->cli;
+    if (where == RST_SYN_RECEIVED) {
+        cr_assert_eq(state_of(p->srv, 1), RUDP_STREAM_SYN_RECEIVED);
+        return p->srv;
+    }
+    test_pair_run(p, p->now + RUDP_SEC(1));
+    if (where == RST_ESTABLISHED) {
+        cr_assert_eq(state_of(p->srv, 1), RUDP_STREAM_ESTABLISHED);
+        return p->srv;
+    }
+    rudp_stream_shutdown_write(p->cli, 1);
+    test_pair_run(p, p->now + RUDP_SEC(1));
+    if (where == RST_CLOSING) {
+        *other = p->srv;
+        cr_assert_eq(state_of(p->cli, 1), RUDP_STREAM_CLOSING);
+        return p->cli;
+    }
+    if (where == RST_FIN_WAIT) {
+        cr_assert_eq(state_of(p->srv, 1), RUDP_STREAM_FIN_WAIT);
+        return p->srv;
+    }
+    rudp_stream_shutdown_write(p->srv, 1);
+    test_pair_flush(p);
+    cr_assert_eq(state_of(p->srv, 1), RUDP_STREAM_LAST_ACK);
+    return p->srv;
+}
+
+/* Resets stream 1 in |where| and checks both sides see the abort. */
+static void check_reset_in(enum rst_point where) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    rudp_session *other;
+    rudp_session *me = drive_to(&p, where, &other);
+    cr_assert_eq(rudp_stream_reset(me, 1, 0), RUDP_OK);
+    cr_assert_eq(state_of(me, 1), RUDP_STREAM_RESET);
+    test_pair_run(&p, p.now + RUDP_SEC(2));
+    if (!other) /* (cannot happen; keeps analyzers calm) */
+        cr_assert_fail();
+    if (where == RST_CONNECTING)
+        other = p.srv;
+    cr_assert_eq(state_of(other, 1), RUDP_STREAM_RESET);
+    uint8_t buf[8];
+    /* Buffered bytes are discarded by an abort, as with TCP's RST. */
+    cr_assert_eq(rudp_stream_read(other, 1, buf, sizeof(buf)), RUDP_ERR_RESET);
+    cr_assert_eq(rudp_stream_write(other, 1, "x", 1), RUDP_ERR_RESET);
+    rudp_stream_release(me, 1);
+    rudp_stream_release(other, 1);
+    test_pair_run(&p, p.now + RUDP_SEC(2));
+    rudp_session_info ci, si;
+    rudp_session_get_info(p.cli, &ci);
+    rudp_session_get_info(p.srv, &si);
+    cr_assert_eq(ci.streams_open, 0, "client still holds %u streams", ci.streams_open);
+    cr_assert_eq(si.streams_open, 0, "server still holds %u streams", si.streams_open);
+    cr_assert_eq(ci.chunks_in_use + si.chunks_in_use, 0);
+    test_pair_free(&p);
+}
+
+Test(session, rst_in_connecting) { check_reset_in(RST_CONNECTING); }
+Test(session, rst_in_syn_received) { check_reset_in(RST_SYN_RECEIVED); }
+Test(session, rst_in_established) { check_reset_in(RST_ESTABLISHED); }
+Test(session, rst_in_closing) { check_reset_in(RST_CLOSING); }
+Test(session, rst_in_fin_wait) { check_reset_in(RST_FIN_WAIT); }
+Test(session, rst_in_last_ack) { check_reset_in(RST_LAST_ACK); }
+
+Test(session, rst_reports_event_with_error) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "x");
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    rudp_event ev;
+    while (rudp_session_poll_event(p.cli, &ev))
+        ;
+    rudp_stream_reset(p.srv, sid, RUDP_RST_REFUSED);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    bool seen_reset = false;
+    while (rudp_session_poll_event(p.cli, &ev))
+        if (ev.type == RUDP_EV_STREAM_RESET && ev.sid == sid) {
+            seen_reset = true;
+            cr_assert_eq(ev.error, RUDP_ERR_REFUSED);
+        }
+    cr_assert(seen_reset);
+    test_pair_free(&p);
+}
+
+static bool drop_all(test_pair *p, int dir, uint8_t *pkt, size_t len) { return false; }
+
+static bool drop_c2s(test_pair *p, int dir, uint8_t *pkt, size_t len) {
+    return dir != TEST_DIR_C2S;
+}
+
+static bool cli_done(test_pair *p) { return rudp_session_is_done(p->cli); }
+
+Test(session, dead_peer_gives_timedout_within_the_idle_timeout) {
+    rudp_settings cs;
+    rudp_settings_default(&cs);
+    cs.idle_timeout = RUDP_SEC(5);
+    test_pair p;
+    test_pair_init(&p, &cs, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "x");
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    rudp_tstamp start = p.now;
+    p.filter = drop_all;
+    rudp_stream_write(p.cli, sid, "more", 4);
+    cr_assert(test_pair_run_until(&p, cli_done, LIMIT(&p)));
+    cr_assert_leq(p.now - start, RUDP_SEC(5) + RUDP_MS(1));
+    rudp_event ev;
+    bool closed = false;
+    while (rudp_session_poll_event(p.cli, &ev))
+        if (ev.type == RUDP_EV_SESSION_CLOSED) {
+            closed = true;
+            cr_assert_eq(ev.error, RUDP_ERR_TIMEDOUT);
+        }
+    cr_assert(closed);
+    uint8_t b[4];
+    cr_assert_eq(rudp_stream_read(p.cli, sid, b, 4), RUDP_ERR_TIMEDOUT);
+    cr_assert_eq(rudp_stream_write(p.cli, sid, b, 4), RUDP_ERR_TIMEDOUT);
+    test_pair_free(&p);
+}
+
+Test(session, unanswered_handshake_times_out) {
+    rudp_settings cs;
+    rudp_settings_default(&cs);
+    cs.handshake_timeout = RUDP_SEC(3);
+    test_pair p;
+    test_pair_init(&p, &cs, NULL, DELAY);
+    p.filter = drop_c2s;
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "x");
+    rudp_tstamp start = p.now;
+    cr_assert(test_pair_run_until(&p, cli_done, LIMIT(&p)));
+    cr_assert_eq(p.now - start, RUDP_SEC(3));
+    cr_assert_gt(p.sent[TEST_DIR_C2S], 1, "the SYN was retransmitted");
+    uint8_t b[4];
+    cr_assert_eq(rudp_stream_read(p.cli, sid, b, 4), RUDP_ERR_TIMEDOUT);
+    test_pair_free(&p);
+}
+
+Test(session, keepalive_keeps_an_idle_stream_alive) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "x");
+    test_pair_run(&p, p.now + RUDP_SEC(95));
+    cr_assert_not(rudp_session_is_done(p.cli));
+    cr_assert_not(rudp_session_is_done(p.srv));
+    cr_assert_eq(state_of(p.cli, sid), RUDP_STREAM_ESTABLISHED);
+    test_pair_free(&p);
+}
+
+static bool both_done(test_pair *p) {
+    return rudp_session_is_done(p->cli) && rudp_session_is_done(p->srv);
+}
+
+Test(session, goaway_closes_both_sessions) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    cr_assert_eq(rudp_session_close(p.cli, 0, p.now), RUDP_OK);
+    cr_assert_eq(rudp_session_close(p.cli, 0, p.now), RUDP_ERR_CLOSED);
+    cr_assert(test_pair_run_until(&p, both_done, LIMIT(&p)));
+    rudp_event ev;
+    bool c = false, s = false;
+    while (rudp_session_poll_event(p.cli, &ev))
+        if (ev.type == RUDP_EV_SESSION_CLOSED)
+            c = ev.error == RUDP_OK;
+    while (rudp_session_poll_event(p.srv, &ev))
+        if (ev.type == RUDP_EV_SESSION_CLOSED)
+            s = ev.error == RUDP_ERR_PEER_CLOSED;
+    cr_assert(c && s);
+    test_pair_free(&p);
+}
+
+Test(session, close_waits_for_streams_to_finish) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    static uint8_t big[100000], got[100000];
+    test_fill_pattern(big, sizeof(big), 3);
+    cr_assert_eq(rudp_stream_open(p.cli, &sid), RUDP_OK);
+    cr_assert_eq(rudp_stream_write(p.cli, sid, big, sizeof(big)), (ssize_t)sizeof(big));
+    rudp_stream_release(p.cli, sid);
+    rudp_session_close(p.cli, 0, p.now);
+    size_t rcv = 0;
+    bool eof = false;
+    int err;
+    while (!eof && test_pair_step(&p, LIMIT(&p)))
+        rcv += test_read_all(p.srv, sid, got + rcv, sizeof(got) - rcv, &eof, &err);
+    cr_assert(eof);
+    cr_assert_eq(rcv, sizeof(big));
+    cr_assert_eq(memcmp(got, big, sizeof(big)), 0);
+    rudp_stream_release(p.srv, sid);
+    cr_assert(test_pair_run_until(&p, both_done, LIMIT(&p)));
+    test_pair_free(&p);
+}
+
+Test(session, malformed_and_foreign_datagrams_are_dropped_and_counted) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "abc");
+    uint8_t d[TEST_MAX_DGRAM], bad[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    rudp_session_info before, after;
+    rudp_session_get_info(p.srv, &before);
+
+    memcpy(bad, d, n);
+    bad[n / 2] ^= 0x10;
+    cr_assert_eq(rudp_session_read_pkt(p.srv, bad, n, &p.caddr, p.now), RUDP_ERR_CHECKSUM);
+    memcpy(bad, d, n);
+    rudp_put64(bad + 2, rudp_get64(bad + 2) ^ 1);
+    rudp_wire_seal(bad, n - RUDP_CRC_LEN, sizeof(bad));
+    cr_assert_eq(rudp_session_read_pkt(p.srv, bad, n, &p.caddr, p.now), RUDP_ERR_UNKNOWN_CID);
+    cr_assert_eq(rudp_session_read_pkt(p.srv, d, 7, &p.caddr, p.now), RUDP_ERR_MALFORMED);
+    memcpy(bad, d, n);
+    bad[0] = 9;
+    cr_assert_eq(rudp_session_read_pkt(p.srv, bad, n, &p.caddr, p.now), RUDP_ERR_VERSION);
+    rudp_session_get_info(p.srv, &after);
+    cr_assert_eq(after.pkts_dropped, before.pkts_dropped + 4);
+    cr_assert_eq(after.pkts_recv, before.pkts_recv);
+    /* The genuine datagram still works, once. */
+    cr_assert_eq(rudp_session_read_pkt(p.srv, d, n, &p.caddr, p.now), RUDP_OK);
+    cr_assert_eq(rudp_session_read_pkt(p.srv, d, n, &p.caddr, p.now), RUDP_ERR_DUPLICATE);
+    uint8_t b[8];
+    cr_assert_eq(rudp_stream_read(p.srv, sid, b, sizeof(b)), 3);
+    test_pair_free(&p);
+}
+
+/* Largest stream offset the server has allowed so far, tracked from the
+ * wire; checked against every DATA frame of the client. */
+static uint64_t allowed_limit;
+static bool window_violated;
+
+static bool watch_windows(test_pair *p, int dir, uint8_t *pkt, size_t len) {
+    seen s;
+    decode(pkt, len, &s);
+    for (int i = 0; i < s.nframes; i++) {
+        const rudp_frame *f = &s.f[i];
+        if (dir == TEST_DIR_S2C && f->type == RUDP_FRAME_WINDOW_UPDATE && f->u.window.sid == 1 &&
+            f->u.window.max_data > allowed_limit)
+            allowed_limit = f->u.window.max_data;
+        if (dir == TEST_DIR_C2S && f->type == RUDP_FRAME_DATA &&
+            f->u.data.offset + f->u.data.len > allowed_limit)
+            window_violated = true;
+    }
+    return true;
+}
+
+Test(session, sender_never_exceeds_the_stream_window) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    allowed_limit = p.sset.initial_stream_window;
+    window_violated = false;
+    p.filter = watch_windows;
+    uint64_t sid;
+    cr_assert_eq(rudp_stream_open(p.cli, &sid), RUDP_OK);
+    static uint8_t big[2 << 20], got[2 << 20];
+    test_fill_pattern(big, sizeof(big), 9);
+    size_t off = 0;
+    /* The server application does not read: the client must stop at the window. */
+    for (int i = 0; i < 200; i++) {
+        ssize_t n = rudp_stream_write(p.cli, sid, big + off, sizeof(big) - off);
+        if (n > 0)
+            off += (size_t)n;
+        test_pair_step(&p, LIMIT(&p));
+    }
+    test_pair_run(&p, p.now + RUDP_SEC(5));
+    rudp_stream_info si;
+    rudp_stream_get_info(p.cli, sid, &si);
+    cr_assert_eq(si.send_window, 0);
+    cr_assert_eq(si.bytes_acked, p.sset.initial_stream_window);
+    cr_assert_not(window_violated);
+    /* Now the server reads everything; updates open the window. */
+    size_t rcv = 0;
+    bool eof = false;
+    int err;
+    bool shut = false;
+    while (!eof) {
+        if (off < sizeof(big)) {
+            ssize_t n = rudp_stream_write(p.cli, sid, big + off, sizeof(big) - off);
+            if (n > 0)
+                off += (size_t)n;
+        }
+        if (off == sizeof(big) && !shut)
+            shut = rudp_stream_shutdown_write(p.cli, sid) == RUDP_OK;
+        rcv += test_read_all(p.srv, sid, got + rcv, sizeof(got) - rcv, &eof, &err);
+        if (!eof)
+            cr_assert(test_pair_step(&p, LIMIT(&p)));
+    }
+    cr_assert_eq(rcv, sizeof(big));
+    cr_assert_eq(memcmp(big, got, sizeof(big)), 0);
+    cr_assert_not(window_violated);
+    test_pair_free(&p);
+}
+
+Test(session, stateless_reset_resets_everything) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "x");
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    rudp_session_info ci;
+    rudp_session_get_info(p.cli, &ci);
+    uint8_t r[64];
+    ssize_t n = rudp_packet_write_stateless_reset(r, sizeof(r), ci.peer_cid);
+    cr_assert_gt(n, 0);
+    uint64_t cid;
+    bool is_reset;
+    cr_assert_eq(rudp_packet_peek_cid(r, (size_t)n, &cid, &is_reset), RUDP_OK);
+    cr_assert(is_reset && cid == ci.peer_cid);
+    cr_assert_eq(rudp_session_read_pkt(p.cli, r, (size_t)n, &p.saddr, p.now), RUDP_OK);
+    cr_assert(rudp_session_is_done(p.cli));
+    uint8_t b[4];
+    cr_assert_eq(rudp_stream_read(p.cli, sid, b, 4), RUDP_ERR_PEER_RESET);
+    test_pair_free(&p);
+}
+
+Test(session, stream_limit_is_enforced_and_raised_as_streams_finish) {
+    rudp_settings ss;
+    rudp_settings_default(&ss);
+    ss.max_streams = 100;
+    test_pair p;
+    test_pair_init(&p, NULL, &ss, DELAY);
+    uint64_t sid;
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(rudp_stream_open(p.cli, &sid), RUDP_OK);
+    cr_assert_eq(rudp_stream_open(p.cli, &sid), RUDP_ERR_STREAM_LIMIT);
+    for (uint64_t id = 1; id <= 199; id += 2) {
+        rudp_stream_shutdown_write(p.cli, id);
+    }
+    test_pair_run(&p, p.now + RUDP_SEC(2));
+    for (uint64_t id = 1; id <= 199; id += 2) {
+        rudp_stream_shutdown_write(p.srv, id);
+        rudp_stream_release(p.srv, id);
+        rudp_stream_release(p.cli, id);
+    }
+    test_pair_run(&p, p.now + RUDP_SEC(2));
+    cr_assert_eq(rudp_stream_open(p.cli, &sid), RUDP_OK);
+    cr_assert_eq(sid, 201);
+    test_pair_free(&p);
+}
+
+Test(session, data_for_a_released_stream_resets_it) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "x");
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    uint8_t b[4];
+    cr_assert_eq(rudp_stream_read(p.srv, sid, b, 4), 1);
+    cr_assert_eq(rudp_stream_release(p.srv, sid), RUDP_OK);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    rudp_stream_write(p.cli, sid, "late", 4);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    cr_assert_eq(state_of(p.cli, sid), RUDP_STREAM_RESET);
+    cr_assert_eq(rudp_stream_write(p.cli, sid, "x", 1), RUDP_ERR_RESET);
+    test_pair_free(&p);
+}
+
+Test(session, protocol_violation_ends_the_session_with_goaway) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    /* Forge a client packet naming a server stream that was never opened. */
+    rudp_session_info si;
+    rudp_session_get_info(p.srv, &si);
+    uint8_t d[256];
+    ssize_t pos = rudp_wire_encode_hdr(d, sizeof(d), si.local_cid, 1000);
+    rudp_frame f = {.type = RUDP_FRAME_DATA};
+    f.u.data.sid = 2;
+    f.u.data.len = 1;
+    f.u.data.data = (const uint8_t *)"z";
+    pos += rudp_wire_encode_frame(d + pos, sizeof(d) - (size_t)pos, &f);
+    ssize_t n = rudp_wire_seal(d, (size_t)pos, sizeof(d));
+    cr_assert_eq(rudp_session_read_pkt(p.srv, d, (size_t)n, &p.caddr, p.now),
+                 RUDP_ERR_PROTOCOL);
+    rudp_event ev;
+    bool closed = false;
+    while (rudp_session_poll_event(p.srv, &ev))
+        closed |= ev.type == RUDP_EV_SESSION_CLOSED && ev.error == RUDP_ERR_PROTOCOL;
+    cr_assert(closed);
+    uint8_t out[TEST_MAX_DGRAM];
+    size_t m = one_dgram(p.srv, out, p.now);
+    seen s;
+    decode(out, m, &s);
+    const rudp_frame *g = find_frame(&s, RUDP_FRAME_GOAWAY);
+    cr_assert(g && g->u.goaway_code == RUDP_GOAWAY_PROTOCOL);
+    test_pair_run(&p, LIMIT(&p));
+    cr_assert(rudp_session_is_done(p.srv));
+    test_pair_free(&p);
+}
+
+/* Rewrites the client's address from the first datagram after |switch_at|. */
+static rudp_tstamp switch_at;
+
+static bool migrate_filter(test_pair *p, int dir, uint8_t *pkt, size_t len) {
+    if (dir == TEST_DIR_C2S && p->now >= switch_at)
+        p->caddr.bytes[3] = 9;
+    return true;
+}
+
+Test(session, migration_to_a_new_address_keeps_streams) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "before");
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    switch_at = p.now;
+    p.filter = migrate_filter;
+    rudp_stream_write(p.cli, sid, "after", 5);
+    rudp_stream_shutdown_write(p.cli, sid);
+    test_pair_run(&p, p.now + RUDP_SEC(2));
+    uint8_t b[32];
+    bool eof;
+    int err;
+    cr_assert_eq(test_read_all(p.srv, sid, b, sizeof(b), &eof, &err), 11);
+    cr_assert(eof);
+    cr_assert_eq(memcmp(b, "beforeafter", 11), 0);
+    /* Server replies now go to the new address. */
+    rudp_stream_write(p.srv, sid, "r", 1);
+    uint8_t d[TEST_MAX_DGRAM];
+    rudp_addr to;
+    ssize_t n = rudp_session_write_pkt(p.srv, d, sizeof(d), &to, p.now);
+    cr_assert_gt(n, 0);
+    cr_assert_eq(to.bytes[3], 9);
+    test_pair_free(&p);
+}

@@ -1,0 +1,811 @@
+/*
+ * test_wire.c — unit tests of the packet and frame codec (engine/wire.c).
+ *
+ * Every frame type is encoded, decoded and compared; every truncation of every
+ * frame and every single-bit corruption of a packet must be rejected; the ACK
+ * encoder must never acknowledge more than it was given, however large the
+ * ranges.  Inputs that are decoded are copied into heap buffers of exactly
+ * their length, so that AddressSanitizer catches any read past the end.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "wire.h"
+
+#define MAX_OFFSET (1ull << 62)
+
+static uint8_t sample_bytes[512];
+
+/* Returns a deterministic pseudo-random 64-bit value from *state (xorshift). */
+static uint64_t rnd(uint64_t *state) {
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    return x;
+}
+
+/* Returns a heap copy of |len| bytes at |src|, sized exactly |len|. */
+static uint8_t *exact_copy(const uint8_t *src, size_t len) {
+    uint8_t *p = malloc(len);
+    cr_assert(p != NULL || len == 0);
+    if (len > 0) {
+        memcpy(p, src, len);
+    }
+    return p;
+}
+
+/* Fills |ack| with |n| ranges of 4 packets, 5 missing packets apart,
+ * descending from |largest|. */
+static void make_ack(rudp_ack_frame *ack, uint32_t n, uint64_t largest) {
+    memset(ack, 0, sizeof(*ack));
+    ack->ack_delay_us = 12345;
+    ack->nranges = n;
+    for (uint32_t i = 0; i < n; i++) {
+        ack->ranges[i].largest = largest - 10ull * i;
+        ack->ranges[i].smallest = ack->ranges[i].largest - 3;
+    }
+}
+
+/* Fills *f with a sample SESSION frame carrying |flags|. */
+static void make_session(rudp_frame *f, uint8_t flags) {
+    memset(f, 0, sizeof(*f));
+    f->type = RUDP_FRAME_SESSION;
+    f->u.session = (rudp_session_frame){
+        .flags = flags,
+        .cid = 0x0123456789abcdefull,
+        .initial_stream_window = 0x80000000u,
+        .initial_session_window = 0x1122334455667788ull,
+        .max_streams = 0xfedcba9876543210ull,
+        .idle_timeout_ms = 30000,
+        .max_ack_delay_ms = 25,
+        .max_packet_size = 1452,
+    };
+}
+
+/* Fills *f with a sample DATA frame of |len| pattern bytes. */
+static void make_data(rudp_frame *f, uint8_t flags, uint64_t sid, uint64_t offset,
+                      uint16_t len) {
+    test_fill_pattern(sample_bytes, sizeof(sample_bytes), 7);
+    memset(f, 0, sizeof(*f));
+    f->type = RUDP_FRAME_DATA;
+    f->u.data = (rudp_data_frame){
+        .flags = flags, .sid = sid, .offset = offset, .len = len, .data = sample_bytes};
+}
+
+/* Sample frames covering every frame type, by name. */
+enum {
+    S_PADDING,
+    S_PING,
+    S_WINDOW_SESSION,
+    S_WINDOW_STREAM,
+    S_RST,
+    S_GOAWAY,
+    S_MAX_STREAMS,
+    S_CHALLENGE,
+    S_RESPONSE,
+    S_ACK_ONE, /* first sample built by code rather than a table */
+    S_ACK_MAX,
+    S_SYN,
+    S_SYN_ACK,
+    S_DATA,
+    S_DATA_EMPTY,
+    NSAMPLES
+};
+
+/* The samples before S_ACK_ONE, whose fields fit an initializer. */
+static const rudp_frame fixed_samples[S_ACK_ONE] = {
+    [S_PADDING] = {.type = RUDP_FRAME_PADDING},
+    [S_PING] = {.type = RUDP_FRAME_PING},
+    [S_WINDOW_SESSION] = {.type = RUDP_FRAME_WINDOW_UPDATE,
+                          .u.window = {.sid = 0, .max_data = 1ull << 33}},
+    [S_WINDOW_STREAM] = {.type = RUDP_FRAME_WINDOW_UPDATE,
+                         .u.window = {.sid = 7, .max_data = UINT64_MAX}},
+    [S_RST] = {.type = RUDP_FRAME_RST,
+               .u.rst = {.sid = 5, .code = RUDP_RST_REFUSED, .final_size = MAX_OFFSET - 1}},
+    [S_GOAWAY] = {.type = RUDP_FRAME_GOAWAY, .u.goaway_code = 0xdeadbeef},
+    [S_MAX_STREAMS] = {.type = RUDP_FRAME_MAX_STREAMS, .u.max_streams = 1ull << 60},
+    [S_CHALLENGE] = {.type = RUDP_FRAME_PATH_CHALLENGE, .u.path_data = 0xa5a5a5a5deadull},
+    [S_RESPONSE] = {.type = RUDP_FRAME_PATH_RESPONSE, .u.path_data = 42},
+};
+
+/* Fills *f with sample frame |i| (0 <= i < NSAMPLES). */
+static void sample_frame(int i, rudp_frame *f) {
+    memset(f, 0, sizeof(*f));
+    if (i < S_ACK_ONE) {
+        *f = fixed_samples[i];
+    } else if (i == S_ACK_ONE || i == S_ACK_MAX) {
+        f->type = RUDP_FRAME_ACK;
+        make_ack(&f->u.ack, i == S_ACK_ONE ? 1 : RUDP_ACK_MAX_RANGES, 1000000);
+    } else if (i == S_SYN || i == S_SYN_ACK) {
+        make_session(f, i == S_SYN ? RUDP_FLAG_SYN : RUDP_FLAG_SYN | RUDP_FLAG_ACK);
+    } else if (i == S_DATA) {
+        make_data(f, RUDP_FLAG_SYN | RUDP_FLAG_FIN, 3, 1ull << 40, 300);
+    } else {
+        make_data(f, RUDP_FLAG_ACK, UINT64_MAX, 0, 0);
+    }
+}
+
+/* Asserts that two ACK frames hold the same delay and ranges. */
+static void assert_ack_equal(const rudp_ack_frame *a, const rudp_ack_frame *b) {
+    cr_assert_eq(a->ack_delay_us, b->ack_delay_us);
+    cr_assert_eq(a->nranges, b->nranges);
+    for (uint32_t i = 0; i < a->nranges; i++) {
+        cr_assert_eq(a->ranges[i].smallest, b->ranges[i].smallest, "range %u", i);
+        cr_assert_eq(a->ranges[i].largest, b->ranges[i].largest, "range %u", i);
+    }
+}
+
+/* Asserts that two SESSION frames carry the same fields. */
+static void assert_session_equal(const rudp_session_frame *a, const rudp_session_frame *b) {
+    cr_assert_eq(a->flags, b->flags);
+    cr_assert_eq(a->cid, b->cid);
+    cr_assert_eq(a->initial_stream_window, b->initial_stream_window);
+    cr_assert_eq(a->initial_session_window, b->initial_session_window);
+    cr_assert_eq(a->max_streams, b->max_streams);
+    cr_assert_eq(a->idle_timeout_ms, b->idle_timeout_ms);
+    cr_assert_eq(a->max_ack_delay_ms, b->max_ack_delay_ms);
+    cr_assert_eq(a->max_packet_size, b->max_packet_size);
+}
+
+/* Asserts that two DATA frames are equal, bytes included. */
+static void assert_data_equal(const rudp_data_frame *a, const rudp_data_frame *b) {
+    cr_assert_eq(a->flags, b->flags);
+    cr_assert_eq(a->sid, b->sid);
+    cr_assert_eq(a->offset, b->offset);
+    cr_assert_eq(a->len, b->len);
+    cr_assert(a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+/* Asserts that two frames carry the same type and fields. */
+static void assert_frame_equal(const rudp_frame *a, const rudp_frame *b) {
+    cr_assert_eq(a->type, b->type);
+    switch (a->type) {
+    case RUDP_FRAME_ACK:
+        assert_ack_equal(&a->u.ack, &b->u.ack);
+        break;
+    case RUDP_FRAME_SESSION:
+        assert_session_equal(&a->u.session, &b->u.session);
+        break;
+    case RUDP_FRAME_DATA:
+        assert_data_equal(&a->u.data, &b->u.data);
+        break;
+    case RUDP_FRAME_WINDOW_UPDATE:
+        cr_assert_eq(a->u.window.sid, b->u.window.sid);
+        cr_assert_eq(a->u.window.max_data, b->u.window.max_data);
+        break;
+    case RUDP_FRAME_RST:
+        cr_assert_eq(a->u.rst.sid, b->u.rst.sid);
+        cr_assert_eq(a->u.rst.code, b->u.rst.code);
+        cr_assert_eq(a->u.rst.final_size, b->u.rst.final_size);
+        break;
+    case RUDP_FRAME_GOAWAY:
+        cr_assert_eq(a->u.goaway_code, b->u.goaway_code);
+        break;
+    case RUDP_FRAME_MAX_STREAMS:
+        cr_assert_eq(a->u.max_streams, b->u.max_streams);
+        break;
+    case RUDP_FRAME_PATH_CHALLENGE:
+    case RUDP_FRAME_PATH_RESPONSE:
+        cr_assert_eq(a->u.path_data, b->u.path_data);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Encodes |in| into |buf| and returns its length, asserting it matches
+ * rudp_wire_frame_len. */
+static size_t encode_ok(const rudp_frame *in, uint8_t *buf, size_t cap) {
+    ssize_t n = rudp_wire_encode_frame(buf, cap, in);
+    cr_assert_gt(n, 0, "type %u: %zd", in->type, n);
+    cr_assert_eq((size_t)n, rudp_wire_frame_len(in), "type %u", in->type);
+    return (size_t)n;
+}
+
+/* Decodes the |len| bytes at |src| from an exact heap copy; returns the
+ * decoder's result.  DATA in *f is only valid until the copy is freed, so
+ * the copy is returned in *copy for the caller to free. */
+static ssize_t decode_exact(const uint8_t *src, size_t len, rudp_frame *f, uint8_t **copy) {
+    *copy = exact_copy(src, len);
+    return rudp_wire_decode_frame(*copy, len, f);
+}
+
+/* Encodes raw ACK bytes: |count| extra ranges taken from |pairs| (gap, len). */
+static size_t put_raw_ack(uint8_t *p, uint64_t largest, uint8_t count, uint32_t first,
+                          const uint32_t *pairs) {
+    p[0] = RUDP_FRAME_ACK;
+    rudp_put64(p + 1, largest);
+    rudp_put32(p + 9, 0);
+    p[13] = count;
+    rudp_put32(p + 14, first);
+    for (size_t i = 0; i < count; i++) {
+        rudp_put32(p + 18 + 8 * i, pairs[2 * i]);
+        rudp_put32(p + 22 + 8 * i, pairs[2 * i + 1]);
+    }
+    return 18 + 8 * (size_t)count;
+}
+
+/* Returns the result of decoding the |len| raw bytes at |src| from an exact
+ * heap copy, discarding the frame. */
+static ssize_t decode_raw(const uint8_t *src, size_t len) {
+    rudp_frame f;
+    uint8_t *copy;
+    ssize_t rv = decode_exact(src, len, &f, &copy);
+    free(copy);
+    return rv;
+}
+
+/* Builds a sealed packet holding several coalesced frames and 10 bytes of
+ * padding into |buf|; stores the frames in |fr| and returns the length. */
+static size_t build_packet(uint8_t *buf, size_t cap, rudp_frame fr[6]) {
+    size_t n = (size_t)rudp_wire_encode_hdr(buf, cap, 0x1111222233334444ull, 77);
+    sample_frame(S_ACK_MAX, &fr[0]);
+    make_data(&fr[1], RUDP_FLAG_SYN, 9, 1000, 200);
+    sample_frame(S_WINDOW_STREAM, &fr[2]);
+    sample_frame(S_PING, &fr[3]);
+    sample_frame(S_SYN_ACK, &fr[4]);
+    for (int i = 0; i < 5; i++) {
+        n += encode_ok(&fr[i], buf + n, cap - n);
+    }
+    memset(buf + n, 0, 10);
+    n += 10;
+    fr[5].type = RUDP_FRAME_PADDING;
+    ssize_t sealed = rudp_wire_seal(buf, n, cap);
+    cr_assert_eq(sealed, (ssize_t)(n + RUDP_CRC_LEN));
+    return (size_t)sealed;
+}
+
+/* Returns the result of rudp_wire_decode_pkt on an exact heap copy. */
+static int decode_pkt_exact(const uint8_t *src, size_t len, rudp_pkt_hdr *hdr) {
+    uint8_t *copy = exact_copy(src, len);
+    const uint8_t *payload;
+    size_t plen;
+    int rv = rudp_wire_decode_pkt(copy, len, hdr, &payload, &plen);
+    free(copy);
+    return rv;
+}
+
+Test(wire, crc32c_check_value) {
+    cr_assert_eq(rudp_wire_crc32c((const uint8_t *)"123456789", 9), 0xE3069283u);
+    cr_assert_eq(rudp_wire_crc32c(NULL, 0), 0u);
+}
+
+Test(wire, every_frame_round_trips) {
+    for (int i = 0; i < NSAMPLES; i++) {
+        rudp_frame in, out;
+        uint8_t buf[1024], *copy;
+        sample_frame(i, &in);
+        size_t n = encode_ok(&in, buf, sizeof(buf));
+        ssize_t m = decode_exact(buf, n, &out, &copy);
+        cr_assert_eq(m, (ssize_t)n, "sample %d: %zd", i, m);
+        assert_frame_equal(&in, &out);
+        free(copy);
+    }
+}
+
+Test(wire, data_points_into_input) {
+    rudp_frame in, out;
+    uint8_t buf[64];
+    make_data(&in, 0, 1, 0, 10);
+    size_t n = encode_ok(&in, buf, sizeof(buf));
+    cr_assert_eq(rudp_wire_decode_frame(buf, n, &out), (ssize_t)n);
+    cr_assert_eq(out.u.data.data, buf + RUDP_DATA_FRAME_OVERHEAD);
+}
+
+Test(wire, padding_run_is_one_frame) {
+    uint8_t buf[8] = {0, 0, 0, 0, 0, RUDP_FRAME_PING, 0, 0};
+    rudp_frame f;
+    cr_assert_eq(rudp_wire_decode_frame(buf, sizeof(buf), &f), 5);
+    cr_assert_eq(f.type, RUDP_FRAME_PADDING);
+    cr_assert_eq(rudp_wire_decode_frame(buf + 5, 3, &f), 1);
+    cr_assert_eq(f.type, RUDP_FRAME_PING);
+    cr_assert_eq(rudp_wire_decode_frame(buf + 6, 2, &f), 2);
+}
+
+Test(wire, coalesced_packet_round_trips) {
+    uint8_t buf[1500];
+    rudp_frame fr[6], out;
+    size_t len = build_packet(buf, sizeof(buf), fr);
+    uint8_t *pkt = exact_copy(buf, len);
+    rudp_pkt_hdr hdr;
+    const uint8_t *p;
+    size_t plen;
+    cr_assert_eq(rudp_wire_decode_pkt(pkt, len, &hdr, &p, &plen), RUDP_OK);
+    cr_assert_eq(hdr.version, RUDP_VERSION);
+    cr_assert_eq(hdr.type, RUDP_PKT_REGULAR);
+    cr_assert_eq(hdr.dcid, 0x1111222233334444ull);
+    cr_assert_eq(hdr.pn, 77);
+    cr_assert_eq(p, pkt + RUDP_HDR_LEN);
+    cr_assert_eq(plen, len - RUDP_HDR_LEN - RUDP_CRC_LEN);
+    for (int i = 0; i < 6; i++) {
+        ssize_t n = rudp_wire_decode_frame(p, plen, &out);
+        cr_assert_gt(n, 0, "frame %d", i);
+        assert_frame_equal(&fr[i], &out);
+        p += n;
+        plen -= (size_t)n;
+    }
+    cr_assert_eq(plen, 0);
+    free(pkt);
+}
+
+Test(wire, stateless_reset_round_trips) {
+    uint8_t a[RUDP_RESET_LEN], b[64];
+    cr_assert_eq(rudp_wire_encode_reset(a, sizeof(a), 0xabcdefull), RUDP_RESET_LEN);
+    cr_assert_eq(rudp_packet_write_stateless_reset(b, sizeof(b), 0xabcdefull),
+                 RUDP_RESET_LEN);
+    cr_assert(memcmp(a, b, RUDP_RESET_LEN) == 0);
+    rudp_pkt_hdr hdr;
+    const uint8_t *p = a;
+    size_t plen = 99;
+    cr_assert_eq(rudp_wire_decode_pkt(a, sizeof(a), &hdr, &p, &plen), RUDP_OK);
+    cr_assert_eq(hdr.type, RUDP_PKT_STATELESS_RESET);
+    cr_assert_eq(hdr.dcid, 0xabcdefull);
+    cr_assert_eq(plen, 0);
+    uint64_t cid;
+    bool reset;
+    cr_assert_eq(rudp_packet_peek_cid(a, sizeof(a), &cid, &reset), RUDP_OK);
+    cr_assert(reset);
+    cr_assert_eq(cid, 0xabcdefull);
+}
+
+Test(wire, peek_cid) {
+    uint8_t buf[1500];
+    rudp_frame fr[6];
+    size_t len = build_packet(buf, sizeof(buf), fr);
+    uint64_t cid = 0;
+    bool reset = true;
+    cr_assert_eq(rudp_packet_peek_cid(buf, 10, &cid, &reset), RUDP_OK);
+    cr_assert_eq(cid, 0x1111222233334444ull);
+    cr_assert(!reset);
+    for (size_t l = 0; l < 10; l++) {
+        uint8_t *p = exact_copy(buf, l);
+        cr_assert_eq(rudp_packet_peek_cid(p, l, &cid, &reset), RUDP_ERR_MALFORMED);
+        free(p);
+    }
+    buf[0] = 2;
+    cr_assert_eq(rudp_packet_peek_cid(buf, len, &cid, &reset), RUDP_ERR_MALFORMED);
+    buf[0] = RUDP_VERSION;
+    buf[1] = 2;
+    cr_assert_eq(rudp_packet_peek_cid(buf, len, &cid, &reset), RUDP_ERR_MALFORMED);
+}
+
+Test(wire, every_bit_flip_is_detected) {
+    uint8_t buf[1500], reset[RUDP_RESET_LEN];
+    rudp_frame fr[6];
+    size_t len = build_packet(buf, sizeof(buf), fr);
+    rudp_wire_encode_reset(reset, sizeof(reset), 99);
+    const uint8_t *pkts[2] = {buf, reset};
+    size_t lens[2] = {len, sizeof(reset)};
+    for (int k = 0; k < 2; k++) {
+        uint8_t *p = exact_copy(pkts[k], lens[k]);
+        for (size_t bit = 0; bit < lens[k] * 8; bit++) {
+            rudp_pkt_hdr hdr;
+            const uint8_t *pl;
+            size_t plen;
+            p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+            int rv = rudp_wire_decode_pkt(p, lens[k], &hdr, &pl, &plen);
+            int want = bit < 8 ? RUDP_ERR_VERSION : RUDP_ERR_CHECKSUM;
+            cr_assert_eq(rv, want, "packet %d bit %zu: %d", k, bit, rv);
+            p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        }
+        free(p);
+    }
+}
+
+Test(wire, bad_packets_are_rejected) {
+    uint8_t buf[1500];
+    rudp_frame fr[6];
+    rudp_pkt_hdr hdr;
+    size_t len = build_packet(buf, sizeof(buf), fr);
+    for (size_t l = 0; l < RUDP_HDR_LEN + 1 + RUDP_CRC_LEN; l++) {
+        if (l != RUDP_RESET_LEN) {
+            cr_assert_eq(decode_pkt_exact(buf, l, &hdr), RUDP_ERR_MALFORMED, "len %zu", l);
+        }
+    }
+    /* A 14-byte prefix could be a reset: its CRC is what fails. */
+    cr_assert_eq(decode_pkt_exact(buf, RUDP_RESET_LEN, &hdr), RUDP_ERR_CHECKSUM);
+    cr_assert_eq(decode_pkt_exact(buf, len - 1, &hdr), RUDP_ERR_CHECKSUM);
+    /* Version is checked before the CRC. */
+    buf[0] = 0;
+    cr_assert_eq(decode_pkt_exact(buf, len, &hdr), RUDP_ERR_VERSION);
+    rudp_wire_seal(buf, len - RUDP_CRC_LEN, sizeof(buf));
+    cr_assert_eq(decode_pkt_exact(buf, len, &hdr), RUDP_ERR_VERSION);
+    buf[0] = RUDP_VERSION;
+    /* Types other than regular and reset, even with a good CRC. */
+    for (unsigned t = 2; t < 256; t++) {
+        buf[1] = (uint8_t)t;
+        rudp_wire_seal(buf, len - RUDP_CRC_LEN, sizeof(buf));
+        cr_assert_eq(decode_pkt_exact(buf, len, &hdr), RUDP_ERR_MALFORMED, "type %u", t);
+    }
+    /* A reset must be exactly 14 bytes. */
+    buf[1] = RUDP_PKT_STATELESS_RESET;
+    rudp_wire_seal(buf, len - RUDP_CRC_LEN, sizeof(buf));
+    cr_assert_eq(decode_pkt_exact(buf, len, &hdr), RUDP_ERR_MALFORMED);
+}
+
+Test(wire, packet_without_frames_is_malformed) {
+    uint8_t buf[64];
+    rudp_pkt_hdr hdr;
+    rudp_wire_encode_hdr(buf, sizeof(buf), 1, 2);
+    cr_assert_eq(rudp_wire_seal(buf, RUDP_HDR_LEN, sizeof(buf)),
+                 RUDP_HDR_LEN + RUDP_CRC_LEN);
+    cr_assert_eq(decode_pkt_exact(buf, RUDP_HDR_LEN + RUDP_CRC_LEN, &hdr),
+                 RUDP_ERR_MALFORMED);
+    buf[RUDP_HDR_LEN] = RUDP_FRAME_PING;
+    rudp_wire_seal(buf, RUDP_HDR_LEN + 1, sizeof(buf));
+    cr_assert_eq(decode_pkt_exact(buf, RUDP_HDR_LEN + 1 + RUDP_CRC_LEN, &hdr), RUDP_OK);
+    cr_assert_eq(hdr.pn, 2);
+}
+
+Test(wire, every_truncation_is_malformed) {
+    for (int i = 0; i < NSAMPLES; i++) {
+        rudp_frame in;
+        uint8_t buf[1024];
+        sample_frame(i, &in);
+        size_t n = encode_ok(&in, buf, sizeof(buf));
+        for (size_t l = 0; l < n; l++) {
+            cr_assert_eq(decode_raw(buf, l), RUDP_ERR_MALFORMED, "sample %d len %zu", i, l);
+        }
+    }
+}
+
+Test(wire, unknown_frame_types_are_rejected) {
+    uint8_t buf[64] = {0};
+    for (unsigned t = RUDP_FRAME_PATH_RESPONSE + 1; t < 256; t++) {
+        buf[0] = (uint8_t)t;
+        cr_assert_eq(decode_raw(buf, sizeof(buf)), RUDP_ERR_MALFORMED, "type %u", t);
+        rudp_frame f = {.type = (uint8_t)t};
+        cr_assert_eq(rudp_wire_frame_len(&f), 0);
+        cr_assert_eq(rudp_wire_encode_frame(buf, sizeof(buf), &f), RUDP_ERR_INVAL);
+    }
+}
+
+Test(wire, session_flags_and_packet_size) {
+    rudp_frame f;
+    uint8_t buf[64];
+    for (unsigned flags = 0; flags < 256; flags++) {
+        make_session(&f, (uint8_t)flags);
+        size_t n = encode_ok(&f, buf, sizeof(buf));
+        bool ok = flags == RUDP_FLAG_SYN || flags == (RUDP_FLAG_SYN | RUDP_FLAG_ACK);
+        cr_assert_eq(decode_raw(buf, n), ok ? (ssize_t)n : RUDP_ERR_MALFORMED, "%u", flags);
+    }
+    uint16_t sizes[] = {0, 1199, 1200, 65535};
+    for (int i = 0; i < 4; i++) {
+        make_session(&f, RUDP_FLAG_SYN);
+        f.u.session.max_packet_size = sizes[i];
+        size_t n = encode_ok(&f, buf, sizeof(buf));
+        ssize_t want = sizes[i] >= RUDP_MIN_PACKET_SIZE ? (ssize_t)n : RUDP_ERR_MALFORMED;
+        cr_assert_eq(decode_raw(buf, n), want, "size %u", sizes[i]);
+    }
+}
+
+Test(wire, data_flags) {
+    rudp_frame f;
+    uint8_t buf[64];
+    for (unsigned flags = 0; flags < 256; flags++) {
+        make_data(&f, (uint8_t)flags, 4, 0, 5);
+        size_t n = encode_ok(&f, buf, sizeof(buf));
+        ssize_t want = flags < 8 ? (ssize_t)n : RUDP_ERR_MALFORMED;
+        cr_assert_eq(decode_raw(buf, n), want, "flags %u", flags);
+    }
+}
+
+Test(wire, stream_zero_is_rejected) {
+    rudp_frame f;
+    uint8_t buf[64];
+    make_data(&f, 0, 0, 0, 3);
+    cr_assert_eq(decode_raw(buf, encode_ok(&f, buf, sizeof(buf))), RUDP_ERR_MALFORMED);
+    sample_frame(S_RST, &f);
+    f.u.rst.sid = 0;
+    cr_assert_eq(decode_raw(buf, encode_ok(&f, buf, sizeof(buf))), RUDP_ERR_MALFORMED);
+}
+
+Test(wire, offsets_stay_below_2_62) {
+    struct {
+        uint64_t offset;
+        uint16_t len;
+        bool ok;
+    } cases[] = {
+        {MAX_OFFSET - 101, 100, true}, {MAX_OFFSET - 100, 100, false},
+        {MAX_OFFSET - 1, 0, true},     {MAX_OFFSET, 0, false},
+        {UINT64_MAX, 100, false},      {UINT64_MAX - 10, 65535, false},
+    };
+    static uint8_t src[65535], buf[65535 + RUDP_DATA_FRAME_OVERHEAD];
+    rudp_frame f;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        make_data(&f, 0, 1, cases[i].offset, cases[i].len);
+        f.u.data.data = src;
+        size_t n = encode_ok(&f, buf, sizeof(buf));
+        cr_assert_eq(decode_raw(buf, n), cases[i].ok ? (ssize_t)n : RUDP_ERR_MALFORMED,
+                     "case %zu", i);
+    }
+    uint64_t finals[] = {0, MAX_OFFSET - 1, MAX_OFFSET, UINT64_MAX};
+    for (int i = 0; i < 4; i++) {
+        sample_frame(S_RST, &f);
+        f.u.rst.final_size = finals[i];
+        size_t n = encode_ok(&f, buf, sizeof(buf));
+        cr_assert_eq(decode_raw(buf, n), i < 2 ? (ssize_t)n : RUDP_ERR_MALFORMED);
+    }
+}
+
+Test(wire, ack_decoding_rejects_underflow) {
+    uint8_t buf[512];
+    rudp_frame f;
+    uint32_t pairs[2 * 32] = {0};
+    cr_assert_eq(decode_raw(buf, put_raw_ack(buf, 5, 0, 6, pairs)), RUDP_ERR_MALFORMED);
+    cr_assert_eq(decode_raw(buf, put_raw_ack(buf, 5, 0, 5, pairs)), 18);
+    /* Range 0 is [10, 10]; the next largest is 10 - gap - 2. */
+    uint32_t ok1[] = {8, 0}, bad_gap[] = {9, 0}, ok2[] = {7, 1}, bad_len[] = {7, 2};
+    cr_assert_eq(decode_raw(buf, put_raw_ack(buf, 10, 1, 0, ok1)), 26);
+    cr_assert_eq(decode_raw(buf, put_raw_ack(buf, 10, 1, 0, bad_gap)), RUDP_ERR_MALFORMED);
+    size_t n = put_raw_ack(buf, 10, 1, 0, ok2);
+    cr_assert_eq(rudp_wire_decode_frame(buf, n, &f), 26);
+    cr_assert_eq(f.u.ack.ranges[1].largest, 1);
+    cr_assert_eq(f.u.ack.ranges[1].smallest, 0);
+    cr_assert_eq(decode_raw(buf, put_raw_ack(buf, 10, 1, 0, bad_len)), RUDP_ERR_MALFORMED);
+    uint32_t big[] = {UINT32_MAX, UINT32_MAX};
+    cr_assert_eq(decode_raw(buf, put_raw_ack(buf, UINT64_MAX, 1, UINT32_MAX, big)), 26);
+}
+
+Test(wire, ack_range_count_limit) {
+    uint8_t buf[4096] = {0};
+    uint32_t pairs[2 * 255] = {0};
+    cr_assert_eq(decode_raw(buf, put_raw_ack(buf, 1000, 31, 0, pairs)), 18 + 31 * 8);
+    for (unsigned c = 32; c < 256; c++) {
+        size_t n = put_raw_ack(buf, UINT64_MAX, (uint8_t)c, 0, pairs);
+        cr_assert_eq(decode_raw(buf, n), RUDP_ERR_MALFORMED, "count %u", c);
+    }
+}
+
+Test(wire, encoders_report_nobuf_and_write_nothing) {
+    uint8_t buf[1024];
+    for (int i = 0; i < NSAMPLES; i++) {
+        rudp_frame in;
+        sample_frame(i, &in);
+        size_t n = rudp_wire_frame_len(&in);
+        for (size_t cap = 0; cap < n; cap++) {
+            memset(buf, 0xA5, sizeof(buf));
+            cr_assert_eq(rudp_wire_encode_frame(buf, cap, &in), RUDP_ERR_NOBUF);
+            for (size_t k = 0; k < sizeof(buf); k++) {
+                cr_assert_eq(buf[k], 0xA5, "sample %d cap %zu byte %zu", i, cap, k);
+            }
+        }
+    }
+    memset(buf, 0xA5, sizeof(buf));
+    for (size_t cap = 0; cap < RUDP_HDR_LEN; cap++) {
+        cr_assert_eq(rudp_wire_encode_hdr(buf, cap, 1, 1), RUDP_ERR_NOBUF);
+    }
+    for (size_t cap = 0; cap < RUDP_RESET_LEN; cap++) {
+        cr_assert_eq(rudp_wire_encode_reset(buf, cap, 1), RUDP_ERR_NOBUF);
+        cr_assert_eq(rudp_packet_write_stateless_reset(buf, cap, 1), RUDP_ERR_NOBUF);
+    }
+    for (size_t cap = 0; cap < 30 + RUDP_CRC_LEN; cap++) {
+        cr_assert_eq(rudp_wire_seal(buf, 30, cap), RUDP_ERR_NOBUF);
+    }
+    for (size_t k = 0; k < sizeof(buf); k++) {
+        cr_assert_eq(buf[k], 0xA5);
+    }
+    cr_assert_eq(rudp_wire_seal(buf, 30, 34), 34);
+}
+
+/* Encodes |in|, decodes it back into *out and asserts the sizes agree. */
+static void ack_through_wire(const rudp_ack_frame *in, rudp_ack_frame *out) {
+    rudp_frame f = {.type = RUDP_FRAME_ACK}, g;
+    uint8_t buf[512];
+    f.u.ack = *in;
+    size_t n = encode_ok(&f, buf, sizeof(buf));
+    cr_assert_eq(rudp_wire_decode_frame(buf, n, &g), (ssize_t)n);
+    *out = g.u.ack;
+}
+
+/* Asserts that |out| acknowledges only what |in| did: the same largest, range
+ * 0 inside input range 0, every later range equal to its input, and no more
+ * ranges than given. */
+static void assert_ack_subset(const rudp_ack_frame *in, const rudp_ack_frame *out) {
+    cr_assert_geq(out->nranges, 1);
+    cr_assert_leq(out->nranges, in->nranges);
+    cr_assert_eq(out->ranges[0].largest, in->ranges[0].largest);
+    cr_assert_geq(out->ranges[0].smallest, in->ranges[0].smallest);
+    for (uint32_t i = 1; i < out->nranges; i++) {
+        cr_assert_eq(out->ranges[i].largest, in->ranges[i].largest, "range %u", i);
+        cr_assert_eq(out->ranges[i].smallest, in->ranges[i].smallest, "range %u", i);
+    }
+}
+
+Test(wire, ack_matches_documented_example) {
+    /* docs/PROTOCOL.md: [95,100], [80,90], [70,70]. */
+    uint8_t buf[64], want[64];
+    uint32_t pairs[] = {3, 10, 8, 0};
+    rudp_frame f = {.type = RUDP_FRAME_ACK};
+    f.u.ack.nranges = 3;
+    f.u.ack.ranges[0] = (rudp_ack_range){95, 100};
+    f.u.ack.ranges[1] = (rudp_ack_range){80, 90};
+    f.u.ack.ranges[2] = (rudp_ack_range){70, 70};
+    size_t n = put_raw_ack(want, 100, 2, 5, pairs);
+    cr_assert_eq(rudp_wire_encode_frame(buf, sizeof(buf), &f), (ssize_t)n);
+    cr_assert(memcmp(buf, want, n) == 0);
+}
+
+Test(wire, ack_clamps_huge_first_range) {
+    rudp_ack_frame in = {.nranges = 1}, out;
+    in.ranges[0] = (rudp_ack_range){0, 1ull << 40};
+    ack_through_wire(&in, &out);
+    assert_ack_subset(&in, &out);
+    cr_assert_eq(out.ranges[0].smallest, (1ull << 40) - UINT32_MAX);
+    /* Exactly 2^32 - 1 needs no clamping. */
+    in.ranges[0] = (rudp_ack_range){1, (uint64_t)UINT32_MAX + 1};
+    ack_through_wire(&in, &out);
+    assert_ack_equal(&in, &out);
+    /* After a clamp the next gap is measured from the raised smallest. */
+    in.nranges = 2;
+    in.ranges[0] = (rudp_ack_range){1000, 1000 + (1ull << 32)};
+    in.ranges[1] = (rudp_ack_range){0, 998};
+    ack_through_wire(&in, &out);
+    assert_ack_subset(&in, &out);
+    cr_assert_eq(out.nranges, 2);
+    cr_assert_eq(out.ranges[0].smallest, 1001);
+}
+
+Test(wire, ack_drops_ranges_that_do_not_fit) {
+    rudp_ack_frame in = {.nranges = 3}, out;
+    /* Gap too large for 32 bits: range 1 and everything after go. */
+    in.ranges[0] = (rudp_ack_range){1ull << 40, (1ull << 40) + 10};
+    in.ranges[1] = (rudp_ack_range){10, 20};
+    in.ranges[2] = (rudp_ack_range){0, 5};
+    ack_through_wire(&in, &out);
+    assert_ack_subset(&in, &out);
+    cr_assert_eq(out.nranges, 1);
+    /* Length too large for 32 bits. */
+    in.ranges[1] = (rudp_ack_range){0, (1ull << 40) - 2};
+    in.nranges = 2;
+    ack_through_wire(&in, &out);
+    cr_assert_eq(out.nranges, 1);
+    /* A later range that does not fit cuts off the ones after it. */
+    in.nranges = 4;
+    in.ranges[0] = (rudp_ack_range){1ull << 41, (1ull << 41) + 10};
+    in.ranges[1] = (rudp_ack_range){(1ull << 41) - 100, (1ull << 41) - 50};
+    in.ranges[2] = (rudp_ack_range){1000, 2000};
+    in.ranges[3] = (rudp_ack_range){0, 10};
+    ack_through_wire(&in, &out);
+    assert_ack_subset(&in, &out);
+    cr_assert_eq(out.nranges, 2);
+    rudp_frame f = {.type = RUDP_FRAME_ACK, .u.ack = in};
+    cr_assert_eq(rudp_wire_frame_len(&f), 26);
+}
+
+Test(wire, ack_rejects_unusable_input) {
+    rudp_frame f = {.type = RUDP_FRAME_ACK};
+    uint8_t buf[512];
+    cr_assert_eq(rudp_wire_frame_len(&f), 0);
+    cr_assert_eq(rudp_wire_encode_frame(buf, sizeof(buf), &f), RUDP_ERR_INVAL);
+    f.u.ack.nranges = 1;
+    f.u.ack.ranges[0] = (rudp_ack_range){5, 4};
+    cr_assert_eq(rudp_wire_encode_frame(buf, sizeof(buf), &f), RUDP_ERR_INVAL);
+    f.u.ack.nranges = RUDP_ACK_MAX_RANGES + 1;
+    f.u.ack.ranges[0] = (rudp_ack_range){4, 5};
+    cr_assert_eq(rudp_wire_encode_frame(buf, sizeof(buf), &f), RUDP_ERR_INVAL);
+    /* Overlapping or adjacent later ranges are dropped, never merged. */
+    f.u.ack.nranges = 2;
+    f.u.ack.ranges[0] = (rudp_ack_range){10, 20};
+    f.u.ack.ranges[1] = (rudp_ack_range){5, 9};
+    cr_assert_eq(rudp_wire_encode_frame(buf, sizeof(buf), &f), 18);
+    f.u.ack.ranges[1] = (rudp_ack_range){5, 8};
+    cr_assert_eq(rudp_wire_encode_frame(buf, sizeof(buf), &f), 26);
+}
+
+Test(wire, ack_random_inputs_never_ack_more) {
+    uint64_t seed = 0x5eed;
+    for (int iter = 0; iter < 2000; iter++) {
+        rudp_ack_frame in = {.ack_delay_us = (uint32_t)rnd(&seed)}, out;
+        uint64_t top = rnd(&seed) >> 1;
+        for (uint32_t i = 0; i < RUDP_ACK_MAX_RANGES; i++) {
+            uint64_t span = rnd(&seed) % 8 == 0 ? rnd(&seed) >> 28 : rnd(&seed) % 1000;
+            uint64_t gap = rnd(&seed) % 8 == 0 ? rnd(&seed) >> 28 : rnd(&seed) % 1000;
+            if (top < span) {
+                break;
+            }
+            in.ranges[i] = (rudp_ack_range){top - span, top};
+            in.nranges = i + 1;
+            if (top - span < gap + 2) {
+                break;
+            }
+            top = top - span - gap - 2;
+        }
+        ack_through_wire(&in, &out);
+        assert_ack_subset(&in, &out);
+    }
+}
+
+Test(wire, ack_fit) {
+    rudp_ack_frame ack;
+    make_ack(&ack, 32, 1000000);
+    cr_assert(!rudp_wire_ack_fit(&ack, 17));
+    make_ack(&ack, 32, 1000000);
+    cr_assert(rudp_wire_ack_fit(&ack, 18));
+    cr_assert_eq(ack.nranges, 1);
+    make_ack(&ack, 32, 1000000);
+    cr_assert(rudp_wire_ack_fit(&ack, 18 + 8 * 5 + 7));
+    cr_assert_eq(ack.nranges, 6);
+    rudp_frame f = {.type = RUDP_FRAME_ACK, .u.ack = ack};
+    cr_assert_eq(rudp_wire_frame_len(&f), 18 + 8 * 5);
+    cr_assert_eq(ack.ranges[5].largest, 1000000 - 50);
+    make_ack(&ack, 32, 1000000);
+    cr_assert(rudp_wire_ack_fit(&ack, 4096));
+    cr_assert_eq(ack.nranges, 32);
+    ack.nranges = 0;
+    cr_assert(!rudp_wire_ack_fit(&ack, 4096));
+}
+
+/* Decodes every frame of |payload| until the end or an error, asserting
+ * that no frame claims more bytes than remain. */
+static void walk_frames(const uint8_t *p, size_t len) {
+    rudp_frame f;
+    while (len > 0) {
+        ssize_t n = rudp_wire_decode_frame(p, len, &f);
+        if (n < 0) {
+            cr_assert_eq(n, RUDP_ERR_MALFORMED);
+            return;
+        }
+        cr_assert(n > 0 && (size_t)n <= len);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Fills a random input of |len| bytes, biased toward valid frame types and
+ * small ACK range counts so that decoding gets past the first checks. */
+static void random_input(uint8_t *p, size_t len, uint64_t *seed) {
+    for (size_t i = 0; i < len; i++) {
+        p[i] = (uint8_t)rnd(seed);
+    }
+    if (len > 0 && rnd(seed) % 2) {
+        p[0] = (uint8_t)(rnd(seed) % 12);
+    }
+    if (len > 13 && rnd(seed) % 2) {
+        p[13] &= 3;
+    }
+}
+
+Test(wire, random_bytes_never_crash) {
+    uint64_t seed = 0xfeedface;
+    for (int iter = 0; iter < 10000; iter++) {
+        size_t len = rnd(&seed) % 4 == 0 ? rnd(&seed) % 400 : rnd(&seed) % 48;
+        uint8_t *p = malloc(len);
+        cr_assert(p != NULL || len == 0);
+        rudp_frame f;
+        random_input(p, len, &seed);
+        ssize_t n = rudp_wire_decode_frame(p, len, &f);
+        cr_assert(n == RUDP_ERR_MALFORMED || (n > 0 && (size_t)n <= len));
+        walk_frames(p, len);
+        if (len >= RUDP_HDR_LEN + 1 + RUDP_CRC_LEN && rnd(&seed) % 2) {
+            p[0] = RUDP_VERSION;
+            p[1] = RUDP_PKT_REGULAR;
+            rudp_wire_seal(p, len - RUDP_CRC_LEN, len);
+        }
+        rudp_pkt_hdr hdr;
+        const uint8_t *payload;
+        size_t plen;
+        if (rudp_wire_decode_pkt(p, len, &hdr, &payload, &plen) == RUDP_OK) {
+            cr_assert(plen <= len);
+            walk_frames(payload, plen);
+        }
+        free(p);
+    }
+}
+
+Test(wire, strerror_names_every_code) {
+    for (int e = RUDP_OK; e >= RUDP_ERR_INTERNAL; e--) {
+        const char *s = rudp_strerror(e);
+        cr_assert(s != NULL && strcmp(s, "unknown error") != 0, "code %d", e);
+        for (int k = RUDP_OK; k > e; k--) {
+            cr_assert(strcmp(s, rudp_strerror(k)) != 0, "codes %d and %d", e, k);
+        }
+    }
+    cr_assert_str_eq(rudp_strerror(RUDP_ERR_INTERNAL - 1), "unknown error");
+    cr_assert_str_eq(rudp_strerror(1), "unknown error");
+    cr_assert_str_eq(rudp_strerror(-1000), "unknown error");
+}

@@ -1,0 +1,148 @@
+/*
+ * session.h — the session record shared by session.c (life cycle, streams,
+ * timers, API), session_input.c (datagram and frame processing) and
+ * session_output.c (packet assembly and what happens when a packet is
+ * acknowledged or lost).  Internal to the engine.
+ */
+#ifndef RUDP_SESSION_H
+#define RUDP_SESSION_H
+
+#include "acktr.h"
+#include "buf.h"
+#include "flowctl.h"
+#include "pacer.h"
+#include "recovery.h"
+#include "stream.h"
+#include "wire.h"
+
+enum rudp_session_state {
+    RUDP_SESS_CONNECTING = 1, /* client: SYN sent, no SYN-ACK yet */
+    RUDP_SESS_ESTABLISHED,
+    RUDP_SESS_CLOSING,        /* closing: streams finishing, then GoAway until acked */
+    RUDP_SESS_DRAINING,       /* only ACKs go out, until drain_end */
+    RUDP_SESS_DONE,
+};
+
+/* What a client may send before it knows the server's parameters (and the
+ * least a server ever advertises): docs/PROTOCOL.md "0-RTT". */
+#define RUDP_ZERO_RTT_STREAM_WINDOW (256u * 1024)
+#define RUDP_ZERO_RTT_SESSION_WINDOW (1024u * 1024)
+#define RUDP_ZERO_RTT_MAX_STREAMS 100
+
+/* How long a closed session lingers, in PTOs (absorbs stray packets). */
+#define RUDP_DRAIN_PTOS 3
+
+typedef struct rudp_list {
+    rudp_stream *head, *tail;
+} rudp_list;
+
+struct rudp_session {
+    rudp_settings settings;
+    bool is_client;
+    uint8_t state; /* enum rudp_session_state */
+    uint64_t prng;
+    uint64_t local_cid, peer_cid, initial_cid;
+    rudp_addr peer_addr;
+
+    /* The peer's transport parameters. */
+    uint64_t peer_stream_window;
+    rudp_tstamp peer_idle_timeout;
+    uint32_t max_packet_size; /* min of ours and the peer's */
+
+    /* Session-level frames waiting to go out. */
+    bool session_frame_pending; /* SYN (client) or SYN-ACK (server) */
+    bool session_frame_acked;
+    bool session_frame_eager;   /* server: send SYN-ACK without waiting */
+    bool goaway_pending;
+    bool goaway_sent;
+    uint32_t goaway_code;
+    bool close_requested;
+    bool max_streams_pending;
+    bool path_challenge_pending, path_response_pending;
+    uint64_t path_challenge_data, path_response_data;
+    bool path_validated;
+    uint64_t migrations;
+    uint32_t probes;           /* PTO probe packets owed */
+    bool ping_pending;         /* keepalive */
+
+    /* Streams. */
+    rudp_stream **buckets;
+    uint32_t nbuckets;
+    uint32_t nstreams;
+    rudp_list send_list; /* streams that may have frames to send (round robin) */
+    rudp_list lazy_list; /* accepted streams whose ACK flag rides the next packet */
+    rudp_list ev_list;   /* streams with events to report */
+    uint64_t local_opened;    /* streams opened here so far */
+    uint64_t local_allowed;   /* cumulative streams the peer lets us open */
+    uint64_t peer_opened;     /* peer stream IDs seen so far (count) */
+    uint64_t peer_allowed;    /* cumulative streams we let the peer open */
+    uint64_t peer_freed;      /* peer streams finished and freed */
+    uint64_t peer_allowed_sent; /* last MAX_STREAMS value sent */
+
+    /* Session flow control. */
+    rudp_fc fc;           /* receive */
+    uint64_t snd_limit;   /* the peer's session limit */
+    uint64_t snd_sent;    /* new stream bytes sent in total */
+
+    rudp_chunk_pool pool;
+    rudp_recovery rec;
+    rudp_acktr acktr;
+    rudp_pacer pacer;
+
+    rudp_tstamp now;           /* latest time any call handed in */
+    rudp_tstamp created;
+    rudp_tstamp last_recv;     /* last valid packet */
+    rudp_tstamp last_activity; /* last packet sent or received (keepalive) */
+    rudp_tstamp drain_end;     /* DRAINING ends, or NEVER */
+    rudp_tstamp close_deadline;/* CLOSING gives up, or NEVER */
+
+    /* Session events not yet polled. */
+    bool ev_established, ev_closed;
+    bool closed_noted; /* the end has been decided (reported once) */
+    int close_error;   /* why the session ended */
+
+    /* Statistics. */
+    uint64_t pkts_recv, pkts_dropped, bytes_sent, bytes_recv, stream_bytes_sent;
+};
+
+/* --- session.c --- */
+uint64_t rudp_sess_rand(rudp_session *s);
+rudp_stream *rudp_sess_find(const rudp_session *s, uint64_t sid);
+/* Creates the record of a stream the peer opened; returns NULL on NOMEM. */
+rudp_stream *rudp_sess_stream_new(rudp_session *s, uint64_t sid, bool local, rudp_tstamp now);
+/* Frees |st| if both halves are finished and the application released it. */
+void rudp_sess_stream_maybe_free(rudp_session *s, rudp_stream *st);
+void rudp_sess_stream_event(rudp_session *s, rudp_stream *st, uint8_t ev);
+void rudp_sess_send_list_add(rudp_session *s, rudp_stream *st);
+void rudp_sess_send_list_remove(rudp_session *s, rudp_stream *st);
+void rudp_sess_lazy_list_add(rudp_session *s, rudp_stream *st);
+void rudp_sess_lazy_list_remove(rudp_session *s, rudp_stream *st);
+/* Re-queues every stream that has unsent data (the session window grew). */
+void rudp_sess_requeue_all(rudp_session *s);
+/* Ends the session with |error|: every live stream fails with it. */
+void rudp_sess_die(rudp_session *s, int error, rudp_tstamp now);
+/* Fails every stream that has not finished with |error|. */
+void rudp_sess_fail_streams(rudp_session *s, int error);
+/* Records, once, that the session ended with |error| (RUDP_OK: by our
+ * close) and queues the RUDP_EV_SESSION_CLOSED event. */
+void rudp_sess_note_closed(rudp_session *s, int error);
+/* Enters DRAINING for RUDP_DRAIN_PTOS probe timeouts. */
+void rudp_sess_start_draining(rudp_session *s, rudp_tstamp now);
+/* Aborts stream |st| with RST(code), giving back its window bytes. */
+void rudp_sess_stream_abort(rudp_session *s, rudp_stream *st, uint32_t code, int error);
+/* Credits |n| consumed bytes to the session window. */
+void rudp_sess_consume(rudp_session *s, uint64_t n, rudp_tstamp now);
+/* Checks whether a requested close may send its GoAway now. */
+void rudp_sess_check_close(rudp_session *s, rudp_tstamp now);
+
+/* --- session_input.c --- */
+int rudp_sess_process(rudp_session *s, const uint8_t *pkt, size_t len,
+                      const rudp_addr *from, rudp_tstamp now);
+
+/* --- session_output.c --- */
+/* Returns the handler that routes acks and losses of |s|'s packets back. */
+rudp_recovery_handler rudp_sess_recovery_handler(rudp_session *s);
+/* Returns true when a packet other than a bare ACK is waiting to go out. */
+bool rudp_sess_has_pending(const rudp_session *s);
+
+#endif /* RUDP_SESSION_H */

@@ -1,0 +1,350 @@
+/*
+ * session_input.c — what a session does with a received datagram.
+ *
+ * A datagram is accepted only whole: its integrity check, version and every
+ * frame must decode before anything changes (a malformed datagram is
+ * dropped and counted, never half-applied).  Then its packet number is
+ * recorded for the ACK (duplicates are dropped here), a newer packet from a
+ * new address migrates the session to it (RFC 9000 §9, with a
+ * PATH_CHALLENGE to probe the new path), and the frames are applied in
+ * order.  A frame that breaks the protocol — data beyond a window, a stream
+ * the peer may not open, an ACK of a packet never sent — ends the session
+ * with GoAway(protocol error).
+ *
+ * Streams the peer opens are created on their first frame of any kind;
+ * opening stream N opens every lower one of the peer's too (RFC 9000
+ * §3.2), so frames may arrive in any order.  Frames for streams that have
+ * already finished and been freed are ignored.
+ */
+#include "session.h"
+
+#include <string.h>
+
+/* Returns RUDP_OK when every frame of the payload decodes; sets *eliciting
+ * when one of them asks for an acknowledgement. */
+static int input_validate(const uint8_t *p, size_t len, bool *eliciting) {
+    *eliciting = false;
+    while (len > 0) {
+        rudp_frame f;
+        ssize_t n = rudp_wire_decode_frame(p, len, &f);
+        if (n < 0)
+            return (int)n;
+        if (f.type != RUDP_FRAME_ACK && f.type != RUDP_FRAME_PADDING)
+            *eliciting = true;
+        p += n;
+        len -= (size_t)n;
+    }
+    return RUDP_OK;
+}
+
+/* Applies the peer's transport parameters from a SESSION frame. */
+static void input_apply_params(rudp_session *s, const rudp_session_frame *f) {
+    s->peer_cid = f->cid;
+    s->peer_stream_window = f->initial_stream_window;
+    if (f->initial_session_window > s->snd_limit)
+        s->snd_limit = f->initial_session_window;
+    if (f->max_streams > s->local_allowed)
+        s->local_allowed = f->max_streams;
+    s->peer_idle_timeout = RUDP_MS(f->idle_timeout_ms);
+    s->rec.max_ack_delay = RUDP_MS(f->max_ack_delay_ms);
+    if (f->max_packet_size < s->max_packet_size)
+        s->max_packet_size = f->max_packet_size;
+    for (uint32_t i = 0; i < s->nbuckets; i++)
+        for (rudp_stream *st = s->buckets[i]; st; st = st->hnext)
+            if (st->snd_limit < f->initial_stream_window)
+                st->snd_limit = f->initial_stream_window;
+    rudp_sess_requeue_all(s);
+}
+
+/* Handles SESSION: the client's SYN at the server, the server's SYN-ACK at
+ * the client.  Returns RUDP_OK or RUDP_ERR_PROTOCOL. */
+static int input_session(rudp_session *s, const rudp_session_frame *f, bool eager) {
+    if (!s->is_client) {
+        if (f->flags != RUDP_FLAG_SYN)
+            return RUDP_ERR_PROTOCOL;
+        input_apply_params(s, f);
+        if (!s->session_frame_acked) {
+            s->session_frame_pending = true;
+            s->session_frame_eager |= eager;
+        }
+        return RUDP_OK;
+    }
+    if (f->flags != (RUDP_FLAG_SYN | RUDP_FLAG_ACK))
+        return RUDP_ERR_PROTOCOL;
+    if (s->state != RUDP_SESS_CONNECTING)
+        return RUDP_OK; /* a repeated SYN-ACK */
+    input_apply_params(s, f);
+    s->state = RUDP_SESS_ESTABLISHED;
+    s->session_frame_pending = false;
+    s->session_frame_acked = true;
+    s->rec.handshake_confirmed = true;
+    s->ev_established = true;
+    return RUDP_OK;
+}
+
+/* Opens every peer stream up to and including |sid|.  Returns RUDP_OK,
+ * RUDP_ERR_PROTOCOL when the peer exceeds the stream limit, or
+ * RUDP_ERR_NOMEM. */
+static int input_open_peer_streams(rudp_session *s, uint64_t sid, rudp_tstamp now) {
+    uint64_t idx = (sid - 1) / 2;
+    if (idx >= s->peer_allowed)
+        return RUDP_ERR_PROTOCOL;
+    bool refuse = s->state != RUDP_SESS_ESTABLISHED;
+    for (; s->peer_opened <= idx; s->peer_opened++) {
+        uint64_t id = 2 * s->peer_opened + (s->is_client ? 2 : 1);
+        rudp_stream *st = rudp_sess_stream_new(s, id, false, now);
+        if (!st)
+            return RUDP_ERR_NOMEM;
+        if (refuse) {
+            st->released = true;
+            rudp_sess_stream_abort(s, st, RUDP_RST_REFUSED, RUDP_ERR_REFUSED);
+            continue;
+        }
+        rudp_sess_stream_event(s, st, RUDP_SEV_OPENED);
+        rudp_sess_lazy_list_add(s, st);
+    }
+    return RUDP_OK;
+}
+
+/* Finds the stream a frame names, opening peer streams on first sight.
+ * Sets *st to NULL for a stream that is already gone.  Returns RUDP_OK,
+ * RUDP_ERR_PROTOCOL (a stream of ours never opened, or over the limit) or
+ * RUDP_ERR_NOMEM. */
+static int input_stream(rudp_session *s, uint64_t sid, rudp_tstamp now, rudp_stream **st) {
+    *st = rudp_sess_find(s, sid);
+    if (*st)
+        return RUDP_OK;
+    uint64_t idx = (sid - 1) / 2;
+    if (rudp_sid_is_client(sid) == s->is_client)
+        return idx < s->local_opened ? RUDP_OK : RUDP_ERR_PROTOCOL;
+    if (idx < s->peer_opened)
+        return RUDP_OK;
+    int rv = input_open_peer_streams(s, sid, now);
+    if (rv == RUDP_OK)
+        *st = rudp_sess_find(s, sid);
+    return rv;
+}
+
+/* Counts |grew| newly received bytes against the session window, as
+ * consumed at once when the stream is aborted.  Returns RUDP_OK or
+ * RUDP_ERR_FLOW_CONTROL. */
+static int input_session_credit(rudp_session *s, uint64_t grew, bool consumed,
+                                rudp_tstamp now) {
+    if (grew == 0)
+        return RUDP_OK;
+    if (rudp_fc_on_recv(&s->fc, s->fc.highest + grew) != RUDP_OK)
+        return RUDP_ERR_FLOW_CONTROL;
+    if (consumed)
+        rudp_sess_consume(s, grew, now);
+    return RUDP_OK;
+}
+
+/* Handles DATA.  Returns RUDP_OK, RUDP_ERR_PROTOCOL, RUDP_ERR_FLOW_CONTROL
+ * or RUDP_ERR_NOMEM. */
+static int input_data(rudp_session *s, const rudp_data_frame *f, rudp_tstamp now) {
+    rudp_stream *st;
+    int rv = input_stream(s, f->sid, now, &st);
+    if (rv != RUDP_OK || !st)
+        return rv;
+    if (st->local && (f->flags & RUDP_FLAG_ACK) && !st->connected) {
+        st->connected = true;
+        rudp_sess_stream_event(s, st, RUDP_SEV_CONNECTED);
+    }
+    if (st->released && st->recv_state != RUDP_RECV_RESET && f->offset + f->len > st->rcv_read) {
+        /* Data for a stream the application closed: abort, as TCP does. */
+        rudp_sess_stream_abort(s, st, RUDP_RST_ABORT, RUDP_ERR_RESET);
+    }
+    bool aborted = st->recv_state == RUDP_RECV_RESET;
+    uint64_t grew;
+    rv = rudp_stream_recv_data(st, f->offset, f->data, f->len, f->flags & RUDP_FLAG_FIN, &grew);
+    if (rv == RUDP_OK)
+        rv = input_session_credit(s, grew, aborted, now);
+    if (rv != RUDP_OK)
+        return rv;
+    if (!aborted && (rudp_stream_recv_ready(st) > 0 || st->rcv_fin == st->rcv_read))
+        rudp_sess_stream_event(s, st, RUDP_SEV_READABLE);
+    rudp_sess_stream_maybe_free(s, st);
+    return RUDP_OK;
+}
+
+/* Handles WINDOW_UPDATE for the session (sid 0) or a stream. */
+static int input_window(rudp_session *s, const rudp_window_frame *f, rudp_tstamp now) {
+    if (f->sid == 0) {
+        if (f->max_data > s->snd_limit) {
+            s->snd_limit = f->max_data;
+            rudp_sess_requeue_all(s);
+        }
+        return RUDP_OK;
+    }
+    rudp_stream *st;
+    int rv = input_stream(s, f->sid, now, &st);
+    if (rv != RUDP_OK || !st)
+        return rv;
+    if (f->max_data > st->snd_limit) {
+        st->snd_limit = f->max_data;
+        if (st->snd_next < st->snd_written)
+            rudp_sess_send_list_add(s, st);
+    }
+    return RUDP_OK;
+}
+
+/* Maps an RST code to the error the application sees. */
+static int input_rst_error(uint32_t code) {
+    return code == RUDP_RST_REFUSED ? RUDP_ERR_REFUSED : RUDP_ERR_RESET;
+}
+
+/* Handles RST: the peer aborted the stream; answer with ours once. */
+static int input_rst(rudp_session *s, const rudp_rst_frame *f, rudp_tstamp now) {
+    rudp_stream *st;
+    int rv = input_stream(s, f->sid, now, &st);
+    if (rv != RUDP_OK || !st)
+        return rv;
+    if (st->peer_rst && st->recv_state == RUDP_RECV_RESET)
+        return RUDP_OK; /* repeated */
+    if (st->send_state != RUDP_SEND_RESET || !st->rst_queued) {
+        rudp_sess_stream_abort(s, st, f->code, input_rst_error(f->code));
+        rudp_sess_stream_event(s, st, RUDP_SEV_RESET | RUDP_SEV_READABLE | RUDP_SEV_WRITABLE);
+    }
+    uint64_t grew;
+    rv = rudp_stream_on_peer_rst(st, f->final_size, &grew);
+    if (rv == RUDP_OK)
+        rv = input_session_credit(s, grew, true, now);
+    if (rv != RUDP_OK)
+        return rv;
+    rudp_sess_stream_maybe_free(s, st);
+    rudp_sess_check_close(s, now);
+    return RUDP_OK;
+}
+
+/* Handles GOAWAY: the peer ends the session. */
+static void input_goaway(rudp_session *s, uint32_t code, rudp_tstamp now) {
+    int err = code == RUDP_GOAWAY_NORMAL ? RUDP_ERR_PEER_CLOSED
+                                         : (code == RUDP_GOAWAY_PROTOCOL ? RUDP_ERR_PROTOCOL
+                                                                         : RUDP_ERR_PEER_CLOSED);
+    rudp_sess_fail_streams(s, err);
+    rudp_sess_note_closed(s, s->close_requested ? RUDP_OK : err);
+    rudp_sess_start_draining(s, now);
+}
+
+/* Applies one decoded frame.  Returns RUDP_OK or the protocol error. */
+static int input_frame(rudp_session *s, const rudp_frame *f, bool eager, rudp_tstamp now) {
+    switch (f->type) {
+    case RUDP_FRAME_ACK: {
+        rudp_recovery_handler h = rudp_sess_recovery_handler(s);
+        return rudp_recovery_on_ack(&s->rec, &f->u.ack, now, &h);
+    }
+    case RUDP_FRAME_SESSION:
+        return input_session(s, &f->u.session, eager);
+    case RUDP_FRAME_DATA:
+        return input_data(s, &f->u.data, now);
+    case RUDP_FRAME_WINDOW_UPDATE:
+        return input_window(s, &f->u.window, now);
+    case RUDP_FRAME_RST:
+        return input_rst(s, &f->u.rst, now);
+    case RUDP_FRAME_GOAWAY:
+        input_goaway(s, f->u.goaway_code, now);
+        return RUDP_OK;
+    case RUDP_FRAME_MAX_STREAMS:
+        if (f->u.max_streams > s->local_allowed)
+            s->local_allowed = f->u.max_streams;
+        return RUDP_OK;
+    case RUDP_FRAME_PATH_CHALLENGE:
+        s->path_response_pending = true;
+        s->path_response_data = f->u.path_data;
+        return RUDP_OK;
+    case RUDP_FRAME_PATH_RESPONSE:
+        if (f->u.path_data == s->path_challenge_data)
+            s->path_validated = true;
+        return RUDP_OK;
+    default: /* PADDING, PING */
+        return RUDP_OK;
+    }
+}
+
+/* Applies every frame of a validated payload; stops at the first error. */
+static int input_frames(rudp_session *s, const uint8_t *p, size_t len, rudp_tstamp now) {
+    bool eager = true; /* a SYN with no stream data is answered at once */
+    for (size_t i = 0; i < len;) {
+        rudp_frame f;
+        ssize_t n = rudp_wire_decode_frame(p + i, len - i, &f);
+        if (f.type == RUDP_FRAME_DATA)
+            eager = false;
+        i += (size_t)n;
+    }
+    while (len > 0 && s->state < RUDP_SESS_DRAINING) {
+        rudp_frame f;
+        ssize_t n = rudp_wire_decode_frame(p, len, &f);
+        int rv = input_frame(s, &f, eager, now);
+        if (rv != RUDP_OK)
+            return rv;
+        p += n;
+        len -= (size_t)n;
+    }
+    return RUDP_OK;
+}
+
+/* Returns true when |a| and |b| are the same address. */
+static bool addr_equal(const rudp_addr *a, const rudp_addr *b) {
+    return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
+}
+
+/* The newest packet came from a new address: move there and probe it. */
+static void input_migrate(rudp_session *s, const rudp_addr *from) {
+    s->peer_addr = *from;
+    s->migrations++;
+    s->path_validated = false;
+    s->path_challenge_data = rudp_sess_rand(s);
+    s->path_challenge_pending = true;
+}
+
+/* Returns true when |cid| names this session. */
+static bool input_cid_ok(const rudp_session *s, uint64_t cid) {
+    return cid == s->local_cid || (!s->is_client && cid == s->initial_cid);
+}
+
+int rudp_sess_process(rudp_session *s, const uint8_t *pkt, size_t len,
+                      const rudp_addr *from, rudp_tstamp now) {
+    rudp_pkt_hdr hdr;
+    const uint8_t *p;
+    size_t plen;
+    bool eliciting;
+    s->now = now;
+    int rv = rudp_wire_decode_pkt(pkt, len, &hdr, &p, &plen);
+    if (rv == RUDP_OK && hdr.type == RUDP_PKT_STATELESS_RESET) {
+        if (hdr.dcid == s->peer_cid || hdr.dcid == s->initial_cid) {
+            rudp_session_on_stateless_reset(s, now);
+            return RUDP_OK;
+        }
+        rv = RUDP_ERR_UNKNOWN_CID;
+    }
+    if (rv == RUDP_OK && !input_cid_ok(s, hdr.dcid))
+        rv = RUDP_ERR_UNKNOWN_CID;
+    if (rv == RUDP_OK)
+        rv = input_validate(p, plen, &eliciting);
+    if (rv == RUDP_OK)
+        rv = rudp_acktr_on_pkt(&s->acktr, hdr.pn, eliciting, s->settings.max_ack_delay, now);
+    if (rv != RUDP_OK) {
+        s->pkts_dropped++;
+        return rv;
+    }
+    s->pkts_recv++;
+    s->bytes_recv += len;
+    s->last_recv = s->last_activity = now;
+    if (from && !addr_equal(from, &s->peer_addr) && hdr.pn == s->acktr.largest)
+        input_migrate(s, from);
+    rv = input_frames(s, p, plen, now);
+    if (rv == RUDP_ERR_PROTOCOL || rv == RUDP_ERR_FLOW_CONTROL)
+        rudp_sess_die(s, rv, now);
+    else if (rv != RUDP_OK)
+        rudp_sess_die(s, RUDP_ERR_INTERNAL, now);
+    return rv;
+}
+
+int rudp_session_read_pkt(rudp_session *s, const uint8_t *pkt, size_t len,
+                          const rudp_addr *from, rudp_tstamp now) {
+    if (s->state == RUDP_SESS_DONE) {
+        s->pkts_dropped++;
+        return RUDP_ERR_CLOSED;
+    }
+    return rudp_sess_process(s, pkt, len, from, now);
+}

@@ -1,0 +1,467 @@
+/*
+ * session_output.c — building the next datagram, and what happens to the
+ * frames of a packet once it is acknowledged or declared lost.
+ *
+ * A datagram is filled in priority order: the ACK (never congestion
+ * controlled, RFC 9002 §7), then session-level control frames (SYN or
+ * SYN-ACK, GoAway, MAX_STREAMS, the session WINDOW_UPDATE, path probes,
+ * Ping), then the ACK flags of accepted streams, then stream frames in
+ * round-robin order: each stream's RST, its WINDOW_UPDATE, bytes to
+ * retransmit, new bytes, its FIN.  Ack-eliciting packets need room in the
+ * congestion window and a pacing token, except PTO probes; a packet that
+ * would carry only an ACK is sent when the ACK is due.
+ *
+ * Every packet's reliable frames are recorded in its rudp_sent_pkt.  When
+ * recovery reports the packet acknowledged, stream bytes become
+ * acknowledged (freeing buffer space) and pending flags clear; when it
+ * reports it lost, the same frames are marked to be sent again — with the
+ * current values for window updates, never the stale ones.
+ */
+#include "session.h"
+
+#include <string.h>
+
+/* --- acknowledged and lost packets --- */
+
+/* Routes an acknowledged DATA frame to its stream. */
+static void out_data_acked(rudp_session *s, const rudp_sent_frame *fr) {
+    rudp_stream *st = rudp_sess_find(s, fr->sid);
+    if (!st)
+        return;
+    uint64_t una = st->snd_una;
+    rudp_stream_on_data_acked(st, fr->offset, fr->len, fr->flags);
+    if (st->snd_una > una || rudp_stream_send_finished(st))
+        rudp_sess_stream_event(s, st, RUDP_SEV_WRITABLE);
+    rudp_sess_stream_maybe_free(s, st);
+}
+
+/* Handles the acknowledgement of one recorded frame. */
+static void out_frame_acked(rudp_session *s, const rudp_sent_frame *fr, rudp_tstamp now) {
+    rudp_stream *st;
+    switch (fr->kind) {
+    case RUDP_SENT_DATA:
+        out_data_acked(s, fr);
+        break;
+    case RUDP_SENT_RST:
+        st = rudp_sess_find(s, fr->sid);
+        if (st) {
+            st->rst_acked = true;
+            rudp_sess_stream_maybe_free(s, st);
+        }
+        break;
+    case RUDP_SENT_SESSION:
+        s->session_frame_acked = true;
+        s->session_frame_pending = false;
+        if (!s->is_client)
+            s->rec.handshake_confirmed = true;
+        break;
+    case RUDP_SENT_GOAWAY:
+        if (s->state == RUDP_SESS_CLOSING) {
+            rudp_sess_note_closed(s, RUDP_OK);
+            rudp_sess_start_draining(s, now);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static void out_on_acked(void *user, const rudp_sent_pkt *pkt, rudp_tstamp now) {
+    rudp_session *s = user;
+    if (pkt->ack_largest != RUDP_PN_NONE)
+        rudp_acktr_on_ack_acked(&s->acktr, pkt->ack_largest);
+    for (uint8_t i = 0; i < pkt->nframes; i++)
+        out_frame_acked(s, &pkt->frames[i], now);
+    rudp_sess_check_close(s, now);
+}
+
+/* Re-arms a lost DATA frame of a live stream. */
+static void out_data_lost(rudp_session *s, const rudp_sent_frame *fr) {
+    rudp_stream *st = rudp_sess_find(s, fr->sid);
+    if (!st)
+        return;
+    rudp_stream_on_data_lost(st, fr->offset, fr->len, fr->flags);
+    if (!st->local && st->open_pending)
+        rudp_sess_lazy_list_add(s, st);
+    rudp_sess_send_list_add(s, st);
+}
+
+/* Re-arms a lost WINDOW_UPDATE (its current value will be sent). */
+static void out_window_lost(rudp_session *s, uint64_t sid) {
+    if (sid == 0) {
+        s->fc.update_pending = true;
+        return;
+    }
+    rudp_stream *st = rudp_sess_find(s, sid);
+    if (st && st->recv_state != RUDP_RECV_RESET && !rudp_stream_recv_finished(st)) {
+        st->fc.update_pending = true;
+        rudp_sess_send_list_add(s, st);
+    }
+}
+
+/* Handles the loss of one recorded frame. */
+static void out_frame_lost(rudp_session *s, const rudp_sent_frame *fr) {
+    rudp_stream *st;
+    switch (fr->kind) {
+    case RUDP_SENT_DATA:
+        out_data_lost(s, fr);
+        break;
+    case RUDP_SENT_WINDOW:
+        out_window_lost(s, fr->sid);
+        break;
+    case RUDP_SENT_RST:
+        st = rudp_sess_find(s, fr->sid);
+        if (st && !st->rst_acked) {
+            st->rst_pending = true;
+            rudp_sess_send_list_add(s, st);
+        }
+        break;
+    case RUDP_SENT_SESSION:
+        if (!s->session_frame_acked) {
+            s->session_frame_pending = true;
+            s->session_frame_eager = true;
+        }
+        break;
+    case RUDP_SENT_GOAWAY:
+        if (s->state == RUDP_SESS_CLOSING)
+            s->goaway_pending = true;
+        break;
+    case RUDP_SENT_MAX_STREAMS:
+        s->max_streams_pending = true;
+        break;
+    default:
+        break;
+    }
+}
+
+static void out_on_lost(void *user, const rudp_sent_pkt *pkt, rudp_tstamp now) {
+    rudp_session *s = user;
+    (void)now;
+    for (uint8_t i = 0; i < pkt->nframes; i++)
+        out_frame_lost(s, &pkt->frames[i]);
+}
+
+rudp_recovery_handler rudp_sess_recovery_handler(rudp_session *s) {
+    rudp_recovery_handler h = {.on_acked = out_on_acked, .on_lost = out_on_lost, .user = s};
+    return h;
+}
+
+bool rudp_sess_has_pending(const rudp_session *s) {
+    if (s->state == RUDP_SESS_DONE)
+        return false;
+    if (s->state == RUDP_SESS_DRAINING)
+        return s->goaway_pending;
+    return (s->session_frame_pending && (s->is_client || s->session_frame_eager)) ||
+           s->goaway_pending || s->max_streams_pending || s->fc.update_pending ||
+           s->path_challenge_pending || s->path_response_pending || s->ping_pending ||
+           s->send_list.head != NULL;
+}
+
+/* --- packet assembly --- */
+
+/* A datagram being filled. */
+typedef struct out_ctx {
+    uint8_t *buf;
+    size_t pos;       /* next byte to write */
+    size_t end;       /* where the CRC trailer starts */
+    rudp_sent_pkt *pkt;
+    bool eliciting;   /* an ack-eliciting frame was written */
+} out_ctx;
+
+/* Returns true when one more frame can be recorded in the packet. */
+static bool out_can_record(const out_ctx *c) { return c->pkt->nframes < RUDP_SENT_MAX_FRAMES; }
+
+/* Encodes |f| if it fits; returns true when written. */
+static bool out_put(out_ctx *c, const rudp_frame *f) {
+    ssize_t n = rudp_wire_encode_frame(c->buf + c->pos, c->end - c->pos, f);
+    if (n < 0)
+        return false;
+    c->pos += (size_t)n;
+    if (f->type != RUDP_FRAME_ACK && f->type != RUDP_FRAME_PADDING)
+        c->eliciting = true;
+    return true;
+}
+
+/* Records a reliable frame in the sent-packet record. */
+static void out_record(out_ctx *c, uint8_t kind, uint64_t sid, uint64_t off, size_t len,
+                       uint8_t flags) {
+    rudp_sent_frame *fr = &c->pkt->frames[c->pkt->nframes++];
+    fr->kind = kind;
+    fr->sid = sid;
+    fr->offset = off;
+    fr->len = (uint16_t)len;
+    fr->flags = flags;
+}
+
+/* Encodes |f| and records it as |kind| when both fit; returns true if so. */
+static bool out_put_recorded(out_ctx *c, const rudp_frame *f, uint8_t kind, uint64_t sid) {
+    if (!out_can_record(c) || !out_put(c, f))
+        return false;
+    out_record(c, kind, sid, 0, 0, 0);
+    return true;
+}
+
+/* Writes the ACK frame (as many ranges as fit). */
+static void out_ack(rudp_session *s, out_ctx *c, rudp_tstamp now) {
+    rudp_frame f = {.type = RUDP_FRAME_ACK};
+    rudp_acktr_fill(&s->acktr, &f.u.ack, now);
+    if (f.u.ack.nranges == 0 || !rudp_wire_ack_fit(&f.u.ack, c->end - c->pos))
+        return;
+    if (out_put(c, &f)) {
+        c->pkt->ack_largest = f.u.ack.ranges[0].largest;
+        rudp_acktr_on_ack_sent(&s->acktr);
+    }
+}
+
+/* Writes the SESSION frame: our SYN or SYN-ACK with transport parameters. */
+static void out_session_frame(rudp_session *s, out_ctx *c) {
+    const rudp_settings *set = &s->settings;
+    rudp_frame f = {.type = RUDP_FRAME_SESSION};
+    f.u.session.flags = s->is_client ? RUDP_FLAG_SYN : (RUDP_FLAG_SYN | RUDP_FLAG_ACK);
+    f.u.session.cid = s->local_cid;
+    f.u.session.initial_stream_window = (uint32_t)set->initial_stream_window;
+    f.u.session.initial_session_window = set->initial_session_window;
+    f.u.session.max_streams = s->peer_allowed;
+    f.u.session.idle_timeout_ms = (uint32_t)(set->idle_timeout / RUDP_MS(1));
+    f.u.session.max_ack_delay_ms = (uint16_t)(set->max_ack_delay / RUDP_MS(1));
+    f.u.session.max_packet_size = (uint16_t)set->max_packet_size;
+    if (out_put_recorded(c, &f, RUDP_SENT_SESSION, 0)) {
+        s->session_frame_pending = false;
+        s->session_frame_eager = false;
+    }
+}
+
+/* Writes pending session-level control frames. */
+static void out_control(rudp_session *s, out_ctx *c) {
+    rudp_frame f;
+    if (s->session_frame_pending)
+        out_session_frame(s, c);
+    if (s->goaway_pending) {
+        f = (rudp_frame){.type = RUDP_FRAME_GOAWAY, .u.goaway_code = s->goaway_code};
+        if (out_put_recorded(c, &f, RUDP_SENT_GOAWAY, 0)) {
+            s->goaway_pending = false;
+            s->goaway_sent = true;
+        }
+    }
+    if (s->state >= RUDP_SESS_DRAINING)
+        return;
+    if (s->max_streams_pending) {
+        f = (rudp_frame){.type = RUDP_FRAME_MAX_STREAMS, .u.max_streams = s->peer_allowed};
+        if (out_put_recorded(c, &f, RUDP_SENT_MAX_STREAMS, 0)) {
+            s->max_streams_pending = false;
+            s->peer_allowed_sent = s->peer_allowed;
+        }
+    }
+    if (s->fc.update_pending) {
+        f = (rudp_frame){.type = RUDP_FRAME_WINDOW_UPDATE};
+        f.u.window.sid = 0;
+        f.u.window.max_data = s->fc.limit;
+        if (out_put_recorded(c, &f, RUDP_SENT_WINDOW, 0))
+            s->fc.update_pending = false;
+    }
+    if (s->path_response_pending) {
+        f = (rudp_frame){.type = RUDP_FRAME_PATH_RESPONSE, .u.path_data = s->path_response_data};
+        if (out_put(c, &f))
+            s->path_response_pending = false;
+    }
+    if (s->path_challenge_pending) {
+        f = (rudp_frame){.type = RUDP_FRAME_PATH_CHALLENGE,
+                         .u.path_data = s->path_challenge_data};
+        if (out_put(c, &f))
+            s->path_challenge_pending = false;
+    }
+    if (s->ping_pending) {
+        f = (rudp_frame){.type = RUDP_FRAME_PING};
+        if (out_put(c, &f))
+            s->ping_pending = false;
+    }
+}
+
+/* Returns the session flow-control credit left for new stream bytes. */
+static uint64_t out_session_room(const rudp_session *s) {
+    return s->snd_limit > s->snd_sent ? s->snd_limit - s->snd_sent : 0;
+}
+
+/* Writes the RST and WINDOW_UPDATE of |st| if due. */
+static void out_stream_control(out_ctx *c, rudp_stream *st) {
+    rudp_frame f;
+    if (st->rst_pending) {
+        f = (rudp_frame){.type = RUDP_FRAME_RST};
+        f.u.rst.sid = st->sid;
+        f.u.rst.code = st->rst_code;
+        f.u.rst.final_size = st->snd_next;
+        if (out_put_recorded(c, &f, RUDP_SENT_RST, st->sid))
+            st->rst_pending = false;
+    }
+    if (st->fc.update_pending && st->recv_state != RUDP_RECV_RESET &&
+        !rudp_stream_recv_finished(st)) {
+        f = (rudp_frame){.type = RUDP_FRAME_WINDOW_UPDATE};
+        f.u.window.sid = st->sid;
+        f.u.window.max_data = st->fc.limit;
+        if (out_put_recorded(c, &f, RUDP_SENT_WINDOW, st->sid))
+            st->fc.update_pending = false;
+    }
+}
+
+/* Writes one DATA frame of |st|; returns false when none fits or is due. */
+static bool out_stream_data(rudp_session *s, out_ctx *c, rudp_stream *st) {
+    size_t room = c->end - c->pos;
+    if (!out_can_record(c) || room <= RUDP_DATA_FRAME_OVERHEAD)
+        return false;
+    uint64_t off;
+    size_t len;
+    uint8_t flags;
+    if (!rudp_stream_send_next(st, out_session_room(s), room - RUDP_DATA_FRAME_OVERHEAD,
+                               &off, &len, &flags))
+        return false;
+    rudp_frame f = {.type = RUDP_FRAME_DATA};
+    if (len > 0) {
+        size_t contiguous = rudp_buf_peek(&st->sbuf, off, len, &f.u.data.data);
+        if (contiguous < len) {
+            len = contiguous;
+            flags &= (uint8_t)~RUDP_FLAG_FIN;
+        }
+    }
+    f.u.data.flags = flags;
+    f.u.data.sid = st->sid;
+    f.u.data.offset = off;
+    f.u.data.len = (uint16_t)len;
+    if (!out_put(c, &f))
+        return false;
+    out_record(c, RUDP_SENT_DATA, st->sid, off, len, flags);
+    uint64_t fresh = rudp_stream_send_commit(st, off, len, flags);
+    s->snd_sent += fresh;
+    s->stream_bytes_sent += len;
+    return len > 0;
+}
+
+/* Writes everything |st| has to send that fits. */
+static void out_stream(rudp_session *s, out_ctx *c, rudp_stream *st) {
+    out_stream_control(c, st);
+    while (out_stream_data(s, c, st))
+        ;
+}
+
+/* Returns true while the packet can take another stream frame. */
+static bool out_has_room(const out_ctx *c) {
+    return out_can_record(c) && c->end - c->pos > RUDP_DATA_FRAME_OVERHEAD;
+}
+
+/* Sends the pending ACK flags of accepted streams. */
+static void out_lazy(rudp_session *s, out_ctx *c) {
+    while (s->lazy_list.head && out_has_room(c)) {
+        rudp_stream *st = s->lazy_list.head;
+        rudp_sess_lazy_list_remove(s, st);
+        if (!st->open_pending || st->send_state == RUDP_SEND_RESET)
+            continue;
+        out_stream(s, c, st);
+        if (rudp_stream_send_wants(st, out_session_room(s)))
+            rudp_sess_send_list_add(s, st);
+    }
+}
+
+/* Serves the send list round robin until the packet is full. */
+static void out_streams(rudp_session *s, out_ctx *c) {
+    uint32_t budget = s->nstreams;
+    while (s->send_list.head && budget-- > 0 && out_has_room(c)) {
+        rudp_stream *st = s->send_list.head;
+        rudp_sess_send_list_remove(s, st);
+        out_stream(s, c, st);
+        if (rudp_stream_send_wants(st, out_session_room(s)))
+            rudp_sess_send_list_add(s, st);
+    }
+}
+
+/* Returns true when an ack-eliciting packet may be sent at |now|. */
+static bool out_may_elicit(const rudp_session *s, rudp_tstamp now) {
+    if (s->probes > 0)
+        return true;
+    if (!rudp_sess_has_pending(s))
+        return false;
+    if (s->state == RUDP_SESS_DRAINING)
+        return true; /* the one GoAway of a session that died */
+    if (rudp_recovery_cwnd_room(&s->rec) == 0)
+        return false;
+    if (!s->settings.pacing)
+        return true;
+    rudp_pacer p = s->pacer;
+    return rudp_pacer_next_time(&p, s->max_packet_size,
+                                rudp_cc_pacing_rate(&s->rec.cc, &s->rec.rtt), now) <= now;
+}
+
+/* Fills the packet's frames after the ACK. */
+static void out_fill(rudp_session *s, out_ctx *c, bool elicit) {
+    if (!elicit) {
+        /* An ACK going out anyway carries a waiting SYN-ACK and ACK flags. */
+        if (s->state < RUDP_SESS_DRAINING) {
+            if (s->session_frame_pending && !s->is_client)
+                out_session_frame(s, c);
+            out_lazy(s, c);
+        }
+        return;
+    }
+    out_control(s, c);
+    if (s->state < RUDP_SESS_DRAINING) {
+        out_lazy(s, c);
+        out_streams(s, c);
+    }
+    if (s->probes > 0 && !c->eliciting) {
+        rudp_frame ping = {.type = RUDP_FRAME_PING};
+        out_put(c, &ping);
+    }
+}
+
+/* Seals the packet and commits it to recovery and the pacer; returns its
+ * length. */
+static ssize_t out_finish(rudp_session *s, out_ctx *c, rudp_addr *to, rudp_tstamp now) {
+    rudp_wire_encode_hdr(c->buf, RUDP_HDR_LEN, s->peer_cid, c->pkt->pn);
+    ssize_t len = rudp_wire_seal(c->buf, c->pos, c->end + RUDP_CRC_LEN);
+    if (len < 0)
+        return len;
+    c->pkt->size = (uint32_t)len;
+    c->pkt->ack_eliciting = c->eliciting;
+    c->pkt->in_flight = c->eliciting;
+    rudp_recovery_on_sent(&s->rec, c->pkt, now);
+    if (c->eliciting) {
+        if (s->probes > 0)
+            s->probes--;
+        s->pacer.burst = 10ull * s->max_packet_size;
+        rudp_pacer_on_sent(&s->pacer, (uint64_t)len,
+                           s->settings.pacing ? rudp_cc_pacing_rate(&s->rec.cc, &s->rec.rtt)
+                                              : 0,
+                           now);
+        s->last_activity = now;
+    }
+    s->bytes_sent += (uint64_t)len;
+    if (to)
+        *to = s->peer_addr;
+    return len;
+}
+
+ssize_t rudp_session_write_pkt(rudp_session *s, uint8_t *buf, size_t cap, rudp_addr *to,
+                               rudp_tstamp now) {
+    s->now = now;
+    if (s->state == RUDP_SESS_DONE)
+        return 0;
+    if (cap < s->max_packet_size)
+        return RUDP_ERR_NOBUF;
+    bool ack_due = rudp_acktr_deadline(&s->acktr) <= now;
+    bool elicit = out_may_elicit(s, now);
+    if (!elicit && !ack_due)
+        return 0;
+    out_ctx c = {.buf = buf, .pos = RUDP_HDR_LEN,
+                 .end = s->max_packet_size - RUDP_CRC_LEN};
+    c.pkt = rudp_recovery_prepare(&s->rec);
+    if (!c.pkt)
+        return RUDP_ERR_NOMEM;
+    if (rudp_acktr_has_news(&s->acktr))
+        out_ack(s, &c, now);
+    out_fill(s, &c, elicit);
+    if (c.pos == RUDP_HDR_LEN) {
+        /* Nothing to say after all (e.g. every queued stream was blocked). */
+        if (s->probes > 0)
+            s->probes = 0;
+        return 0;
+    }
+    return out_finish(s, &c, to, now);
+}
