@@ -245,6 +245,21 @@ void rudp_sess_stream_maybe_free(rudp_session *s, rudp_stream *st) {
         sess_peer_stream_freed(s);
 }
 
+void rudp_sess_free_released(rudp_session *s) {
+    for (uint32_t i = 0; i < s->nbuckets; i++) {
+        rudp_stream *st = s->buckets[i], *next;
+        for (; st; st = next) {
+            next = st->hnext;
+            if (!st->released)
+                continue;
+            bool peer_initiated = rudp_sid_is_client(st->sid) != s->is_client;
+            sess_stream_destroy(s, st);
+            if (peer_initiated)
+                sess_peer_stream_freed(s);
+        }
+    }
+}
+
 void rudp_sess_requeue_all(rudp_session *s) {
     for (uint32_t i = 0; i < s->nbuckets; i++)
         for (rudp_stream *st = s->buckets[i]; st; st = st->hnext)
@@ -480,7 +495,6 @@ int rudp_session_close(rudp_session *s, uint32_t error_code, rudp_tstamp now) {
     s->close_requested = true;
     s->goaway_code = error_code;
     s->state = RUDP_SESS_CLOSING;
-    s->close_deadline = now + s->settings.idle_timeout;
     if (error_code != RUDP_GOAWAY_NORMAL) {
         for (uint32_t i = 0; i < s->nbuckets; i++)
             for (rudp_stream *st = s->buckets[i]; st; st = st->hnext)
@@ -576,7 +590,13 @@ static void sess_run_timers(rudp_session *s, rudp_tstamp now) {
         rudp_sess_die(s, RUDP_ERR_TIMEDOUT, now);
         return;
     }
-    if (now >= s->last_recv + sess_idle_timeout(s) || now >= s->close_deadline) {
+    if (now >= s->close_deadline) {
+        /* Our GoAway went unacknowledged for 3 PTOs: the close is over. */
+        rudp_sess_note_closed(s, RUDP_OK);
+        s->state = RUDP_SESS_DONE;
+        return;
+    }
+    if (now >= s->last_recv + sess_idle_timeout(s)) {
         rudp_sess_die(s, RUDP_ERR_TIMEDOUT, now);
         return;
     }

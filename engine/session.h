@@ -94,7 +94,7 @@ struct rudp_session {
     rudp_tstamp last_recv;     /* last valid packet */
     rudp_tstamp last_activity; /* last packet sent or received (keepalive) */
     rudp_tstamp drain_end;     /* DRAINING ends, or NEVER */
-    rudp_tstamp close_deadline;/* CLOSING gives up, or NEVER */
+    rudp_tstamp close_deadline;/* CLOSING: stop waiting for the GoAway's ACK, or NEVER */
 
     /* Session events not yet polled. */
     bool ev_established, ev_closed;
@@ -117,6 +117,8 @@ void rudp_sess_send_list_add(rudp_session *s, rudp_stream *st);
 void rudp_sess_send_list_remove(rudp_session *s, rudp_stream *st);
 void rudp_sess_lazy_list_add(rudp_session *s, rudp_stream *st);
 void rudp_sess_lazy_list_remove(rudp_session *s, rudp_stream *st);
+/* Frees every stream the application has released, finished or not. */
+void rudp_sess_free_released(rudp_session *s);
 /* Re-queues every stream that has unsent data (the session window grew). */
 void rudp_sess_requeue_all(rudp_session *s);
 /* Ends the session with |error|: every live stream fails with it. */

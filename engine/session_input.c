@@ -216,11 +216,13 @@ static int input_rst(rudp_session *s, const rudp_rst_frame *f, rudp_tstamp now) 
     return RUDP_OK;
 }
 
-/* Handles GOAWAY: the peer ends the session. */
+/* Handles GOAWAY: the peer ends the session.  A peer closes normally only
+ * once every stream is finished on its side, so released streams still
+ * waiting for a reordered ACK are finished too. */
 static void input_goaway(rudp_session *s, uint32_t code, rudp_tstamp now) {
-    int err = code == RUDP_GOAWAY_NORMAL ? RUDP_ERR_PEER_CLOSED
-                                         : (code == RUDP_GOAWAY_PROTOCOL ? RUDP_ERR_PROTOCOL
-                                                                         : RUDP_ERR_PEER_CLOSED);
+    int err = code == RUDP_GOAWAY_PROTOCOL ? RUDP_ERR_PROTOCOL : RUDP_ERR_PEER_CLOSED;
+    if (code == RUDP_GOAWAY_NORMAL)
+        rudp_sess_free_released(s);
     rudp_sess_fail_streams(s, err);
     rudp_sess_note_closed(s, s->close_requested ? RUDP_OK : err);
     rudp_sess_start_draining(s, now);

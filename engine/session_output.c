@@ -241,6 +241,8 @@ static void out_control(rudp_session *s, out_ctx *c) {
         if (out_put_recorded(c, &f, RUDP_SENT_GOAWAY, 0)) {
             s->goaway_pending = false;
             s->goaway_sent = true;
+            if (s->state == RUDP_SESS_CLOSING && s->close_deadline == RUDP_TSTAMP_NEVER)
+                s->close_deadline = s->now + RUDP_DRAIN_PTOS * rudp_recovery_pto(&s->rec);
         }
     }
     if (s->state >= RUDP_SESS_DRAINING)
