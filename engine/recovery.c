@@ -34,7 +34,11 @@
  * The probe timeout (§6.2) is srtt + max(4 rttvar, kGranularity) +
  * max_ack_delay, doubled for each consecutive expiry (pto_count), counted
  * from the last ack-eliciting packet sent; an ACK that acknowledges
- * something new resets the backoff.  When the timer expires the session
+ * something new resets the backoff.  Unlike RFC 9002, the backed-off value
+ * is capped at RUDP_MAX_PTO (or the unbacked PTO when that is larger), as
+ * Linux caps its RTO: a tunnel must notice a healed path or a peer that was
+ * only unlucky within seconds, and the idle timeout, not the backoff,
+ * decides when a silent peer is dead.  When the timer expires the session
  * sends two probes (one before the handshake completes).
  *
  * Handlers run inside rudp_recovery_on_ack() and rudp_recovery_on_timeout()
@@ -376,11 +380,14 @@ int rudp_recovery_on_ack(rudp_recovery *r, const rudp_ack_frame *ack, rudp_tstam
 }
 
 /* Returns the current PTO: the RTT estimator's, doubled pto_count times
- * (at most REC_MAX_BACKOFF). */
+ * (at most REC_MAX_BACKOFF), capped at max(RUDP_MAX_PTO, unbacked PTO). */
 rudp_tstamp rudp_recovery_pto(const rudp_recovery *r) {
     uint32_t shift = r->pto_count < REC_MAX_BACKOFF ? r->pto_count : REC_MAX_BACKOFF;
+    rudp_tstamp base = rudp_rtt_pto(&r->rtt, r->max_ack_delay);
+    rudp_tstamp cap = base > RUDP_MAX_PTO ? base : RUDP_MAX_PTO;
+    rudp_tstamp pto = base << shift;
 
-    return rudp_rtt_pto(&r->rtt, r->max_ack_delay) << shift;
+    return pto < cap ? pto : cap;
 }
 
 /* Returns loss_time when armed; else, when an ack-eliciting packet is in

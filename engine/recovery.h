@@ -20,6 +20,7 @@
 #define RUDP_PN_NONE UINT64_MAX
 #define RUDP_PACKET_THRESHOLD 3
 #define RUDP_SENT_MAX_FRAMES 8
+#define RUDP_MAX_PTO RUDP_SEC(2) /* ceiling of the backed-off PTO */
 
 /* What one frame in a sent packet was, so it can be retransmitted or
  * acknowledged.  Only reliable frames are recorded. */

@@ -481,6 +481,11 @@ void rudp_sess_consume(rudp_session *s, uint64_t n, rudp_tstamp now) {
     rudp_fc_on_consume(&s->fc, n, s->rec.rtt.smoothed, now);
 }
 
+rudp_tstamp rudp_sess_close_wait(const rudp_session *s) {
+    rudp_tstamp t = RUDP_DRAIN_PTOS * rudp_recovery_pto(&s->rec);
+    return t > RUDP_CLOSE_MIN_WAIT ? t : RUDP_CLOSE_MIN_WAIT;
+}
+
 void rudp_sess_check_close(rudp_session *s, rudp_tstamp now) {
     if (s->state != RUDP_SESS_CLOSING || s->goaway_sent || s->goaway_pending)
         return;

@@ -31,6 +31,9 @@ enum rudp_session_state {
 
 /* How long a closed session lingers, in PTOs (absorbs stray packets). */
 #define RUDP_DRAIN_PTOS 3
+/* The least time a closer waits for the ACK of its GoAway (several PTO
+ * attempts even on a short path). */
+#define RUDP_CLOSE_MIN_WAIT RUDP_SEC(2)
 
 typedef struct rudp_list {
     rudp_stream *head, *tail;
@@ -134,6 +137,9 @@ void rudp_sess_start_draining(rudp_session *s, rudp_tstamp now);
 void rudp_sess_stream_abort(rudp_session *s, rudp_stream *st, uint32_t code, int error);
 /* Credits |n| consumed bytes to the session window. */
 void rudp_sess_consume(rudp_session *s, uint64_t n, rudp_tstamp now);
+/* Returns how long a closer waits for the ACK of its GoAway from now:
+ * RUDP_DRAIN_PTOS PTOs, at least RUDP_CLOSE_MIN_WAIT. */
+rudp_tstamp rudp_sess_close_wait(const rudp_session *s);
 /* Checks whether a requested close may send its GoAway now. */
 void rudp_sess_check_close(rudp_session *s, rudp_tstamp now);
 

@@ -335,6 +335,11 @@ int rudp_sess_process(rudp_session *s, const uint8_t *pkt, size_t len,
     if (from && !addr_equal(from, &s->peer_addr) && hdr.pn == s->acktr.largest)
         input_migrate(s, from);
     rv = input_frames(s, p, plen, now);
+    if (s->state == RUDP_SESS_CLOSING && s->goaway_sent) {
+        /* The peer still talks: it has not seen our GoAway (RFC 9000 §10.2.1). */
+        s->goaway_pending = true;
+        s->close_deadline = now + rudp_sess_close_wait(s);
+    }
     if (rv == RUDP_ERR_PROTOCOL || rv == RUDP_ERR_FLOW_CONTROL)
         rudp_sess_die(s, rv, now);
     else if (rv != RUDP_OK)

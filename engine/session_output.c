@@ -242,7 +242,7 @@ static void out_control(rudp_session *s, out_ctx *c) {
             s->goaway_pending = false;
             s->goaway_sent = true;
             if (s->state == RUDP_SESS_CLOSING && s->close_deadline == RUDP_TSTAMP_NEVER)
-                s->close_deadline = s->now + RUDP_DRAIN_PTOS * rudp_recovery_pto(&s->rec);
+                s->close_deadline = s->now + rudp_sess_close_wait(s);
         }
     }
     if (s->state >= RUDP_SESS_DRAINING)

@@ -383,10 +383,26 @@ Test(recovery, pto_deadline_and_backoff) {
 }
 
 Test(recovery, pto_backoff_is_capped) {
-    rudp_tstamp pto = RUDP_MS(100) + 4 * RUDP_MS(50) + RUDP_MS(25);
+    rudp_tstamp pto = RUDP_MS(100) + 4 * RUDP_MS(50) + RUDP_MS(25); /* 325 ms */
 
+    rr.pto_count = 2;
+    cr_assert_eq(rudp_recovery_pto(&rr), pto << 2);
+    rr.pto_count = 3; /* 2.6 s would exceed the ceiling */
+    cr_assert_eq(rudp_recovery_pto(&rr), RUDP_MAX_PTO);
     rr.pto_count = 40;
-    cr_assert_eq(rudp_recovery_pto(&rr), pto << 16);
+    cr_assert_eq(rudp_recovery_pto(&rr), RUDP_MAX_PTO);
+}
+
+Test(recovery, pto_cap_never_shortens_an_unbacked_pto) {
+    /* On a path whose PTO alone exceeds the ceiling, no backoff is applied
+     * beyond it, and the PTO itself is kept. */
+    rr.rtt.smoothed = RUDP_SEC(3);
+    rr.pto_count = 0;
+    rudp_tstamp base = rudp_rtt_pto(&rr.rtt, rr.max_ack_delay);
+    cr_assert_gt(base, RUDP_MAX_PTO);
+    cr_assert_eq(rudp_recovery_pto(&rr), base);
+    rr.pto_count = 5;
+    cr_assert_eq(rudp_recovery_pto(&rr), base);
 }
 
 Test(recovery, pto_probes_one_before_handshake) {
