@@ -1,0 +1,105 @@
+/*
+ * board.h — the status board: per-connection state shared between the
+ * engine thread and every process that holds the connection's fd.
+ *
+ * A rerouted connection's fd is an AF_UNIX socket (DESIGN.md §2 rule 2), so
+ * the kernel cannot tell the program about TCP-level events: a refused
+ * connect, a reset, a timeout, TCP_INFO.  The engine publishes them in a
+ * slot of a board: a MAP_SHARED|MAP_ANONYMOUS region created when the
+ * engine starts, so processes forked afterwards (pre-fork workers,
+ * process-per-connection children) see the same slots.  The shim reads the
+ * slot when a read ends at EOF (to turn it into ECONNRESET or ETIMEDOUT),
+ * for SO_ERROR and TCP_INFO, and writes a flag into it for SO_LINGER {1,0}.
+ *
+ * Each engine instance has a random 32-bit id (eid).  A process knows every
+ * board it created or inherited (rudp_board_find).  An accepted connection's
+ * slot travels in the abstract AF_UNIX address the engine binds before
+ * connecting to the program's listener, together with the TCP-level peer
+ * and local addresses (rudp_board_name_encode/_decode), so a worker that
+ * accepts it in another process finds everything from getpeername().
+ */
+#ifndef RUDP_BOARD_H
+#define RUDP_BOARD_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define RUDP_BOARD_SLOTS 65536u
+
+enum rudp_slot_state {
+    RUDP_SLOT_FREE = 0,
+    RUDP_SLOT_CONNECTING, /* stream opened, not yet connected */
+    RUDP_SLOT_CONNECTED,  /* connected (or accepted) */
+    RUDP_SLOT_FAILED,     /* connect failed, or the connection died: see error */
+    RUDP_SLOT_DONE,       /* ended cleanly (both FINs) */
+};
+
+/* Flags the shim sets. */
+#define RUDP_SLOT_F_RESET_ON_CLOSE 0x1u /* SO_LINGER {1, 0}: abort with RST */
+
+typedef struct rudp_slot {
+    _Atomic uint32_t state;    /* enum rudp_slot_state */
+    _Atomic int32_t error;     /* errno for reads past EOF / writes: ECONNRESET,
+                                  ETIMEDOUT, ECONNREFUSED...; 0 = none */
+    _Atomic int32_t so_error;  /* pending SO_ERROR, cleared when read */
+    _Atomic uint32_t flags;    /* RUDP_SLOT_F_* */
+    /* TCP_INFO snapshot, refreshed by the engine as the connection runs. */
+    _Atomic uint32_t rtt_us, rttvar_us, min_rtt_us;
+    _Atomic uint32_t snd_cwnd, snd_ssthresh, snd_mss, pmtu;
+    _Atomic uint32_t retransmits, lost, total_retrans;
+    _Atomic uint64_t bytes_sent, bytes_retrans, bytes_acked, bytes_received;
+    _Atomic uint64_t delivery_rate, pacing_rate;
+    _Atomic uint64_t last_update_ns;
+} rudp_slot;
+
+typedef struct rudp_board {
+    uint32_t magic;
+    uint32_t eid;
+    uint32_t nslots;
+    _Atomic uint32_t next_free_hint;
+    rudp_slot slots[];
+} rudp_board;
+
+/* A slot as the shim stores it in its fd table. */
+typedef struct rudp_slot_ref {
+    uint32_t eid;
+    uint32_t index;
+    rudp_slot *slot; /* NULL when the board is not mapped in this process */
+} rudp_slot_ref;
+
+/* Maps a new board with a fresh random eid and registers it in this
+ * process.  Returns NULL (errno set) on failure. */
+rudp_board *rudp_board_create(void);
+
+/* Returns the board |eid| if this process created or inherited it, else NULL. */
+rudp_board *rudp_board_find(uint32_t eid);
+
+/* Claims a free slot (state becomes |state|, every other field zeroed) and
+ * fills *ref.  Thread-safe and usable from any thread.  Returns 0, or
+ * -ENOSPC when the board is full. */
+int rudp_board_alloc(rudp_board *b, uint32_t state, rudp_slot_ref *ref);
+
+/* Returns a slot to the free pool (engine only, once no fd refers to it). */
+void rudp_board_release(rudp_board *b, uint32_t index);
+
+/* Resolves |ref->slot| from eid and index; returns false if unknown here. */
+bool rudp_board_resolve(rudp_slot_ref *ref);
+
+/* The abstract AF_UNIX name of an accepted connection: "\0rudp-a/" then eid,
+ * slot index, TCP peer and TCP local address in hex.  Writes the sun_path
+ * bytes into |out| (at least RUDP_BOARD_NAME_MAX) and returns their length
+ * (the name is abstract: out[0] == '\0'). */
+#define RUDP_BOARD_NAME_MAX 108
+size_t rudp_board_name_encode(char *out, uint32_t eid, uint32_t index,
+                              const struct sockaddr_storage *peer,
+                              const struct sockaddr_storage *local);
+
+/* Parses a name made by rudp_board_name_encode (|len| bytes of sun_path).
+ * Returns false when it is not one. */
+bool rudp_board_name_decode(const char *name, size_t len, uint32_t *eid, uint32_t *index,
+                            struct sockaddr_storage *peer, struct sockaddr_storage *local);
+
+#endif /* RUDP_BOARD_H */

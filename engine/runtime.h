@@ -1,0 +1,84 @@
+/*
+ * runtime.h — the engine thread that carries rerouted connections
+ * (DESIGN.md §2 rules 2 and 3).  Used by the shim; everything here is safe
+ * to call from any application thread.
+ *
+ * One engine thread per process, started on first use, runs a libev loop
+ * that owns the UDP sockets and the rudp sessions.  Application threads
+ * hand it work through a mutex-protected command queue and ev_async.
+ *
+ * A connection is an AF_UNIX SOCK_STREAM socketpair: the program holds one
+ * end on its own fd number, the engine serves the other end.  A listening
+ * socket is an AF_UNIX listener on the program's fd number; the engine
+ * connects to it once per incoming stream.  TCP-level state is published in
+ * a board slot (board.h).
+ *
+ * Non-blocking connect: the shim fills the program's end with |filler|
+ * bytes until its send buffer is full, so the fd is not writable; the
+ * engine discards exactly that many bytes once the stream is connected (or
+ * closes its end when the connect fails), and the fd becomes writable then,
+ * as a TCP socket's does.
+ */
+#ifndef RUDP_RUNTIME_H
+#define RUDP_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "board.h"
+#include "rudp/rudp.h"
+
+typedef struct rudp_rt_config {
+    rudp_settings settings;   /* per-session settings (cc, idle timeout...) */
+    rudp_tstamp exit_linger;  /* at process exit, wait this long for queued data */
+    int log_level;            /* 0 off, 1 errors, 2 info, 3 debug */
+    int log_fd;               /* where log lines go (-1: stderr) */
+} rudp_rt_config;
+
+/* Sets the configuration used when the engine starts (call before the first
+ * connect/listen; later calls are ignored once started). */
+void rudp_rt_configure(const rudp_rt_config *cfg);
+
+/* Starts this process's engine thread if it is not running (pthread_once
+ * semantics, re-armed in a forked child).  Returns 0 or -errno. */
+int rudp_rt_start(void);
+
+/* Returns this process's board (starting the engine), or NULL. */
+rudp_board *rudp_rt_board(void);
+
+/* Opens a stream to |dst| (IPv4 or IPv6 TCP address) over the session for
+ * that destination, creating the session (cold, 1-RTT handshake or 0-RTT
+ * data) or reusing a warm one.  The engine takes ownership of |engine_fd|,
+ * its end of the socketpair.  |slot| was allocated by the caller with
+ * rudp_board_alloc(rudp_rt_board(), RUDP_SLOT_CONNECTING, ...); the engine
+ * sets it CONNECTED or FAILED (error ECONNREFUSED, ETIMEDOUT, ENETUNREACH)
+ * and, with |filler| > 0, discards that many bytes first.  |local_out| gets
+ * the local address of the UDP path (for getsockname).  Returns 0 or -errno. */
+int rudp_rt_connect(int engine_fd, const struct sockaddr *dst, socklen_t dstlen,
+                    size_t filler, const rudp_slot_ref *slot,
+                    struct sockaddr_storage *local_out);
+
+/* Starts serving a listener: binds a UDP socket to |local| (the TCP bind
+ * address; port 0 is not allowed) and, for every stream a client opens,
+ * connects an AF_UNIX socket to the abstract name |unix_name| (|name_len|
+ * bytes of sun_path, first byte '\0').  Returns a listener id (>= 0) or
+ * -errno (EADDRINUSE, EACCES, ...). */
+int rudp_rt_listen(const struct sockaddr *local, socklen_t len, const char *unix_name,
+                   size_t name_len, int backlog);
+
+/* The program closed the listener |id|: stop accepting (streams waiting
+ * for the listener are refused). */
+void rudp_rt_unlisten(int id);
+
+/* At process exit: deliver what programs wrote (reading every socketpair to
+ * its end as if closed) and wait until it is acknowledged or the configured
+ * linger passes.  Returns at once when no engine runs in this process. */
+void rudp_rt_exit_flush(void);
+
+/* Maps an rudp_error to the errno a TCP socket would report. */
+int rudp_rt_errno(int rudp_err);
+
+#endif /* RUDP_RUNTIME_H */
