@@ -1,0 +1,220 @@
+/*
+ * board.c — the shared status board (see board.h).
+ *
+ * A board is one anonymous shared mapping, so it survives fork() in every
+ * child with the same physical pages: the engine in the process that made it
+ * writes, any process holding a connection's fd reads.  Slots are claimed
+ * round robin from a moving hint, so a released slot is reused only after
+ * every other one was: an fd that outlived its connection by a little keeps
+ * reading its own slot.  The registry of boards known to this process is a
+ * small array in ordinary memory, copied by fork like the fd table that
+ * refers to it.
+ */
+#include "board.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BOARD_MAGIC 0x72756470u /* "rudp" */
+#define BOARD_MAX_KNOWN 64
+
+static rudp_board *known[BOARD_MAX_KNOWN];
+static _Atomic unsigned nknown;
+static pthread_mutex_t known_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Returns a random, non-zero engine id. */
+static uint32_t board_new_eid(void) {
+    uint32_t eid = 0;
+    if (getrandom(&eid, sizeof(eid), GRND_NONBLOCK) != sizeof(eid))
+        eid = (uint32_t)getpid() * 2654435761u ^ (uint32_t)time(NULL);
+    return eid ? eid : 1;
+}
+
+rudp_board *rudp_board_create(void) {
+    size_t size = sizeof(rudp_board) + RUDP_BOARD_SLOTS * sizeof(rudp_slot);
+    rudp_board *b = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (b == MAP_FAILED)
+        return NULL;
+    b->magic = BOARD_MAGIC;
+    b->eid = board_new_eid();
+    b->nslots = RUDP_BOARD_SLOTS;
+    pthread_mutex_lock(&known_lock);
+    unsigned n = atomic_load(&nknown);
+    if (n == BOARD_MAX_KNOWN) { /* forget the oldest: only its stale fds lose translation */
+        memmove(known, known + 1, (BOARD_MAX_KNOWN - 1) * sizeof(known[0]));
+        n--;
+    }
+    known[n] = b;
+    atomic_store(&nknown, n + 1);
+    pthread_mutex_unlock(&known_lock);
+    return b;
+}
+
+rudp_board *rudp_board_find(uint32_t eid) {
+    unsigned n = atomic_load(&nknown);
+    for (unsigned i = 0; i < n; i++)
+        if (known[i] && known[i]->eid == eid)
+            return known[i];
+    return NULL;
+}
+
+/* Resets every field of a freshly claimed slot. */
+static void board_slot_reset(rudp_slot *s, uint32_t state) {
+    atomic_store(&s->error, 0);
+    atomic_store(&s->so_error, 0);
+    atomic_store(&s->flags, 0);
+    atomic_store(&s->rtt_us, 0);
+    atomic_store(&s->rttvar_us, 0);
+    atomic_store(&s->min_rtt_us, 0);
+    atomic_store(&s->snd_cwnd, 0);
+    atomic_store(&s->snd_ssthresh, 0);
+    atomic_store(&s->snd_mss, 0);
+    atomic_store(&s->pmtu, 0);
+    atomic_store(&s->retransmits, 0);
+    atomic_store(&s->lost, 0);
+    atomic_store(&s->total_retrans, 0);
+    atomic_store(&s->bytes_sent, 0);
+    atomic_store(&s->bytes_retrans, 0);
+    atomic_store(&s->bytes_acked, 0);
+    atomic_store(&s->bytes_received, 0);
+    atomic_store(&s->delivery_rate, 0);
+    atomic_store(&s->pacing_rate, 0);
+    atomic_store(&s->last_update_ns, 0);
+    atomic_store(&s->state, state);
+}
+
+int rudp_board_alloc(rudp_board *b, uint32_t state, rudp_slot_ref *ref) {
+    uint32_t start = atomic_fetch_add(&b->next_free_hint, 1);
+    for (uint32_t k = 0; k < b->nslots; k++) {
+        uint32_t i = (start + k) % b->nslots;
+        uint32_t expect = 0;
+        if (atomic_compare_exchange_strong(&b->slots[i].claimed, &expect, 1)) {
+            board_slot_reset(&b->slots[i], state);
+            atomic_store(&b->next_free_hint, i + 1);
+            ref->eid = b->eid;
+            ref->index = i;
+            ref->slot = &b->slots[i];
+            return 0;
+        }
+    }
+    return -ENOSPC;
+}
+
+void rudp_board_release(rudp_board *b, uint32_t index) {
+    if (index < b->nslots)
+        atomic_store(&b->slots[index].claimed, 0);
+}
+
+bool rudp_board_resolve(rudp_slot_ref *ref) {
+    rudp_board *b = rudp_board_find(ref->eid);
+    ref->slot = b && ref->index < b->nslots ? &b->slots[ref->index] : NULL;
+    return ref->slot != NULL;
+}
+
+/* --- names of accepted connections --- */
+
+#define NAME_PREFIX "rudp-a/"
+#define ADDR_BYTES 19 /* family, 16 address bytes, port */
+
+/* Packs a TCP address into 19 bytes: family (4 or 6), address, port. */
+static void name_pack_addr(uint8_t *out, const struct sockaddr_storage *a) {
+    memset(out, 0, ADDR_BYTES);
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)a;
+        out[0] = 4;
+        memcpy(out + 1, &in->sin_addr, 4);
+        memcpy(out + 17, &in->sin_port, 2);
+    } else if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)a;
+        out[0] = 6;
+        memcpy(out + 1, &in6->sin6_addr, 16);
+        memcpy(out + 17, &in6->sin6_port, 2);
+    }
+}
+
+/* Unpacks 19 bytes made by name_pack_addr; returns false if malformed. */
+static bool name_unpack_addr(const uint8_t *in, struct sockaddr_storage *a) {
+    memset(a, 0, sizeof(*a));
+    if (in[0] == 4) {
+        struct sockaddr_in *v4 = (struct sockaddr_in *)a;
+        v4->sin_family = AF_INET;
+        memcpy(&v4->sin_addr, in + 1, 4);
+        memcpy(&v4->sin_port, in + 17, 2);
+        return true;
+    }
+    if (in[0] == 6) {
+        struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)a;
+        v6->sin6_family = AF_INET6;
+        memcpy(&v6->sin6_addr, in + 1, 16);
+        memcpy(&v6->sin6_port, in + 17, 2);
+        return true;
+    }
+    return false;
+}
+
+/* Writes |n| bytes as lowercase hex at |out|. */
+static void name_hex(char *out, const uint8_t *p, size_t n) {
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+}
+
+/* Parses 2n hex digits into |p|; returns false on a non-hex digit. */
+static bool name_unhex(const char *in, uint8_t *p, size_t n) {
+    for (size_t i = 0; i < 2 * n; i++) {
+        char c = in[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : (c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1);
+        if (v < 0)
+            return false;
+        if (i % 2 == 0)
+            p[i / 2] = (uint8_t)(v << 4);
+        else
+            p[i / 2] |= (uint8_t)v;
+    }
+    return true;
+}
+
+/* The binary body of a name: eid, index, peer, local. */
+#define NAME_BODY (4 + 4 + 2 * ADDR_BYTES)
+
+size_t rudp_board_name_encode(char *out, uint32_t eid, uint32_t index,
+                              const struct sockaddr_storage *peer,
+                              const struct sockaddr_storage *local) {
+    uint8_t body[NAME_BODY];
+    for (int i = 0; i < 4; i++) {
+        body[i] = (uint8_t)(eid >> (24 - 8 * i));
+        body[4 + i] = (uint8_t)(index >> (24 - 8 * i));
+    }
+    name_pack_addr(body + 8, peer);
+    name_pack_addr(body + 8 + ADDR_BYTES, local);
+    out[0] = '\0';
+    memcpy(out + 1, NAME_PREFIX, sizeof(NAME_PREFIX) - 1);
+    size_t pos = 1 + sizeof(NAME_PREFIX) - 1;
+    name_hex(out + pos, body, NAME_BODY);
+    return pos + 2 * NAME_BODY;
+}
+
+bool rudp_board_name_decode(const char *name, size_t len, uint32_t *eid, uint32_t *index,
+                            struct sockaddr_storage *peer, struct sockaddr_storage *local) {
+    size_t pos = 1 + sizeof(NAME_PREFIX) - 1;
+    if (len != pos + 2 * NAME_BODY || name[0] != '\0' ||
+        memcmp(name + 1, NAME_PREFIX, sizeof(NAME_PREFIX) - 1) != 0)
+        return false;
+    uint8_t body[NAME_BODY];
+    if (!name_unhex(name + pos, body, NAME_BODY))
+        return false;
+    *eid = *index = 0;
+    for (int i = 0; i < 4; i++) {
+        *eid = (*eid << 8) | body[i];
+        *index = (*index << 8) | body[4 + i];
+    }
+    return name_unpack_addr(body + 8, peer) && name_unpack_addr(body + 8 + ADDR_BYTES, local);
+}

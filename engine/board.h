@@ -41,7 +41,8 @@ enum rudp_slot_state {
 #define RUDP_SLOT_F_RESET_ON_CLOSE 0x1u /* SO_LINGER {1, 0}: abort with RST */
 
 typedef struct rudp_slot {
-    _Atomic uint32_t state;    /* enum rudp_slot_state */
+    _Atomic uint32_t claimed;  /* allocation: 1 while an engine owns the slot */
+    _Atomic uint32_t state;    /* enum rudp_slot_state (kept after release) */
     _Atomic int32_t error;     /* errno for reads past EOF / writes: ECONNRESET,
                                   ETIMEDOUT, ECONNREFUSED...; 0 = none */
     _Atomic int32_t so_error;  /* pending SO_ERROR, cleared when read */
@@ -82,7 +83,8 @@ rudp_board *rudp_board_find(uint32_t eid);
  * -ENOSPC when the board is full. */
 int rudp_board_alloc(rudp_board *b, uint32_t state, rudp_slot_ref *ref);
 
-/* Returns a slot to the free pool (engine only, once no fd refers to it). */
+/* Returns a slot to the free pool (engine only).  Its state and error stay
+ * readable until it is claimed again, which round robin makes late. */
 void rudp_board_release(rudp_board *b, uint32_t index);
 
 /* Resolves |ref->slot| from eid and index; returns false if unknown here. */

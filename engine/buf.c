@@ -196,6 +196,12 @@ void rudp_buf_release_below(rudp_buf *b, uint64_t off) {
     b->n -= k;
 }
 
+void rudp_buf_drop(rudp_buf *b, uint64_t off) {
+    rudp_buf_release_below(b, off);
+    buf_put_slots(b, 0, b->n);
+    b->n = 0;
+}
+
 uint32_t rudp_buf_chunks(const rudp_buf *b) {
     uint32_t held = 0;
     for (uint32_t i = 0; i < b->n; i++)

@@ -58,6 +58,12 @@ size_t rudp_buf_peek(const rudp_buf *b, uint64_t off, size_t len, const uint8_t 
  * the pool. */
 void rudp_buf_release_below(rudp_buf *b, uint64_t off);
 
+/* Releases everything below |off| when the caller knows nothing at or
+ * beyond |off| is stored: the chunk holding |off| goes back to the pool
+ * too (a later write there takes a fresh one).  An idle stream thus holds
+ * no chunk at all. */
+void rudp_buf_drop(rudp_buf *b, uint64_t off);
+
 /* Returns how many chunks the buffer holds now. */
 uint32_t rudp_buf_chunks(const rudp_buf *b);
 

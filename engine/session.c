@@ -511,6 +511,12 @@ int rudp_session_close(rudp_session *s, uint32_t error_code, rudp_tstamp now) {
     return RUDP_OK;
 }
 
+void rudp_session_on_path_error(rudp_session *s, rudp_tstamp now) {
+    s->now = now;
+    rudp_sess_die(s, s->state == RUDP_SESS_CONNECTING ? RUDP_ERR_REFUSED : RUDP_ERR_PEER_RESET,
+                  now);
+}
+
 void rudp_session_on_stateless_reset(rudp_session *s, rudp_tstamp now) {
     rudp_sess_die(s, RUDP_ERR_PEER_RESET, now);
 }
@@ -709,8 +715,11 @@ void rudp_session_get_info(const rudp_session *s, rudp_session_info *info) {
     info->chunks_in_use = s->pool.in_use;
     info->max_packet_size = s->max_packet_size;
     for (uint32_t i = 0; i < s->nbuckets; i++)
-        for (rudp_stream *st = s->buckets[i]; st; st = st->hnext)
+        for (rudp_stream *st = s->buckets[i]; st; st = st->hnext) {
             info->stream_bytes_retransmitted += st->bytes_retransmitted;
+            if (st->send_state != RUDP_SEND_RESET)
+                info->stream_bytes_unacked += st->snd_written - st->snd_una;
+        }
 }
 
 /* --- the stream API --- */
@@ -746,19 +755,53 @@ ssize_t rudp_stream_write(rudp_session *s, uint64_t sid, const void *data, size_
     return n;
 }
 
+/* The application took |n| bytes of |st|: credit both windows and queue a
+ * WINDOW_UPDATE when one is due. */
+static void sess_app_consumed(rudp_session *s, rudp_stream *st, uint64_t n) {
+    if (rudp_fc_on_consume(&st->fc, n, s->rec.rtt.smoothed, s->now) &&
+        !rudp_stream_recv_finished(st))
+        rudp_sess_send_list_add(s, st);
+    rudp_sess_consume(s, n, s->now);
+}
+
 ssize_t rudp_stream_read(rudp_session *s, uint64_t sid, void *buf, size_t len) {
     rudp_stream *st = sess_app_stream(s, sid);
     if (!st)
         return RUDP_ERR_NO_STREAM;
     ssize_t n = rudp_stream_recv_read(st, buf, len);
-    if (n <= 0)
-        return n;
-    rudp_tstamp now = s->now;
-    if (rudp_fc_on_consume(&st->fc, (uint64_t)n, s->rec.rtt.smoothed, now) &&
-        !rudp_stream_recv_finished(st))
-        rudp_sess_send_list_add(s, st);
-    rudp_sess_consume(s, (uint64_t)n, now);
+    if (n > 0)
+        sess_app_consumed(s, st, (uint64_t)n);
     return n;
+}
+
+ssize_t rudp_stream_peek(rudp_session *s, uint64_t sid, const uint8_t **data) {
+    rudp_stream *st = sess_app_stream(s, sid);
+    if (!st)
+        return RUDP_ERR_NO_STREAM;
+    return rudp_stream_recv_peek(st, data);
+}
+
+int rudp_stream_consume(rudp_session *s, uint64_t sid, size_t n) {
+    rudp_stream *st = sess_app_stream(s, sid);
+    if (!st)
+        return RUDP_ERR_NO_STREAM;
+    if (n > rudp_stream_recv_ready(st))
+        return RUDP_ERR_INVAL;
+    rudp_stream_recv_consume(st, n);
+    if (n > 0)
+        sess_app_consumed(s, st, n);
+    return RUDP_OK;
+}
+
+ssize_t rudp_stream_send_room(const rudp_session *s, uint64_t sid) {
+    const rudp_stream *st = rudp_sess_find(s, sid);
+    if (!st || st->released)
+        return RUDP_ERR_NO_STREAM;
+    if (st->send_state != RUDP_SEND_OPEN)
+        return 0;
+    uint64_t queued = st->snd_written - st->snd_una;
+    uint64_t limit = s->settings.stream_send_buffer;
+    return queued >= limit ? 0 : (ssize_t)(limit - queued);
 }
 
 int rudp_stream_shutdown_write(rudp_session *s, uint64_t sid) {

@@ -26,6 +26,7 @@
  */
 #include "stream.h"
 
+#include <limits.h>
 #include <string.h>
 
 #include "wire.h"
@@ -144,7 +145,7 @@ uint64_t rudp_stream_send_commit(rudp_stream *st, uint64_t off, size_t len, uint
     if (flags & stream_open_flag(st))
         st->open_pending = false;
     if (flags & RUDP_FLAG_FIN)
-        st->fin_sent = true;
+        st->fin_sent = st->fin_out = true;
     uint64_t end = off + len;
     if (off < st->snd_next) {
         rudp_ranges_remove(&st->snd_lost, off, end);
@@ -178,7 +179,10 @@ void rudp_stream_on_data_acked(rudp_stream *st, uint64_t off, size_t len, uint8_
         uint64_t una = first && first->start == 0 ? first->end : 0;
         if (una > st->snd_una) {
             st->snd_una = una;
-            rudp_buf_release_below(&st->sbuf, una);
+            if (una == st->snd_written)
+                rudp_buf_drop(&st->sbuf, una);
+            else
+                rudp_buf_release_below(&st->sbuf, una);
         }
     }
     if (flags & RUDP_FLAG_FIN)
@@ -249,24 +253,47 @@ uint64_t rudp_stream_recv_ready(const rudp_stream *st) {
 static void stream_recv_advance(rudp_stream *st, uint64_t n) {
     st->rcv_read += n;
     rudp_ranges_remove_below(&st->rcv_ranges, st->rcv_read);
-    rudp_buf_release_below(&st->rbuf, st->rcv_read);
+    if (rudp_ranges_empty(&st->rcv_ranges))
+        rudp_buf_drop(&st->rbuf, st->rcv_read); /* nothing stored beyond */
+    else
+        rudp_buf_release_below(&st->rbuf, st->rcv_read);
 }
 
-ssize_t rudp_stream_recv_read(rudp_stream *st, void *out, size_t len) {
+/* Returns the bytes ready to read (> 0), or what a read must report when
+ * there are none: 0 at EOF, the stream's error, RUDP_ERR_WOULDBLOCK. */
+static ssize_t stream_recv_status(rudp_stream *st) {
     if (st->recv_state == RUDP_RECV_RESET)
         return st->error ? st->error : RUDP_ERR_RESET;
     uint64_t ready = rudp_stream_recv_ready(st);
-    if (ready == 0) {
-        if (st->rcv_read == st->rcv_fin) {
-            st->recv_state = RUDP_RECV_DONE;
-            return 0;
-        }
-        return st->error ? st->error : RUDP_ERR_WOULDBLOCK;
+    if (ready > 0)
+        return ready > SSIZE_MAX ? SSIZE_MAX : (ssize_t)ready;
+    if (st->rcv_read == st->rcv_fin) {
+        st->recv_state = RUDP_RECV_DONE;
+        return 0;
     }
-    size_t n = ready < len ? (size_t)ready : len;
+    return st->error ? st->error : RUDP_ERR_WOULDBLOCK;
+}
+
+ssize_t rudp_stream_recv_read(rudp_stream *st, void *out, size_t len) {
+    ssize_t ready = stream_recv_status(st);
+    if (ready <= 0)
+        return ready;
+    size_t n = (size_t)ready < len ? (size_t)ready : len;
     rudp_buf_read(&st->rbuf, st->rcv_read, out, n);
     stream_recv_advance(st, n);
     return (ssize_t)n;
+}
+
+ssize_t rudp_stream_recv_peek(rudp_stream *st, const uint8_t **p) {
+    ssize_t ready = stream_recv_status(st);
+    if (ready <= 0)
+        return ready;
+    return (ssize_t)rudp_buf_peek(&st->rbuf, st->rcv_read, (size_t)ready, p);
+}
+
+void rudp_stream_recv_consume(rudp_stream *st, uint64_t n) {
+    uint64_t ready = rudp_stream_recv_ready(st);
+    stream_recv_advance(st, n < ready ? n : ready);
 }
 
 uint64_t rudp_stream_recv_discard(rudp_stream *st) {
@@ -338,7 +365,7 @@ int rudp_stream_on_peer_rst(rudp_stream *st, uint64_t final_size, uint64_t *grew
 enum rudp_stream_state rudp_stream_state_of(const rudp_stream *st) {
     if (st->send_state == RUDP_SEND_RESET)
         return RUDP_STREAM_RESET;
-    bool fin_out = st->fin_sent || st->send_state == RUDP_SEND_DONE;
+    bool fin_out = st->fin_out || st->send_state == RUDP_SEND_DONE;
     bool fin_in = st->rcv_fin != UINT64_MAX;
     if (st->send_state == RUDP_SEND_DONE && rudp_stream_recv_finished(st))
         return RUDP_STREAM_CLOSED;

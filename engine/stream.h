@@ -72,7 +72,8 @@ struct rudp_stream {
     uint64_t snd_limit;  /* the peer's flow-control limit for this stream */
     rudp_ranges snd_acked; /* acknowledged ranges, starting at 0 */
     rudp_ranges snd_lost;  /* ranges to retransmit */
-    bool fin_sent;       /* a FIN is outstanding or acknowledged */
+    bool fin_sent;       /* a FIN is outstanding or acknowledged (cleared on loss) */
+    bool fin_out;        /* a FIN has gone out at least once (never cleared) */
     bool fin_acked;
     bool rst_queued;     /* we aborted: our RST was queued (once) */
     bool rst_pending;    /* our RST must be (re)sent */
@@ -149,6 +150,14 @@ uint64_t rudp_stream_recv_ready(const rudp_stream *st);
  * Returns the count, 0 at EOF, or RUDP_ERR_WOULDBLOCK / RUDP_ERR_RESET /
  * the stream's error. */
 ssize_t rudp_stream_recv_read(rudp_stream *st, void *out, size_t len);
+
+/* Sets *p to the next in-order bytes and returns how many are contiguous
+ * in memory (> 0), 0 at EOF, or RUDP_ERR_WOULDBLOCK / RUDP_ERR_RESET / the
+ * stream's error, like recv_read. */
+ssize_t rudp_stream_recv_peek(rudp_stream *st, const uint8_t **p);
+
+/* Consumes |n| in-order bytes (at most recv_ready). */
+void rudp_stream_recv_consume(rudp_stream *st, uint64_t n);
 
 /* Discards every in-order byte (the application released the stream);
  * returns how many. */

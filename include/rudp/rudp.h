@@ -155,6 +155,7 @@ typedef struct rudp_session_info {
     uint64_t pkts_sent, pkts_recv, pkts_lost, pkts_dropped;
     uint64_t bytes_sent, bytes_recv;
     uint64_t stream_bytes_sent, stream_bytes_retransmitted;
+    uint64_t stream_bytes_unacked; /* written by the application, not yet acknowledged */
     uint64_t pto_count_total;
     uint32_t streams_open;      /* stream records still held */
     uint64_t chunks_in_use;     /* buffer chunks held by streams */
@@ -225,6 +226,12 @@ int rudp_session_close(rudp_session *sess, uint32_t error_code, rudp_tstamp now)
  * stream is reset with RUDP_ERR_PEER_RESET and the session closes. */
 void rudp_session_on_stateless_reset(rudp_session *sess, rudp_tstamp now);
 
+/* The path reported an error for this session's datagrams (an ICMP port
+ * or host unreachable surfacing on a connected UDP socket).  A session not
+ * yet established fails with RUDP_ERR_REFUSED, an established one with
+ * RUDP_ERR_PEER_RESET: the peer's port is gone. */
+void rudp_session_on_path_error(rudp_session *sess, rudp_tstamp now);
+
 /* Returns true once the session is closed and has finished draining: the
  * caller may then rudp_session_del() it. */
 bool rudp_session_is_done(const rudp_session *sess);
@@ -251,6 +258,19 @@ ssize_t rudp_stream_write(rudp_session *sess, uint64_t sid, const void *data,
  * RUDP_ERR_TIMEDOUT / RUDP_ERR_PEER_CLOSED / RUDP_ERR_PEER_RESET when the
  * session died, RUDP_ERR_NO_STREAM. */
 ssize_t rudp_stream_read(rudp_session *sess, uint64_t sid, void *buf, size_t len);
+
+/* Zero-copy read: sets *data to the next in-order bytes without consuming
+ * them and returns how many are contiguous there (> 0), 0 at end of stream,
+ * or the errors of rudp_stream_read.  Valid until the next call on |sess|. */
+ssize_t rudp_stream_peek(rudp_session *sess, uint64_t sid, const uint8_t **data);
+
+/* Consumes |n| bytes (at most what peek returned).  Returns RUDP_OK,
+ * RUDP_ERR_INVAL or RUDP_ERR_NO_STREAM. */
+int rudp_stream_consume(rudp_session *sess, uint64_t sid, size_t n);
+
+/* Returns how many bytes rudp_stream_write would accept now (0 when the
+ * send buffer is full or the write side is shut), or RUDP_ERR_NO_STREAM. */
+ssize_t rudp_stream_send_room(const rudp_session *sess, uint64_t sid);
 
 /* Half-closes the write side: FIN goes after every queued byte. */
 int rudp_stream_shutdown_write(rudp_session *sess, uint64_t sid);
