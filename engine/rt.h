@@ -47,6 +47,7 @@ struct rt_sess {
     bool established;
     bool closing;                 /* GoAway sent or session dying */
     rudp_tstamp idle_since;       /* client: no stream since then (warm) */
+    rudp_tstamp last_publish;     /* statistics last copied to the slots */
     rt_sess *next;                /* in udp->sessions */
     rt_sess *dirty_next;          /* in eng->dirty */
     bool dirty;

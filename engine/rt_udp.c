@@ -241,14 +241,14 @@ static void rt_sess_send(rt_sess *rs, rudp_tstamp now) {
 
 /* Publishes statistics to every bridge's slot, at most every 100 ms. */
 static void rt_sess_publish(rt_sess *rs, rudp_tstamp now) {
-    if (!rs->bridges)
+    if (!rs->bridges || now - rs->last_publish < RT_PUBLISH_NS)
         return;
+    rs->last_publish = now;
     rudp_session_info info;
     rudp_session_get_info(rs->s, &info);
-    for (rt_bridge *b = rs->bridges; b; b = b->next) {
-        if (b->slot.slot && now - atomic_load(&b->slot.slot->last_update_ns) >= RT_PUBLISH_NS)
+    for (rt_bridge *b = rs->bridges; b; b = b->next)
+        if (b->slot.slot)
             rt_bridge_publish(b, &info);
-    }
 }
 
 /* Closes warm client sessions that carried no stream for a while. */
@@ -300,12 +300,9 @@ void rt_flush_dirty(rt_engine *e) {
 
 /* Finds the session of a listener that owns connection ID |cid|. */
 static rt_sess *rt_udp_find(rt_udp *u, uint64_t cid) {
-    for (rt_sess *rs = u->sessions; rs; rs = rs->next) {
-        rudp_session_info info;
-        rudp_session_get_info(rs->s, &info);
-        if (info.local_cid == cid || info.initial_cid == cid)
+    for (rt_sess *rs = u->sessions; rs; rs = rs->next)
+        if (rudp_session_owns_cid(rs->s, cid))
             return rs;
-    }
     return NULL;
 }
 

@@ -689,6 +689,10 @@ bool rudp_session_poll_event(rudp_session *s, rudp_event *ev) {
 
 /* --- info --- */
 
+bool rudp_session_owns_cid(const rudp_session *s, uint64_t cid) {
+    return cid == s->local_cid || (!s->is_client && cid == s->initial_cid);
+}
+
 void rudp_session_get_info(const rudp_session *s, rudp_session_info *info) {
     memset(info, 0, sizeof(*info));
     info->state = s->state;

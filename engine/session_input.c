@@ -299,10 +299,6 @@ static void input_migrate(rudp_session *s, const rudp_addr *from) {
     s->path_challenge_pending = true;
 }
 
-/* Returns true when |cid| names this session. */
-static bool input_cid_ok(const rudp_session *s, uint64_t cid) {
-    return cid == s->local_cid || (!s->is_client && cid == s->initial_cid);
-}
 
 int rudp_sess_process(rudp_session *s, const uint8_t *pkt, size_t len,
                       const rudp_addr *from, rudp_tstamp now) {
@@ -319,7 +315,7 @@ int rudp_sess_process(rudp_session *s, const uint8_t *pkt, size_t len,
         }
         rv = RUDP_ERR_UNKNOWN_CID;
     }
-    if (rv == RUDP_OK && !input_cid_ok(s, hdr.dcid))
+    if (rv == RUDP_OK && !rudp_session_owns_cid(s, hdr.dcid))
         rv = RUDP_ERR_UNKNOWN_CID;
     if (rv == RUDP_OK)
         rv = input_validate(p, plen, &eliciting);

@@ -239,7 +239,12 @@ bool rudp_session_is_done(const rudp_session *sess);
 /* Returns true once the handshake has completed. */
 bool rudp_session_is_established(const rudp_session *sess);
 
+/* Fills |info|; walks every stream (O(streams)): not for the per-packet path. */
 void rudp_session_get_info(const rudp_session *sess, rudp_session_info *info);
+
+/* Returns true when datagrams addressed to |cid| belong to this session
+ * (its own connection ID, or a server's initial one).  O(1). */
+bool rudp_session_owns_cid(const rudp_session *sess, uint64_t cid);
 
 /* Opens a locally initiated stream and returns its ID in *sid.  Works before
  * the handshake completes (the SYN and first data then ride in the session's
