@@ -76,8 +76,30 @@ static void bridge_slot_state(rt_bridge *b, uint32_t state) {
         atomic_store(&b->slot.slot->state, state);
 }
 
+/* Logs one line of statistics for a connection that ends (info level). */
+static void bridge_log_summary(rt_bridge *b) {
+    rt_sess *rs = b->rs;
+    if (rs->eng->cfg.log_level < 2)
+        return;
+    rudp_stream_info si;
+    rudp_session_info in;
+    if (rudp_stream_get_info(rs->s, b->sid, &si) != RUDP_OK)
+        return;
+    rudp_session_get_info(rs->s, &in);
+    rt_log(rs->eng, 2,
+           "stream %llu %s: sent %llu B (acked %llu), received %llu B; session: "
+           "srtt %.3f ms, min_rtt %.3f ms, cwnd %llu B, %llu packets sent, %llu lost, "
+           "%llu B retransmitted, over UDP",
+           (unsigned long long)b->sid, b->dead ? "ended with an error" : "closed",
+           (unsigned long long)si.bytes_written, (unsigned long long)si.bytes_acked,
+           (unsigned long long)si.bytes_read, in.srtt / 1e6, in.min_rtt / 1e6,
+           (unsigned long long)in.cwnd, (unsigned long long)in.pkts_sent,
+           (unsigned long long)in.pkts_lost, (unsigned long long)in.stream_bytes_retransmitted);
+}
+
 void rt_bridge_free(rt_bridge *b) {
     rt_sess *rs = b->rs;
+    bridge_log_summary(b);
     for (rt_bridge **pp = &rs->bridges; *pp; pp = &(*pp)->next)
         if (*pp == b) {
             *pp = b->next;
