@@ -153,6 +153,10 @@ static void rt_exit_check(rt_engine *e) {
         return;
     if (!rt_all_acked(e) && rt_now() < e->exit_deadline)
         return;
+    for (rt_udp *u = e->udps; u; u = u->next)
+        for (rt_sess *rs = u->sessions; rs; rs = rs->next)
+            for (rt_bridge *b = rs->bridges; b; b = b->next)
+                rt_bridge_log_summary(b);
     pthread_mutex_lock(&e->lock);
     e->exit_done = true;
     pthread_cond_broadcast(&e->flushed);

@@ -68,6 +68,7 @@ struct rt_bridge {
     bool dead;              /* reset or failed: no more traffic */
     bool accept_pending;    /* server: connect() to the listener in progress */
     bool released;          /* rudp_stream_release done */
+    bool exit_drain;        /* process exiting: FIN once the socket reads empty */
     rt_bridge *next;        /* in rs->bridges */
 };
 
@@ -126,8 +127,8 @@ void rt_sess_touch(rt_sess *rs);
 void rt_flush_dirty(rt_engine *e);
 /* Runs the warm-session check on every client session (the 1 s tick). */
 void rt_udp_tick(rt_engine *e);
-/* Returns true when every stream of every session has all its data
- * acknowledged (exit flush is over). */
+/* Returns true when every program socket has been read to its end and
+ * every stream's data is acknowledged (exit flush is over). */
 bool rt_all_acked(rt_engine *e);
 
 /* --- rt_bridge.c --- */
@@ -150,9 +151,12 @@ void rt_bridge_end_quietly(rt_bridge *b);
 void rt_bridge_free(rt_bridge *b);
 /* Returns the bridge of stream |sid|, or NULL. */
 rt_bridge *rt_bridge_find(rt_sess *rs, uint64_t sid);
+/* Logs one line of statistics for the connection (info level). */
+void rt_bridge_log_summary(rt_bridge *b);
 /* Publishes the session's statistics into the bridge's slot. */
 void rt_bridge_publish(rt_bridge *b, const rudp_session_info *info);
-/* Exit flush: reads everything the program wrote and ends the stream. */
+/* Exit flush: reads everything the program wrote (as the send buffer
+ * frees) and then ends the stream with a FIN. */
 void rt_bridge_exit_drain(rt_bridge *b);
 /* Server: a peer opened stream |sid|; connect it to the program's listener. */
 void rt_bridge_accept(rt_sess *rs, uint64_t sid);

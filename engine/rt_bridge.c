@@ -77,7 +77,7 @@ static void bridge_slot_state(rt_bridge *b, uint32_t state) {
 }
 
 /* Logs one line of statistics for a connection that ends (info level). */
-static void bridge_log_summary(rt_bridge *b) {
+void rt_bridge_log_summary(rt_bridge *b) {
     rt_sess *rs = b->rs;
     if (rs->eng->cfg.log_level < 2)
         return;
@@ -99,7 +99,7 @@ static void bridge_log_summary(rt_bridge *b) {
 
 void rt_bridge_free(rt_bridge *b) {
     rt_sess *rs = b->rs;
-    bridge_log_summary(b);
+    rt_bridge_log_summary(b);
     for (rt_bridge **pp = &rs->bridges; *pp; pp = &(*pp)->next)
         if (*pp == b) {
             *pp = b->next;
@@ -217,8 +217,13 @@ static bool bridge_pump_in(rt_bridge *b) {
         }
         if (errno == EINTR)
             continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (b->exit_drain) { /* the exiting program wrote all it will */
+                bridge_app_eof(b);
+                return false;
+            }
             return true;
+        }
         bridge_abort(b); /* ECONNRESET: closed with unread data */
         return false;
     }
@@ -342,15 +347,12 @@ void rt_bridge_exit_drain(rt_bridge *b) {
         return;
     if (!b->connected && b->filler > 0) {
         /* The program never got a writable socket: it wrote nothing. */
-        b->app_eof = true;
-        rudp_stream_shutdown_write(b->rs->s, b->sid);
+        bridge_app_eof(b);
         return;
     }
-    if (bridge_pump_in(b) && !b->app_eof) {
-        b->app_eof = true;
-        ev_io_stop(b->rs->eng->loop, &b->rio);
-        rudp_stream_shutdown_write(b->rs->s, b->sid);
-    }
+    b->exit_drain = true;
+    ev_io_start(b->rs->eng->loop, &b->rio);
+    bridge_pump_in(b);
 }
 
 /* --- accepting --- */

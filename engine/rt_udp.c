@@ -30,6 +30,7 @@
 #define RT_BATCH 32
 #define RT_MAX_DGRAM 2048
 #define RT_PUBLISH_NS RUDP_MS(100)
+#define RT_SOCKBUF (4 * 1024 * 1024)
 
 static uint8_t rxbuf[RT_BATCH][RT_MAX_DGRAM]; /* engine thread only */
 static uint8_t txbuf[RT_BATCH][RT_MAX_DGRAM];
@@ -390,6 +391,17 @@ static void rt_udp_on_read(struct ev_loop *loop, ev_io *w, int revents) {
     }
 }
 
+/* Gives a UDP socket room for a few bandwidth-delay products of bursts:
+ * the default 208 KiB overflows at loopback rates and shows up as loss.
+ * The forcing variants exceed net.core.[rw]mem_max when we may. */
+static void rt_udp_tune(int fd) {
+    int size = RT_SOCKBUF;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+}
+
 /* Creates a UDP endpoint record around |fd| and starts reading it. */
 static rt_udp *rt_udp_new(rt_engine *e, int fd, bool listener) {
     rt_udp *u = calloc(1, sizeof(*u));
@@ -398,6 +410,7 @@ static rt_udp *rt_udp_new(rt_engine *e, int fd, bool listener) {
     u->eng = e;
     u->fd = fd;
     u->is_listener = listener;
+    rt_udp_tune(fd);
     u->local_len = sizeof(u->local);
     getsockname(fd, (struct sockaddr *)&u->local, &u->local_len);
     ev_io_init(&u->io, rt_udp_on_read, fd, EV_READ);
@@ -512,9 +525,15 @@ static bool rt_sess_unacked(rt_sess *rs) {
 
 bool rt_all_acked(rt_engine *e) {
     for (rt_udp *u = e->udps; u; u = u->next)
-        for (rt_sess *rs = u->sessions; rs; rs = rs->next)
-            if (!rudp_session_is_done(rs->s) && rt_sess_unacked(rs))
+        for (rt_sess *rs = u->sessions; rs; rs = rs->next) {
+            if (rudp_session_is_done(rs->s))
+                continue;
+            for (rt_bridge *b = rs->bridges; b; b = b->next)
+                if (!b->app_eof && !b->dead)
+                    return false;
+            if (rt_sess_unacked(rs))
                 return false;
+        }
     return true;
 }
 
