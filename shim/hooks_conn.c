@@ -1,0 +1,490 @@
+/*
+ * hooks_conn.c — connect, bind, listen and accept (DESIGN.md §2 rule 2,
+ * §4 "blocking connect", "non-blocking connect", "0-RTT", "accept").
+ *
+ * Rerouting a connect: the program's TCP socket is replaced, on the same fd
+ * number, by one end of an AF_UNIX socketpair whose other end the engine
+ * serves (runtime.h).  Before the swap the shim fills the program's end
+ * with zero bytes until its send buffer is full; the engine discards
+ * exactly that many once the stream is connected.  So the fd polls
+ * writable precisely when a TCP socket would (connected, or failed), and
+ * the three connect styles follow from it:
+ *
+ *   non-blocking  returns EINPROGRESS; poll/epoll/select report POLLOUT at
+ *                 completion; SO_ERROR gives the result and clears it;
+ *   blocking      polls for POLLOUT itself (SO_SNDTIMEO bounds the wait:
+ *                 EINPROGRESS on expiry, as Linux does), then reads the
+ *                 result from the board slot;
+ *   fast open     (RUDP_FASTOPEN=1, TCP_FASTOPEN_CONNECT, MSG_FASTOPEN) no
+ *                 filler: connect returns 0 at once and the first write
+ *                 rides in the opening datagram (0-RTT).
+ *
+ * Rerouting a listener: listen() on a TCP socket bound to a selected port
+ * creates an AF_UNIX listener under a unique abstract name, asks the engine
+ * to serve the UDP port and to connect to that name once per incoming
+ * stream, and puts the listener on the program's fd number.  accept() is
+ * then the kernel's own (backlog, blocking, SOCK_NONBLOCK, readiness); the
+ * shim only decodes the engine's abstract address of the accepted socket to
+ * learn the TCP peer and local addresses and the board slot.
+ *
+ * The engine is handed the connection before the swap, so a connect the
+ * engine rejects leaves the program's TCP socket untouched.
+ */
+#include "shim.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/un.h>
+#include <time.h>
+
+#ifndef TCP_FASTOPEN_CONNECT
+#define TCP_FASTOPEN_CONNECT 30
+#endif
+
+/* The filler source: zero bytes, never written. */
+static char conn_zeros[65536];
+
+/* Counter making each listener's abstract name unique. */
+static _Atomic uint32_t listener_seq;
+
+/* --- connect --- */
+
+/* Fills the socket |fd| with zero bytes until its send buffer is full.
+ * Returns the number of bytes it took. */
+static size_t conn_fill(int fd) {
+    size_t total = 0;
+
+    for (;;) {
+        ssize_t n = RUDP_REAL(send)(fd, conn_zeros, sizeof(conn_zeros),
+                                    MSG_DONTWAIT | MSG_NOSIGNAL);
+
+        if (n > 0)
+            total += (size_t)n;
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else
+            return total;
+    }
+}
+
+/* Reads fd's descriptor and status flags into *cloexec and *nonblock.
+ * Returns 0 or -errno. */
+static int conn_fd_flags(int fd, bool *cloexec, bool *nonblock) {
+    int fdfl = RUDP_REAL(fcntl)(fd, F_GETFD);
+    int fl = RUDP_REAL(fcntl)(fd, F_GETFL);
+
+    if (fdfl < 0 || fl < 0)
+        return -errno;
+    *cloexec = (fdfl & FD_CLOEXEC) != 0;
+    *nonblock = (fl & O_NONBLOCK) != 0;
+    return 0;
+}
+
+/* Puts |src| on the number |fd| (closing what was there), keeping fd's
+ * close-on-exec and non-blocking flags, and closes |src|.  Returns 0 or
+ * -errno (then |src| is still open). */
+static int conn_swap(int src, int fd, bool cloexec, bool nonblock) {
+    int r;
+
+    do
+        r = RUDP_REAL(dup3)(src, fd, cloexec ? O_CLOEXEC : 0);
+    while (r < 0 && (errno == EINTR || errno == EBUSY));
+    if (r < 0)
+        return -errno;
+    RUDP_REAL(close)(src);
+    if (nonblock)
+        RUDP_REAL(fcntl)(fd, F_SETFL, RUDP_REAL(fcntl)(fd, F_GETFL) | O_NONBLOCK);
+    return 0;
+}
+
+/* Creates the socketpair of a connection, clearing stale entries on both
+ * numbers.  Returns 0 or -errno. */
+static int conn_socketpair(int sv[2]) {
+    if (RUDP_REAL(socketpair)(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    rudp_fd_clear(sv[0]);
+    rudp_fd_clear(sv[1]);
+    return 0;
+}
+
+/* Claims a CONNECTING slot on this process's board (starting the engine).
+ * Returns 0 or -errno (ENOMEM: no engine; ENOBUFS: board full). */
+static int conn_slot(rudp_slot_ref *ref) {
+    rudp_board *b = rudp_rt_board();
+
+    if (b == NULL)
+        return -ENOMEM;
+    return rudp_board_alloc(b, RUDP_SLOT_CONNECTING, ref) < 0 ? -ENOBUFS : 0;
+}
+
+/* Fills the CONN entry |c| from the TCP entry |tcp|: the TCP peer as the
+ * program gave it and the engine's local address, both in the socket's
+ * family (v4-mapped on an IPv6 socket). */
+static void conn_entry(rudp_fd_entry *c, const rudp_fd_entry *tcp,
+                       const struct sockaddr_storage *peer, struct sockaddr_storage *local,
+                       const rudp_slot_ref *ref) {
+    memset(c, 0, sizeof(*c));
+    atomic_init(&c->kind, RUDP_FD_CONN);
+    c->family = tcp->family;
+    c->opts = tcp->opts;
+    c->peer = *peer;
+    c->peer_len = rudp_addr_to_family(&c->peer, tcp->family);
+    if (local->ss_family == AF_INET || local->ss_family == AF_INET6) {
+        c->local = *local;
+        c->local_len = rudp_addr_to_family(&c->local, tcp->family);
+    }
+    c->ref = *ref;
+}
+
+/* Hands the engine end |efd| and the destination to the engine.  The
+ * engine gets an IPv4 address for a v4-mapped destination.  Returns 0 or
+ * -errno. */
+static int conn_start(int efd, const struct sockaddr_storage *peer, size_t filler,
+                      const rudp_slot_ref *ref, struct sockaddr_storage *local) {
+    struct sockaddr_storage dst = *peer;
+    socklen_t dlen = rudp_addr_to_family(&dst, AF_INET);
+
+    memset(local, 0, sizeof(*local));
+    return rudp_rt_connect(efd, (struct sockaddr *)&dst, dlen, filler, ref, local);
+}
+
+int rudp_conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool fastopen) {
+    rudp_fd_entry tcp, conn;
+    struct sockaddr_storage peer, local;
+    rudp_slot_ref ref;
+    bool cloexec, nonblock;
+    size_t filler = 0;
+    int sv[2], r;
+
+    if (rudp_fd_snapshot(fd, &tcp) != RUDP_FD_TCP ||
+        rudp_addr_normalize(&peer, addr, len, true) == 0)
+        return -EINVAL;
+    if ((r = conn_fd_flags(fd, &cloexec, &nonblock)) < 0 || (r = conn_socketpair(sv)) < 0)
+        return r;
+    if ((r = conn_slot(&ref)) < 0)
+        goto fail_pair;
+    rudp_fd_apply_opts(sv[0], &tcp.opts);
+    if (!fastopen)
+        filler = conn_fill(sv[0]);
+    if ((r = conn_start(sv[1], &peer, filler, &ref, &local)) < 0)
+        goto fail_slot;
+    conn_entry(&conn, &tcp, &peer, &local, &ref);
+    conn.nonblock = nonblock;
+    if ((r = conn_swap(sv[0], fd, cloexec, nonblock)) < 0) {
+        RUDP_REAL(close)(sv[0]); /* the engine sees EOF and ends the stream */
+        return r;
+    }
+    conn.ino = rudp_fd_inode(fd);
+    rudp_fd_publish(fd, &conn);
+    rudp_log(RUDP_LOG_DEBUG, "fd %d rerouted (slot %u, filler %zu%s)", fd, ref.index,
+             filler, fastopen ? ", fast open" : "");
+    return 0;
+
+fail_slot:
+    rudp_log(RUDP_LOG_INFO, "fd %d: engine refused the connect: %s", fd, strerror(-r));
+    rudp_board_release(rudp_rt_board(), ref.index);
+fail_pair:
+    RUDP_REAL(close)(sv[0]);
+    RUDP_REAL(close)(sv[1]);
+    return r;
+}
+
+/* Returns the monotonic clock in milliseconds. */
+static int64_t conn_now_ms(void) {
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Returns the connect result the slot holds: 0 when connected, -errno when
+ * failed (consuming the pending SO_ERROR as a blocking TCP connect does).
+ * Waits up to a second for the engine to publish a state after the fd
+ * became writable. */
+static int conn_result(rudp_slot *slot) {
+    for (int i = 0; i < 1000; i++) {
+        uint32_t st = atomic_load_explicit(&slot->state, memory_order_acquire);
+        int err;
+
+        if (st == RUDP_SLOT_CONNECTED || st == RUDP_SLOT_DONE)
+            return 0;
+        if (st == RUDP_SLOT_FAILED) {
+            err = atomic_exchange(&slot->so_error, 0);
+            if (err == 0)
+                err = atomic_load(&slot->error);
+            return -(err ? err : ECONNREFUSED);
+        }
+        poll(NULL, 0, 1);
+    }
+    return -ETIMEDOUT;
+}
+
+/* Waits for the rerouted blocking connect on |fd| to finish, bounded by
+ * SO_SNDTIMEO as Linux bounds a TCP connect.  Returns 0, -errno from the
+ * slot, or -EINPROGRESS when the timeout expired first. */
+static int conn_wait(int fd) {
+    rudp_fd_entry *e = rudp_fd_peek(fd);
+    const struct timeval *tv = &e->opts.sndtimeo;
+    int64_t limit = (int64_t)tv->tv_sec * 1000 + tv->tv_usec / 1000;
+    int64_t deadline = conn_now_ms() + limit;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+    for (;;) {
+        int ms = limit > 0 ? (int)(deadline - conn_now_ms()) : -1;
+        int r = limit > 0 && ms <= 0 ? 0 : poll(&p, 1, ms);
+
+        if (r > 0)
+            return conn_result(e->ref.slot);
+        if (r == 0)
+            return -EINPROGRESS;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+/* connect() on an fd that is already a rerouted connection: EALREADY while
+ * connecting, EISCONN once connected, the failure's error after a failed
+ * connect.  Always returns -1. */
+static int conn_again(const rudp_fd_entry *e) {
+    rudp_slot *slot = e->ref.slot;
+    uint32_t st = slot ? atomic_load(&slot->state) : RUDP_SLOT_CONNECTED;
+    int err;
+
+    if (st == RUDP_SLOT_CONNECTING) {
+        errno = EALREADY;
+    } else if (st == RUDP_SLOT_FAILED) {
+        err = atomic_exchange(&slot->so_error, 0);
+        errno = err ? err : atomic_load(&slot->error) ? atomic_load(&slot->error) : EISCONN;
+    } else {
+        errno = EISCONN;
+    }
+    return -1;
+}
+
+/* Returns true when a connect on TCP entry |e| to |addr| is rerouted. */
+static bool conn_selected(const rudp_fd_entry *e, const struct sockaddr *addr,
+                          socklen_t len) {
+    struct sockaddr_storage dst;
+
+    if (addr == NULL || rudp_addr_normalize(&dst, addr, len, true) == 0 ||
+        addr->sa_family != e->family)
+        return false;
+    return rudp_addr_selected((struct sockaddr *)&dst, false);
+}
+
+/* Returns true when the program asked for TCP Fast Open on |e|. */
+static bool conn_wants_fastopen(const rudp_fd_entry *e) {
+    int v = 0;
+
+    return rudp_cfg.fastopen ||
+           (rudp_fd_opt_get(&e->opts, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &v) && v != 0);
+}
+
+/* Reroutes a connect and completes it in the style the socket asks for
+ * (fast open, non-blocking, blocking).  Returns 0 or -1 with errno. */
+static int conn_connect(int fd, const rudp_fd_entry *e, const struct sockaddr *addr,
+                        socklen_t len) {
+    bool fastopen = conn_wants_fastopen(e);
+    int r = rudp_conn_reroute(fd, addr, len, fastopen);
+
+    if (r == 0 && !fastopen)
+        r = rudp_fd_peek(fd)->nonblock ? -EINPROGRESS : conn_wait(fd);
+    if (r == 0)
+        return 0;
+    errno = -r;
+    return -1;
+}
+
+/* Connects |fd|; a TCP socket to a selected address is rerouted. */
+RUDP_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len) {
+    rudp_fd_entry *e;
+
+    if (!rudp_active())
+        return RUDP_REAL(connect)(fd, addr, len);
+    e = rudp_fd_peek(fd);
+    switch (rudp_fd_kind(e)) {
+    case RUDP_FD_TCP:
+        if (conn_selected(e, addr, len))
+            return conn_connect(fd, e, addr, len);
+        break;
+    case RUDP_FD_CONN:
+        return conn_again(e);
+    case RUDP_FD_LISTENER:
+        errno = EISCONN;
+        return -1;
+    }
+    return RUDP_REAL(connect)(fd, addr, len);
+}
+
+/* --- bind and listen --- */
+
+/* Binds |fd|; a TCP socket remembers its address for listen(). */
+RUDP_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len) {
+    int r = RUDP_REAL(bind)(fd, addr, len);
+    rudp_fd_entry *e;
+
+    if (r < 0 || !rudp_active())
+        return r;
+    e = rudp_fd_peek(fd);
+    if (rudp_fd_kind(e) == RUDP_FD_TCP)
+        e->local_len = rudp_addr_normalize(&e->local, addr, len, false);
+    return r;
+}
+
+/* Creates the AF_UNIX listener for fd's reroute, bound to a fresh abstract
+ * name written to |sun| / *namelen.  Returns the socket or -errno. */
+static int listen_unix(int fd, int backlog, struct sockaddr_un *sun, size_t *namelen) {
+    int u = RUDP_REAL(socket)(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    socklen_t slen;
+    int n, err;
+
+    if (u < 0)
+        return -errno;
+    rudp_fd_clear(u);
+    memset(sun, 0, sizeof(*sun));
+    sun->sun_family = AF_UNIX;
+    n = snprintf(sun->sun_path + 1, RUDP_FD_LNAME_MAX - 1, "rudp-l/%d/%d/%u", (int)getpid(),
+                 fd, atomic_fetch_add(&listener_seq, 1));
+    *namelen = 1 + (size_t)(n < RUDP_FD_LNAME_MAX - 1 ? n : RUDP_FD_LNAME_MAX - 2);
+    slen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + *namelen);
+    if (RUDP_REAL(bind)(u, (struct sockaddr *)sun, slen) < 0 ||
+        RUDP_REAL(listen)(u, backlog) < 0) {
+        err = errno;
+        RUDP_REAL(close)(u);
+        return -err;
+    }
+    return u;
+}
+
+/* Reroutes listen() on the bound TCP socket |fd|.  Returns 0 or -errno. */
+static int listen_reroute(int fd, const rudp_fd_entry *tcp, int backlog) {
+    struct sockaddr_un sun;
+    rudp_fd_entry l;
+    size_t namelen = 0;
+    bool cloexec, nonblock;
+    int u, id, r;
+
+    if ((r = conn_fd_flags(fd, &cloexec, &nonblock)) < 0 ||
+        (u = listen_unix(fd, backlog, &sun, &namelen)) < 0)
+        return r < 0 ? r : u;
+    id = rudp_rt_listen((const struct sockaddr *)&tcp->local, tcp->local_len, sun.sun_path,
+                        namelen, backlog);
+    if (id < 0 || (r = conn_swap(u, fd, cloexec, nonblock)) < 0) {
+        if (id >= 0)
+            rudp_rt_unlisten(id);
+        RUDP_REAL(close)(u);
+        return id < 0 ? id : r;
+    }
+    l = *tcp;
+    atomic_init(&l.kind, RUDP_FD_LISTENER);
+    l.listener_id = id;
+    l.owner = getpid();
+    l.lname_len = (uint32_t)namelen;
+    memcpy(l.lname, sun.sun_path, namelen);
+    l.ino = rudp_fd_inode(fd);
+    rudp_fd_publish(fd, &l);
+    rudp_log(RUDP_LOG_DEBUG, "fd %d listening over rudp (port %u, listener %d)", fd,
+             rudp_addr_port((const struct sockaddr *)&tcp->local), id);
+    return 0;
+}
+
+/* Listens on |fd|; a TCP socket bound to a selected port is rerouted. */
+RUDP_EXPORT int listen(int fd, int backlog) {
+    rudp_fd_entry tcp;
+    int r;
+
+    if (!rudp_active() || rudp_fd_snapshot(fd, &tcp) != RUDP_FD_TCP || tcp.local_len == 0 ||
+        !rudp_addr_selected((const struct sockaddr *)&tcp.local, true))
+        return RUDP_REAL(listen)(fd, backlog);
+    if ((r = listen_reroute(fd, &tcp, backlog)) == 0)
+        return 0;
+    errno = -r;
+    return -1;
+}
+
+/* --- accept --- */
+
+/* Builds the CONN entry of a socket accepted on listener |l| from the
+ * engine's abstract address of its peer.  Returns false when the address
+ * is not one of the engine's. */
+static bool accept_entry(int nfd, const rudp_fd_entry *l, rudp_fd_entry *c) {
+    struct sockaddr_un sun;
+    socklen_t slen = sizeof(sun);
+    size_t off = offsetof(struct sockaddr_un, sun_path);
+
+    memset(c, 0, sizeof(*c));
+    if (RUDP_REAL(getpeername)(nfd, (struct sockaddr *)&sun, &slen) < 0 || slen <= off ||
+        slen > sizeof(sun) ||
+        !rudp_board_name_decode(sun.sun_path, slen - off, &c->ref.eid, &c->ref.index,
+                                &c->peer, &c->local))
+        return false;
+    atomic_init(&c->kind, RUDP_FD_CONN);
+    c->family = l->family;
+    c->opts = l->opts; /* accepted TCP sockets inherit the listener's options */
+    c->peer_len = rudp_addr_to_family(&c->peer, l->family);
+    c->local_len = rudp_addr_to_family(&c->local, l->family);
+    if (!rudp_board_resolve(&c->ref))
+        c->ref.slot = NULL;
+    c->ino = rudp_fd_inode(nfd);
+    return true;
+}
+
+/* Accepts on the rerouted listener |fd|.  Returns the new fd or -1. */
+static int accept_rerouted(int fd, const rudp_fd_entry *l, struct sockaddr *addr,
+                           socklen_t *alen, int flags) {
+    int saved, nfd = RUDP_REAL(accept4)(fd, NULL, NULL, flags);
+    rudp_fd_entry c;
+
+    if (nfd < 0)
+        return nfd;
+    saved = errno;
+    if (!accept_entry(nfd, l, &c)) {
+        rudp_fd_clear(nfd);
+        errno = saved;
+        return nfd;
+    }
+    c.nonblock = (flags & SOCK_NONBLOCK) != 0;
+    rudp_fd_apply_opts(nfd, &c.opts);
+    rudp_fd_publish(nfd, &c);
+    if (addr != NULL && rudp_addr_copy_out(addr, alen, &c.peer, c.peer_len) < 0) {
+        saved = errno;
+        rudp_fd_clear(nfd);
+        RUDP_REAL(close)(nfd);
+        errno = saved;
+        return -1;
+    }
+    errno = saved;
+    return nfd;
+}
+
+/* Accepts a connection; on a rerouted listener the new fd becomes a
+ * rerouted connection reporting its TCP peer. */
+RUDP_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags) {
+    rudp_fd_entry l;
+    int nfd;
+
+    if (!rudp_active())
+        return RUDP_REAL(accept4)(fd, addr, alen, flags);
+    if (rudp_fd_snapshot(fd, &l) == RUDP_FD_LISTENER)
+        return accept_rerouted(fd, &l, addr, alen, flags);
+    nfd = RUDP_REAL(accept4)(fd, addr, alen, flags);
+    if (nfd >= 0)
+        rudp_fd_clear(nfd);
+    return nfd;
+}
+
+RUDP_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *alen) {
+    rudp_fd_entry l;
+    int nfd;
+
+    if (!rudp_active())
+        return RUDP_REAL(accept)(fd, addr, alen);
+    if (rudp_fd_snapshot(fd, &l) == RUDP_FD_LISTENER)
+        return accept_rerouted(fd, &l, addr, alen, 0);
+    nfd = RUDP_REAL(accept)(fd, addr, alen);
+    if (nfd >= 0)
+        rudp_fd_clear(nfd);
+    return nfd;
+}

@@ -1,0 +1,286 @@
+/*
+ * hooks_io.c — reads and writes on rerouted connections (DESIGN.md §4
+ * "errors", "0-RTT").
+ *
+ * Data never passes through the shim's own buffers: a rerouted connection
+ * is a kernel socket, so every read and write is the real call.  What the
+ * kernel cannot know is how the TCP-level connection ended.  The engine
+ * publishes that in the connection's board slot, and these hooks translate
+ * only the end of the stream:
+ *
+ *   read side   a read that returns 0 (EOF) for a non-empty request, or
+ *               fails with ECONNRESET/EPIPE, reports the slot's error
+ *               instead (ECONNRESET after a reset, ETIMEDOUT after a dead
+ *               peer, ECONNREFUSED after a failed connect).  A clean end
+ *               (error 0) stays EOF, as a FIN does on TCP.
+ *   write side  writes go out with MSG_NOSIGNAL; when one fails with EPIPE
+ *               the shim first reports a pending SO_ERROR (ECONNREFUSED
+ *               after a failed connect, as TCP's sk_err is reported once),
+ *               and otherwise raises SIGPIPE itself unless the program
+ *               asked for MSG_NOSIGNAL — Linux TCP's rule.
+ *
+ * On a rerouted connection the kernel would also fill a recvfrom/recvmsg
+ * source address with the engine's AF_UNIX name; a TCP socket reports no
+ * address there, and so do these hooks.  sendto/sendmsg with MSG_FASTOPEN
+ * on an unconnected TCP socket is a connect plus a write: a selected
+ * destination is rerouted in 0-RTT mode first.
+ *
+ * The fast path of every read is the real call and one comparison.
+ */
+#include "shim.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+/* --- read side --- */
+
+/* Returns the slot error that should replace the end-of-stream result of a
+ * read on |fd|, or 0 when the result stands.  Consumes a pending SO_ERROR
+ * as a TCP read does. */
+static int io_read_error(int fd) {
+    rudp_fd_entry *e = rudp_fd_peek(fd);
+    rudp_slot *slot;
+    int err;
+
+    if (rudp_fd_kind(e) != RUDP_FD_CONN || (slot = e->ref.slot) == NULL)
+        return 0;
+    err = atomic_load_explicit(&slot->error, memory_order_acquire);
+    if (err == 0 || !rudp_fd_still_ours(fd, e))
+        return 0;
+    atomic_exchange(&slot->so_error, 0);
+    return err;
+}
+
+/* Finishes a read of |want| bytes on |fd| that returned |n|: EOF or a
+ * reset on a rerouted connection becomes the connection's error.  Returns
+ * n, or -1 with errno. */
+static ssize_t io_read_done(int fd, ssize_t n, size_t want) {
+    int saved = errno, err;
+
+    if (n > 0 || !rudp_active())
+        return n;
+    if ((n == 0 && want == 0) || (n < 0 && saved != ECONNRESET && saved != EPIPE))
+        return n;
+    err = io_read_error(fd);
+    errno = err ? err : saved;
+    return err ? -1 : n;
+}
+
+/* Returns the total length of |iov|. */
+static size_t io_iov_len(const struct iovec *iov, size_t n) {
+    size_t total = 0;
+
+    for (size_t i = 0; iov != NULL && i < n; i++)
+        total += iov[i].iov_len;
+    return total;
+}
+
+/* Returns true when |fd| is a rerouted connection (so a source address
+ * must not be reported). */
+static bool io_is_conn(int fd) {
+    return rudp_active() && rudp_fd_kind_of(fd) == RUDP_FD_CONN;
+}
+
+RUDP_EXPORT ssize_t read(int fd, void *buf, size_t count) {
+    return io_read_done(fd, RUDP_REAL(read)(fd, buf, count), count);
+}
+
+RUDP_EXPORT ssize_t __read_chk(int fd, void *buf, size_t count, size_t buflen) {
+    return io_read_done(fd, RUDP_REAL(__read_chk)(fd, buf, count, buflen), count);
+}
+
+RUDP_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
+    ssize_t n = RUDP_REAL(readv)(fd, iov, iovcnt);
+
+    return n > 0 ? n
+                 : io_read_done(fd, n, io_iov_len(iov, iovcnt > 0 ? (size_t)iovcnt : 0));
+}
+
+RUDP_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
+    return io_read_done(fd, RUDP_REAL(recv)(fd, buf, len, flags), len);
+}
+
+RUDP_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags) {
+    return io_read_done(fd, RUDP_REAL(__recv_chk)(fd, buf, len, buflen, flags), len);
+}
+
+/* recvfrom on a rerouted connection: no source address, as on TCP. */
+static ssize_t io_recvfrom_conn(int fd, void *buf, size_t len, int flags, socklen_t *alen) {
+    ssize_t n = RUDP_REAL(recvfrom)(fd, buf, len, flags, NULL, NULL);
+
+    if (n >= 0 && alen != NULL)
+        *alen = 0;
+    return io_read_done(fd, n, len);
+}
+
+RUDP_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
+                             struct sockaddr *addr, socklen_t *alen) {
+    if (addr != NULL && io_is_conn(fd))
+        return io_recvfrom_conn(fd, buf, len, flags, alen);
+    return io_read_done(fd, RUDP_REAL(recvfrom)(fd, buf, len, flags, addr, alen), len);
+}
+
+RUDP_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
+                                   struct sockaddr *addr, socklen_t *alen) {
+    ssize_t n;
+
+    if (addr != NULL && io_is_conn(fd)) {
+        n = RUDP_REAL(__recvfrom_chk)(fd, buf, len, buflen, flags, NULL, NULL);
+        if (n >= 0 && alen != NULL)
+            *alen = 0;
+        return io_read_done(fd, n, len);
+    }
+    return io_read_done(
+        fd, RUDP_REAL(__recvfrom_chk)(fd, buf, len, buflen, flags, addr, alen), len);
+}
+
+RUDP_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
+    struct msghdr m;
+    ssize_t n;
+
+    if (msg == NULL || msg->msg_name == NULL || !io_is_conn(fd))
+        return io_read_done(fd, RUDP_REAL(recvmsg)(fd, msg, flags),
+                            msg ? io_iov_len(msg->msg_iov, msg->msg_iovlen) : 0);
+    m = *msg;
+    m.msg_name = NULL;
+    m.msg_namelen = 0;
+    n = RUDP_REAL(recvmsg)(fd, &m, flags);
+    if (n >= 0) {
+        msg->msg_namelen = 0;
+        msg->msg_controllen = m.msg_controllen;
+        msg->msg_flags = m.msg_flags;
+    }
+    return io_read_done(fd, n, io_iov_len(msg->msg_iov, msg->msg_iovlen));
+}
+
+/* --- write side --- */
+
+/* Finishes a failed write on the rerouted connection |fd| (errno EPIPE
+ * from the socketpair): reports a pending SO_ERROR once, else EPIPE with
+ * SIGPIPE unless |flags| has MSG_NOSIGNAL.  Returns -1. */
+static ssize_t io_write_failed(int fd, int flags) {
+    rudp_fd_entry *e = rudp_fd_peek(fd);
+    rudp_slot *slot = e ? e->ref.slot : NULL;
+    int err = 0;
+
+    if (slot != NULL && rudp_fd_still_ours(fd, e))
+        err = atomic_exchange(&slot->so_error, 0);
+    if (err != 0) {
+        errno = err;
+        return -1;
+    }
+    if (!(flags & MSG_NOSIGNAL))
+        raise(SIGPIPE);
+    errno = EPIPE;
+    return -1;
+}
+
+/* Sends |msg| on the rerouted connection |fd| with MSG_NOSIGNAL and
+ * applies the TCP error rules.  Returns the count, or -1 with errno;
+ * -2 when fd turned out not to be a socket (a stale entry, now cleared:
+ * the caller falls back to the plain call). */
+static ssize_t io_send_conn(int fd, const struct msghdr *msg, int flags) {
+    int sflags = (flags | MSG_NOSIGNAL) & ~MSG_FASTOPEN;
+    ssize_t n = RUDP_REAL(sendmsg)(fd, msg, sflags);
+
+    if (n >= 0)
+        return n;
+    if (errno == ENOTSOCK) {
+        rudp_fd_clear(fd);
+        return -2;
+    }
+    return errno == EPIPE ? io_write_failed(fd, flags) : -1;
+}
+
+/* Sends |len| bytes of |buf| on rerouted connection |fd| (see
+ * io_send_conn). */
+static ssize_t io_send_buf(int fd, const void *buf, size_t len, int flags) {
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+
+    return io_send_conn(fd, &m, flags);
+}
+
+RUDP_EXPORT ssize_t write(int fd, const void *buf, size_t count) {
+    ssize_t n;
+
+    if (io_is_conn(fd) && (n = io_send_buf(fd, buf, count, 0)) != -2)
+        return n;
+    return RUDP_REAL(write)(fd, buf, count);
+}
+
+RUDP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
+    struct msghdr m = {.msg_iov = (struct iovec *)iov};
+    ssize_t n;
+
+    if (iovcnt >= 0 && io_is_conn(fd)) {
+        m.msg_iovlen = (size_t)iovcnt;
+        if ((n = io_send_conn(fd, &m, 0)) != -2)
+            return n;
+    }
+    return RUDP_REAL(writev)(fd, iov, iovcnt);
+}
+
+RUDP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags) {
+    ssize_t n;
+
+    if (io_is_conn(fd) && (n = io_send_buf(fd, buf, len, flags)) != -2)
+        return n;
+    return RUDP_REAL(send)(fd, buf, len, flags);
+}
+
+/* MSG_FASTOPEN to |addr| on fd: when fd is an unconnected TCP socket and
+ * the destination is selected, reroutes it in 0-RTT mode.  Returns 1 when
+ * rerouted, 0 when the call should go to the kernel, -1 on error. */
+static int io_fastopen(int fd, const struct sockaddr *addr, socklen_t alen, int flags) {
+    rudp_fd_entry *e;
+    struct sockaddr_storage dst;
+    int r;
+
+    if (!(flags & MSG_FASTOPEN) || addr == NULL || !rudp_active())
+        return 0;
+    e = rudp_fd_peek(fd);
+    if (rudp_fd_kind(e) == RUDP_FD_CONN) {
+        errno = EISCONN;
+        return -1;
+    }
+    if (rudp_fd_kind(e) != RUDP_FD_TCP || addr->sa_family != e->family ||
+        rudp_addr_normalize(&dst, addr, alen, true) == 0 ||
+        !rudp_addr_selected((struct sockaddr *)&dst, false))
+        return 0;
+    if ((r = rudp_conn_reroute(fd, addr, alen, true)) < 0) {
+        errno = -r;
+        return -1;
+    }
+    return 1;
+}
+
+RUDP_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
+                           const struct sockaddr *addr, socklen_t alen) {
+    int fo = io_fastopen(fd, addr, alen, flags);
+    ssize_t n;
+
+    if (fo < 0)
+        return -1;
+    if ((fo > 0 || io_is_conn(fd)) && (n = io_send_buf(fd, buf, len, flags)) != -2)
+        return n;
+    return RUDP_REAL(sendto)(fd, buf, len, flags, addr, alen);
+}
+
+RUDP_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
+    int fo = msg ? io_fastopen(fd, msg->msg_name, msg->msg_namelen, flags) : 0;
+    struct msghdr m;
+    ssize_t n;
+
+    if (fo < 0)
+        return -1;
+    if (msg != NULL && (fo > 0 || io_is_conn(fd))) {
+        m = *msg;
+        m.msg_name = NULL; /* a TCP socket ignores it; AF_UNIX would refuse it */
+        m.msg_namelen = 0;
+        if ((n = io_send_conn(fd, &m, flags)) != -2)
+            return n;
+    }
+    return RUDP_REAL(sendmsg)(fd, msg, flags);
+}

@@ -1,0 +1,435 @@
+/*
+ * hooks_opt.c — socket options and socket names of rerouted sockets
+ * (DESIGN.md §4 "getsockopt", "setsockopt", "getpeername/getsockname").
+ *
+ * A rerouted fd is an AF_UNIX socket, but the program must keep seeing the
+ * TCP socket it created:
+ *
+ *   getsockopt   SO_TYPE, SO_DOMAIN, SO_PROTOCOL and SO_ACCEPTCONN describe
+ *                the TCP socket; SO_ERROR reads and clears the engine's
+ *                pending error; TCP_INFO is filled from the board slot the
+ *                engine keeps current (RTT, cwnd, MSS, retransmits, bytes);
+ *                TCP-, IP- and IPv6-level options report what the program
+ *                set, or the kernel's defaults.
+ *   setsockopt   on a TCP socket not yet rerouted: the real call, and the
+ *                option is remembered so it survives the switch to AF_UNIX.
+ *                On a rerouted socket TCP-, IP- and IPv6-level options and
+ *                SO_LINGER/SO_KEEPALIVE/SO_REUSE* are recorded and succeed
+ *                (never "not supported" because the fd is AF_UNIX now);
+ *                timeouts and buffer sizes go to the AF_UNIX socket, where
+ *                they mean the same thing.
+ *   names        getpeername/getsockname report the TCP-level addresses, in
+ *                the socket's family (v4-mapped on an IPv6 socket), with
+ *                the kernel's rules: ENOTCONN before a connect completes
+ *                and after it failed, silent truncation to the caller's
+ *                length.
+ *
+ * Values are copied out like the kernel copies them: min(length, size)
+ * bytes, and *optlen set to what was copied.  struct tcp_info comes from
+ * <linux/tcp.h> (glibc's copy lacks the byte and rate counters), so this
+ * file does not include <netinet/tcp.h>.
+ */
+#include "shim.h"
+
+#include <errno.h>
+#include <linux/tcp.h>
+#include <string.h>
+
+/* TCP states as tcpi_state reports them (include/net/tcp_states.h). */
+enum { TCPI_ESTABLISHED = 1, TCPI_SYN_SENT = 2, TCPI_CLOSE = 7, TCPI_LISTEN = 10 };
+
+#define OPT_PASS 1 /* not handled here: the real call decides */
+#define TCP_MSS_DEFAULT_ 536u
+#define TCP_INFINITE_SSTHRESH_ 0x7fffffffu
+
+/* One getsockopt answer before it is copied out. */
+typedef union opt_value {
+    int i;
+    struct linger l;
+    struct tcp_info ti;
+    char name[RUDP_FD_CC_NAME_MAX];
+} opt_value;
+
+/* --- getsockopt --- */
+
+/* Returns the recorded value of an integer option, or |dflt|. */
+static int opt_recorded(const rudp_fd_entry *e, int level, int name, int dflt) {
+    int v;
+
+    return rudp_fd_opt_get(&e->opts, level, name, &v) ? v : dflt;
+}
+
+/* Answers SOL_SOCKET options a rerouted socket must report as TCP.
+ * Returns the value's size, or OPT_PASS. */
+static int opt_get_socket(const rudp_fd_entry *e, uint32_t kind, int name, opt_value *v) {
+    rudp_slot *slot = kind == RUDP_FD_CONN ? e->ref.slot : NULL;
+
+    switch (name) {
+    case SO_TYPE:
+        v->i = SOCK_STREAM;
+        break;
+    case SO_DOMAIN:
+        v->i = e->family;
+        break;
+    case SO_PROTOCOL:
+        v->i = IPPROTO_TCP;
+        break;
+    case SO_ACCEPTCONN:
+        v->i = kind == RUDP_FD_LISTENER;
+        break;
+    case SO_ERROR:
+        if (slot == NULL)
+            return OPT_PASS;
+        v->i = atomic_exchange(&slot->so_error, 0);
+        break;
+    case SO_KEEPALIVE:
+    case SO_REUSEADDR:
+    case SO_REUSEPORT:
+        v->i = opt_recorded(e, SOL_SOCKET, name, 0);
+        break;
+    case SO_LINGER:
+        v->l = e->opts.linger;
+        return sizeof(v->l);
+    default:
+        return OPT_PASS;
+    }
+    return sizeof(int);
+}
+
+/* Maps a board slot state to a tcpi_state value. */
+static uint8_t opt_tcpi_state(uint32_t st) {
+    switch (st) {
+    case RUDP_SLOT_CONNECTING:
+        return TCPI_SYN_SENT;
+    case RUDP_SLOT_CONNECTED:
+        return TCPI_ESTABLISHED;
+    default:
+        return TCPI_CLOSE;
+    }
+}
+
+/* Fills the counters of |ti| from |slot|. */
+static void opt_tcp_info_slot(struct tcp_info *ti, rudp_slot *slot) {
+    uint32_t mss = atomic_load(&slot->snd_mss), cwnd = atomic_load(&slot->snd_cwnd);
+    uint32_t ssthresh = atomic_load(&slot->snd_ssthresh),
+             retr = atomic_load(&slot->retransmits);
+
+    ti->tcpi_state = opt_tcpi_state(atomic_load(&slot->state));
+    ti->tcpi_retransmits = (uint8_t)(retr > 255 ? 255 : retr);
+    ti->tcpi_snd_mss = ti->tcpi_rcv_mss = ti->tcpi_advmss = mss;
+    ti->tcpi_lost = atomic_load(&slot->lost);
+    ti->tcpi_total_retrans = atomic_load(&slot->total_retrans);
+    ti->tcpi_pmtu = atomic_load(&slot->pmtu);
+    ti->tcpi_rtt = atomic_load(&slot->rtt_us);
+    ti->tcpi_rttvar = atomic_load(&slot->rttvar_us);
+    ti->tcpi_min_rtt = atomic_load(&slot->min_rtt_us);
+    ti->tcpi_rto = ti->tcpi_rtt + 4 * ti->tcpi_rttvar;
+    ti->tcpi_snd_cwnd = mss ? cwnd / mss : 0;
+    /* The engine's "no threshold yet" is UINT32_MAX bytes. */
+    ti->tcpi_snd_ssthresh =
+        mss && ssthresh != UINT32_MAX ? ssthresh / mss : TCP_INFINITE_SSTHRESH_;
+    ti->tcpi_bytes_acked = atomic_load(&slot->bytes_acked);
+    ti->tcpi_bytes_received = atomic_load(&slot->bytes_received);
+    ti->tcpi_bytes_sent = atomic_load(&slot->bytes_sent);
+    ti->tcpi_bytes_retrans = atomic_load(&slot->bytes_retrans);
+    ti->tcpi_delivery_rate = atomic_load(&slot->delivery_rate);
+    ti->tcpi_pacing_rate = atomic_load(&slot->pacing_rate);
+}
+
+/* Fills TCP_INFO for a rerouted socket. */
+static void opt_tcp_info(const rudp_fd_entry *e, uint32_t kind, struct tcp_info *ti) {
+    memset(ti, 0, sizeof(*ti));
+    ti->tcpi_options = TCPI_OPT_SACK;
+    ti->tcpi_max_pacing_rate = UINT64_MAX;
+    ti->tcpi_snd_ssthresh = TCP_INFINITE_SSTHRESH_;
+    if (kind == RUDP_FD_LISTENER)
+        ti->tcpi_state = TCPI_LISTEN;
+    else if (e->ref.slot == NULL)
+        ti->tcpi_state = TCPI_ESTABLISHED;
+    else
+        opt_tcp_info_slot(ti, e->ref.slot);
+}
+
+/* Returns the kernel's default of a TCP-level integer option. */
+static int opt_tcp_default(const rudp_fd_entry *e, int name) {
+    rudp_slot *slot = e->ref.slot;
+    uint32_t mss;
+
+    switch (name) {
+    case TCP_KEEPIDLE:
+        return 7200;
+    case TCP_KEEPINTVL:
+        return 75;
+    case TCP_KEEPCNT:
+        return 9;
+    case TCP_SYNCNT:
+        return 6;
+    case TCP_LINGER2:
+        return 60;
+    case TCP_MAXSEG:
+        mss = slot ? atomic_load(&slot->snd_mss) : 0;
+        return (int)(mss ? mss : TCP_MSS_DEFAULT_);
+    default:
+        return 0;
+    }
+}
+
+/* Answers IPPROTO_TCP options.  Returns the value's size. */
+static int opt_get_tcp(const rudp_fd_entry *e, uint32_t kind, int name, opt_value *v) {
+    const char *cc;
+
+    if (name == TCP_INFO) {
+        opt_tcp_info(e, kind, &v->ti);
+        return sizeof(v->ti);
+    }
+    if (name == TCP_CONGESTION) {
+        cc = rudp_cc_algo_name(rudp_cfg.cc);
+        memset(v->name, 0, sizeof(v->name));
+        strncpy(v->name, cc, sizeof(v->name) - 1);
+        return sizeof(v->name);
+    }
+    v->i = opt_recorded(e, IPPROTO_TCP, name, opt_tcp_default(e, name));
+    return sizeof(int);
+}
+
+/* Answers IPPROTO_IP and IPPROTO_IPV6 options.  Returns the value's size. */
+static int opt_get_ip(const rudp_fd_entry *e, int level, int name, opt_value *v) {
+    rudp_slot *slot = e->ref.slot;
+    int dflt = 0;
+
+    if ((level == IPPROTO_IP && name == IP_MTU) ||
+        (level == IPPROTO_IPV6 && name == IPV6_MTU))
+        dflt = slot ? (int)atomic_load(&slot->pmtu) : 0;
+    else if ((level == IPPROTO_IP && name == IP_TTL) ||
+             (level == IPPROTO_IPV6 && name == IPV6_UNICAST_HOPS))
+        dflt = 64;
+    v->i = opt_recorded(e, level, name, dflt);
+    return sizeof(int);
+}
+
+/* Copies an answer of |size| bytes out like the kernel.  Returns 0 or -1
+ * with errno. */
+static int opt_copy_out(const opt_value *v, int size, void *val, socklen_t *lenp) {
+    socklen_t n;
+
+    if (lenp == NULL) {
+        errno = EFAULT;
+        return -1;
+    }
+    if ((int)*lenp < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    n = *lenp < (socklen_t)size ? *lenp : (socklen_t)size;
+    if (n > 0 && val == NULL) {
+        errno = EFAULT;
+        return -1;
+    }
+    memcpy(val, v, n);
+    *lenp = n;
+    return 0;
+}
+
+/* getsockopt on a rerouted socket: the TCP view, or the real call for
+ * options that mean the same on AF_UNIX. */
+static int opt_get_rerouted(int fd, const rudp_fd_entry *e, uint32_t kind, int level,
+                            int name, void *val, socklen_t *lenp) {
+    opt_value v;
+    int size = OPT_PASS;
+
+    if (level == SOL_SOCKET)
+        size = opt_get_socket(e, kind, name, &v);
+    else if (level == IPPROTO_TCP)
+        size = opt_get_tcp(e, kind, name, &v);
+    else if (level == IPPROTO_IP || level == IPPROTO_IPV6)
+        size = opt_get_ip(e, level, name, &v);
+    if (size == OPT_PASS)
+        return RUDP_REAL(getsockopt)(fd, level, name, val, lenp);
+    return opt_copy_out(&v, size, val, lenp);
+}
+
+RUDP_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *lenp) {
+    rudp_fd_entry *e;
+    uint32_t kind;
+
+    if (!rudp_active())
+        return RUDP_REAL(getsockopt)(fd, level, name, val, lenp);
+    e = rudp_fd_peek(fd);
+    kind = rudp_fd_kind(e);
+    if (kind != RUDP_FD_CONN && kind != RUDP_FD_LISTENER)
+        return RUDP_REAL(getsockopt)(fd, level, name, val, lenp);
+    return opt_get_rerouted(fd, e, kind, level, name, val, lenp);
+}
+
+/* --- setsockopt --- */
+
+/* Returns true for the SOL_SOCKET options the shim remembers. */
+static bool opt_socket_recorded(int name) {
+    switch (name) {
+    case SO_LINGER:
+    case SO_KEEPALIVE:
+    case SO_REUSEADDR:
+    case SO_REUSEPORT:
+    case SO_SNDTIMEO:
+    case SO_RCVTIMEO:
+    case SO_SNDBUF:
+    case SO_RCVBUF:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Reads an integer option value: a full int, or (IP levels only) a single
+ * byte, as the kernel accepts.  Returns 0 or -EINVAL/-EFAULT. */
+static int opt_int_arg(int level, const void *val, socklen_t len, int *out) {
+    if (val == NULL)
+        return -EFAULT;
+    if (len >= sizeof(int)) {
+        memcpy(out, val, sizeof(int));
+        return 0;
+    }
+    if (len >= 1 && (level == IPPROTO_IP || level == IPPROTO_IPV6)) {
+        *out = *(const unsigned char *)val;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* Records a SOL_SOCKET option in |o|.  Returns 0 or -errno. */
+static int opt_record_socket(rudp_fd_opts *o, int name, const void *val, socklen_t len) {
+    struct timeval *tv = name == SO_SNDTIMEO ? &o->sndtimeo : &o->rcvtimeo;
+    int v, r;
+
+    if (name == SO_LINGER || name == SO_SNDTIMEO || name == SO_RCVTIMEO) {
+        size_t need = name == SO_LINGER ? sizeof(struct linger) : sizeof(struct timeval);
+
+        if (val == NULL)
+            return -EFAULT;
+        if (len < need)
+            return -EINVAL;
+        memcpy(name == SO_LINGER ? (void *)&o->linger : (void *)tv, val, need);
+        return 0;
+    }
+    if ((r = opt_int_arg(SOL_SOCKET, val, len, &v)) < 0)
+        return r;
+    rudp_fd_opt_set(o, SOL_SOCKET, name, v);
+    return 0;
+}
+
+/* Records option (level, name) in |o| when the shim keeps it.  Returns 0
+ * or -errno (a value the kernel would refuse as too short). */
+static int opt_record(rudp_fd_opts *o, int level, int name, const void *val,
+                      socklen_t len) {
+    size_t n;
+    int v, r;
+
+    if (level == SOL_SOCKET)
+        return opt_socket_recorded(name) ? opt_record_socket(o, name, val, len) : 0;
+    if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
+        if (val == NULL)
+            return -EFAULT;
+        n = len < sizeof(o->congestion) - 1 ? len : sizeof(o->congestion) - 1;
+        memset(o->congestion, 0, sizeof(o->congestion));
+        memcpy(o->congestion, val, n);
+        return 0;
+    }
+    if (level != IPPROTO_TCP && level != IPPROTO_IP && level != IPPROTO_IPV6)
+        return 0;
+    if ((r = opt_int_arg(level, val, len, &v)) < 0)
+        return r;
+    rudp_fd_opt_set(o, level, name, v);
+    return 0;
+}
+
+/* Returns true when (level, name) on a rerouted socket is answered from
+ * the record alone, without the AF_UNIX socket. */
+static bool opt_record_only(int level, int name) {
+    if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6)
+        return true;
+    return level == SOL_SOCKET && (name == SO_LINGER || name == SO_KEEPALIVE ||
+                                   name == SO_REUSEADDR || name == SO_REUSEPORT);
+}
+
+/* setsockopt on a rerouted socket.  Returns 0 or -1 with errno. */
+static int opt_set_rerouted(int fd, rudp_fd_entry *e, int level, int name, const void *val,
+                            socklen_t len) {
+    int r;
+
+    if (!opt_record_only(level, name)) {
+        r = RUDP_REAL(setsockopt)(fd, level, name, val, len);
+        if (r == 0)
+            opt_record(&e->opts, level, name, val, len);
+        return r;
+    }
+    if ((r = opt_record(&e->opts, level, name, val, len)) < 0) {
+        errno = -r;
+        return -1;
+    }
+    return 0;
+}
+
+RUDP_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len) {
+    rudp_fd_entry *e;
+    uint32_t kind;
+    int r;
+
+    if (!rudp_active())
+        return RUDP_REAL(setsockopt)(fd, level, name, val, len);
+    e = rudp_fd_peek(fd);
+    kind = rudp_fd_kind(e);
+    if (kind == RUDP_FD_CONN || kind == RUDP_FD_LISTENER)
+        return opt_set_rerouted(fd, e, level, name, val, len);
+    r = RUDP_REAL(setsockopt)(fd, level, name, val, len);
+    if (r == 0 && kind == RUDP_FD_TCP)
+        opt_record(&e->opts, level, name, val, len);
+    return r;
+}
+
+/* --- names --- */
+
+/* Returns true when a TCP socket in |e|'s state has a peer: not while the
+ * connect is in flight, not after it failed. */
+static bool opt_has_peer(const rudp_fd_entry *e) {
+    uint32_t st;
+
+    if (e->ref.slot == NULL)
+        return true;
+    st = atomic_load(&e->ref.slot->state);
+    return st == RUDP_SLOT_CONNECTED || st == RUDP_SLOT_DONE;
+}
+
+RUDP_EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len) {
+    rudp_fd_entry *e;
+    uint32_t kind;
+
+    if (!rudp_active())
+        return RUDP_REAL(getpeername)(fd, addr, len);
+    e = rudp_fd_peek(fd);
+    kind = rudp_fd_kind(e);
+    if (kind != RUDP_FD_CONN && kind != RUDP_FD_LISTENER)
+        return RUDP_REAL(getpeername)(fd, addr, len);
+    if (kind == RUDP_FD_LISTENER || !opt_has_peer(e)) {
+        errno = ENOTCONN;
+        return -1;
+    }
+    return rudp_addr_copy_out(addr, len, &e->peer, e->peer_len);
+}
+
+RUDP_EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len) {
+    struct sockaddr_storage any;
+    rudp_fd_entry *e;
+    uint32_t kind;
+
+    if (!rudp_active())
+        return RUDP_REAL(getsockname)(fd, addr, len);
+    e = rudp_fd_peek(fd);
+    kind = rudp_fd_kind(e);
+    if (kind != RUDP_FD_CONN && kind != RUDP_FD_LISTENER)
+        return RUDP_REAL(getsockname)(fd, addr, len);
+    if (e->local_len > 0)
+        return rudp_addr_copy_out(addr, len, &e->local, e->local_len);
+    memset(&any, 0, sizeof(any));
+    any.ss_family = (sa_family_t)e->family;
+    return rudp_addr_copy_out(addr, len, &any, rudp_addr_size(e->family));
+}

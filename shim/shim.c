@@ -1,0 +1,321 @@
+/*
+ * shim.c — start-up, shutdown and the shared helpers of librudp_shim.so
+ * (DESIGN.md §1, §2 rules 2-3, §4).
+ *
+ * The constructor parses the RUDP_* environment once (config.c; a bad
+ * value ends the process with a one-line message) and hands the engine its
+ * settings with rudp_rt_configure().  It does not start the engine: the
+ * runtime starts its thread on the first rerouted socket, so a program that
+ * never touches a selected port never gets a thread.  When RUDP_PORTS is
+ * unset the shim stays inactive and every hook is one branch plus the real
+ * call.
+ *
+ * The destructor runs rudp_rt_exit_flush() so bytes a program wrote just
+ * before exit() still reach the peer (bounded by RUDP_LINGER_MS), as the
+ * kernel would keep sending them for a TCP socket.
+ *
+ * Real libc functions are found with dlsym(RTLD_NEXT) on first use of each
+ * and cached in an array of atomics (see shim.h).  The rest of this file is
+ * small helpers used by several hook files: logging without stdio, sockaddr
+ * conversions with the kernel's truncation rules, and the close-side
+ * bookkeeping of the fd table.
+ */
+#include "shim.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+rudp_shim_config rudp_cfg;
+_Atomic bool rudp_shim_on;
+_Atomic(void *) rudp_real_ptrs[RUDP_REAL_COUNT];
+
+static const char *const real_names[RUDP_REAL_COUNT] = {
+#define RUDP_REAL_NAME(name) #name,
+    RUDP_REAL_FUNCS(RUDP_REAL_NAME)
+#undef RUDP_REAL_NAME
+};
+
+/* Writes a fatal message to stderr without stdio and aborts. */
+static void real_missing(const char *name) {
+    static const char pre[] = "rudp: libc has no ";
+    ssize_t r = write(2, pre, sizeof(pre) - 1);
+
+    r = write(2, name, strlen(name));
+    r = write(2, "\n", 1);
+    (void)r;
+    abort();
+}
+
+void *rudp_real_resolve(enum rudp_real_id id) {
+    void *p = dlsym(RTLD_NEXT, real_names[id]);
+
+    if (p == NULL && id == RUDP_REAL_ID_fcntl64)
+        p = dlsym(RTLD_NEXT, "fcntl");
+    if (p == NULL)
+        real_missing(real_names[id]);
+    atomic_store_explicit(&rudp_real_ptrs[id], p, memory_order_relaxed);
+    return p;
+}
+
+/* --- start-up and shutdown --- */
+
+/* Builds the engine configuration from the parsed environment. */
+static void shim_rt_config(const rudp_shim_config *c, rudp_rt_config *rc) {
+    memset(rc, 0, sizeof(*rc));
+    rudp_settings_default(&rc->settings);
+    if (c->cc_set)
+        rc->settings.cc = c->cc;
+    rc->settings.idle_timeout = RUDP_MS(c->idle_timeout_ms);
+    /* Keepalives must come well inside a short idle timeout. */
+    if (rc->settings.keepalive_interval * 3 > rc->settings.idle_timeout)
+        rc->settings.keepalive_interval = rc->settings.idle_timeout / 3;
+    rc->exit_linger = RUDP_MS(c->linger_ms);
+    rc->log_level = c->log_level;
+    rc->log_fd = c->log_fd;
+}
+
+/* Parses the environment (exiting with status 2 on a bad value) and, when
+ * RUDP_PORTS selects anything, configures the engine and turns the hooks
+ * on. */
+__attribute__((constructor)) static void rudp_shim_init(void) {
+    rudp_rt_config rc;
+
+    rudp_config_load(&rudp_cfg);
+    if (!rudp_cfg.active)
+        return;
+    shim_rt_config(&rudp_cfg, &rc);
+    rudp_rt_configure(&rc);
+    atomic_store_explicit(&rudp_shim_on, true, memory_order_release);
+    rudp_log(RUDP_LOG_DEBUG, "shim active (fastopen %d, linger %u ms, idle %u ms)",
+             (int)rudp_cfg.fastopen, rudp_cfg.linger_ms, rudp_cfg.idle_timeout_ms);
+}
+
+/* At exit: lets the engine deliver what the program wrote (bounded). */
+__attribute__((destructor)) static void rudp_shim_fini(void) {
+    if (rudp_active())
+        rudp_rt_exit_flush();
+}
+
+/* --- logging --- */
+
+void rudp_log(int level, const char *fmt, ...) {
+    char line[512];
+    int saved = errno, n, m;
+    va_list ap;
+
+    if (level > rudp_cfg.log_level)
+        return;
+    n = snprintf(line, sizeof(line), "rudp[%d]: ", (int)getpid());
+    va_start(ap, fmt);
+    m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    n = m < 0 ? n : n + m;
+    if (n > (int)sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    if (RUDP_REAL(write)(rudp_cfg.log_fd >= 0 ? rudp_cfg.log_fd : 2, line, (size_t)n) < 0) {
+        /* A lost log line is not worth failing over. */
+    }
+    errno = saved;
+}
+
+/* --- addresses --- */
+
+socklen_t rudp_addr_size(int family) {
+    if (family == AF_INET)
+        return sizeof(struct sockaddr_in);
+    if (family == AF_INET6)
+        return sizeof(struct sockaddr_in6);
+    return 0;
+}
+
+uint16_t rudp_addr_port(const struct sockaddr *sa) {
+    if (sa->sa_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    if (sa->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return 0;
+}
+
+/* Replaces a wildcard address in |ss| by the loopback address. */
+static void addr_wildcard_to_loopback(struct sockaddr_storage *ss) {
+    if (ss->ss_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+        if (in->sin_addr.s_addr == htonl(INADDR_ANY))
+            in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+        if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
+            in6->sin6_addr = in6addr_loopback;
+    }
+}
+
+socklen_t rudp_addr_normalize(struct sockaddr_storage *out, const struct sockaddr *sa,
+                              socklen_t len, bool for_connect) {
+    socklen_t need;
+
+    memset(out, 0, sizeof(*out));
+    if (sa == NULL || len < sizeof(sa_family_t))
+        return 0;
+    /* An IPv6 address without sin6_scope_id (RFC 2133 size) is accepted,
+     * as the kernel does. */
+    need = sa->sa_family == AF_INET    ? sizeof(struct sockaddr_in)
+           : sa->sa_family == AF_INET6 ? 24
+                                       : 0;
+    if (need == 0 || len < need)
+        return 0;
+    memcpy(out, sa,
+           len < rudp_addr_size(sa->sa_family) ? len : rudp_addr_size(sa->sa_family));
+    if (sa->sa_family == AF_INET)
+        memset(((struct sockaddr_in *)out)->sin_zero, 0, 8);
+    if (for_connect)
+        addr_wildcard_to_loopback(out);
+    return rudp_addr_size(sa->sa_family);
+}
+
+socklen_t rudp_addr_to_family(struct sockaddr_storage *ss, int family) {
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+
+    if (family == AF_INET6 && ss->ss_family == AF_INET) {
+        memcpy(&in, ss, sizeof(in));
+        memset(&in6, 0, sizeof(in6));
+        in6.sin6_family = AF_INET6;
+        in6.sin6_port = in.sin_port;
+        in6.sin6_addr.s6_addr[10] = in6.sin6_addr.s6_addr[11] = 0xff;
+        memcpy(&in6.sin6_addr.s6_addr[12], &in.sin_addr, 4);
+        memset(ss, 0, sizeof(*ss));
+        memcpy(ss, &in6, sizeof(in6));
+    } else if (family == AF_INET && ss->ss_family == AF_INET6) {
+        memcpy(&in6, ss, sizeof(in6));
+        if (!IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr))
+            return sizeof(in6);
+        memset(&in, 0, sizeof(in));
+        in.sin_family = AF_INET;
+        in.sin_port = in6.sin6_port;
+        memcpy(&in.sin_addr, &in6.sin6_addr.s6_addr[12], 4);
+        memset(ss, 0, sizeof(*ss));
+        memcpy(ss, &in, sizeof(in));
+    }
+    return rudp_addr_size(ss->ss_family);
+}
+
+int rudp_addr_copy_out(struct sockaddr *dst, socklen_t *dstlen, const void *src,
+                       socklen_t srclen) {
+    if (dstlen == NULL) {
+        errno = EFAULT;
+        return -1;
+    }
+    if ((int)*dstlen < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (*dstlen > 0 && dst == NULL) {
+        errno = EFAULT;
+        return -1;
+    }
+    memcpy(dst, src, *dstlen < srclen ? *dstlen : srclen);
+    *dstlen = srclen;
+    return 0;
+}
+
+bool rudp_addr_selected(const struct sockaddr *sa, bool listening) {
+    uint16_t port = rudp_addr_port(sa);
+
+    return port != 0 && rudp_config_port_selected(&rudp_cfg, port) &&
+           rudp_config_host_matches(&rudp_cfg, sa, listening);
+}
+
+/* --- fds --- */
+
+uint64_t rudp_fd_inode(int fd) {
+    struct stat st;
+    int saved = errno;
+    uint64_t ino = fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
+
+    errno = saved;
+    return ino;
+}
+
+bool rudp_fd_still_ours(int fd, const rudp_fd_entry *e) {
+    return e->ino == 0 || rudp_fd_inode(fd) == e->ino;
+}
+
+void rudp_fd_apply_opts(int fd, const rudp_fd_opts *o) {
+    static const int bufs[] = {SO_SNDBUF, SO_RCVBUF};
+    __typeof__(&setsockopt) set = RUDP_REAL(setsockopt);
+    int saved = errno, v;
+
+    if (o->sndtimeo.tv_sec || o->sndtimeo.tv_usec)
+        set(fd, SOL_SOCKET, SO_SNDTIMEO, &o->sndtimeo, sizeof(o->sndtimeo));
+    if (o->rcvtimeo.tv_sec || o->rcvtimeo.tv_usec)
+        set(fd, SOL_SOCKET, SO_RCVTIMEO, &o->rcvtimeo, sizeof(o->rcvtimeo));
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+        if (rudp_fd_opt_get(o, SOL_SOCKET, bufs[i], &v))
+            set(fd, SOL_SOCKET, bufs[i], &v, sizeof(v));
+    errno = saved;
+}
+
+/* Marks connection |e| to be aborted with RST when SO_LINGER {1, 0} is
+ * set (the engine acts when the last copy of the fd is closed). */
+static void forget_conn(int fd, const rudp_fd_entry *e) {
+    rudp_slot *slot = e->ref.slot;
+
+    if (slot == NULL || !e->opts.linger.l_onoff || e->opts.linger.l_linger != 0)
+        return;
+    if (rudp_fd_still_ours(fd, e))
+        atomic_fetch_or_explicit(&slot->flags, RUDP_SLOT_F_RESET_ON_CLOSE,
+                                 memory_order_release);
+}
+
+bool rudp_fd_forget(int fd, rudp_fd_entry *l) {
+    rudp_fd_entry *e = rudp_fd_peek(fd);
+    uint32_t kind = rudp_fd_kind(e);
+    bool listener = false;
+
+    if (kind == RUDP_FD_NONE)
+        return false;
+    if (kind == RUDP_FD_CONN)
+        forget_conn(fd, e);
+    if (kind == RUDP_FD_LISTENER && l != NULL && e->owner == getpid() &&
+        rudp_fd_still_ours(fd, e)) {
+        rudp_fd_snapshot(fd, l);
+        listener = true;
+    }
+    rudp_fd_clear(fd);
+    return listener;
+}
+
+/* Returns true when the abstract AF_UNIX name |name| is bound by nobody:
+ * binding a fresh socket to it succeeds. */
+static bool listener_name_free(const char *name, size_t len) {
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int s = RUDP_REAL(socket)(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int r;
+
+    if (s < 0 || len > sizeof(sun.sun_path))
+        return false;
+    memcpy(sun.sun_path, name, len);
+    r = RUDP_REAL(bind)(s, (struct sockaddr *)&sun,
+                        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+    RUDP_REAL(close)(s);
+    return r == 0;
+}
+
+void rudp_fd_listener_closed(const rudp_fd_entry *l) {
+    int saved = errno;
+
+    if (listener_name_free(l->lname, l->lname_len)) {
+        rudp_log(RUDP_LOG_DEBUG, "listener %d closed", l->listener_id);
+        rudp_rt_unlisten(l->listener_id);
+    }
+    errno = saved;
+}
