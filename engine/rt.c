@@ -230,6 +230,9 @@ static void rt_atfork_child(void) {
     pthread_mutex_init(&start_lock, NULL);
     if (!e)
         return;
+    for (rt_cmd *c = e->cmd_head; c; c = c->next)
+        if (c->type == RT_CMD_CONNECT || c->type == RT_CMD_LISTEN)
+            close(c->fd);
     for (rt_udp *u = e->udps; u; u = u->next) {
         close(u->fd);
         for (rt_sess *rs = u->sessions; rs; rs = rs->next)
@@ -308,6 +311,24 @@ rudp_board *rudp_rt_board(void) {
 
 /* --- the API --- */
 
+/* Finds the local address a connection to |dst| gets, as getsockname on a
+ * connected TCP socket reports it: the routing decision of a connected UDP
+ * socket, with that socket's ephemeral port.  Falls back to the wildcard. */
+static void rt_local_probe(const struct sockaddr *dst, socklen_t dstlen,
+                           struct sockaddr_storage *out) {
+    memset(out, 0, sizeof(*out));
+    out->ss_family = dst->sa_family;
+    int fd = socket(dst->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    socklen_t len = sizeof(*out);
+    if (connect(fd, dst, dstlen) < 0 || getsockname(fd, (struct sockaddr *)out, &len) < 0) {
+        memset(out, 0, sizeof(*out));
+        out->ss_family = dst->sa_family;
+    }
+    close(fd);
+}
+
 int rudp_rt_connect(int engine_fd, const struct sockaddr *dst, socklen_t dstlen,
                     size_t filler, const rudp_slot_ref *slot,
                     struct sockaddr_storage *local_out) {
@@ -325,12 +346,8 @@ int rudp_rt_connect(int engine_fd, const struct sockaddr *dst, socklen_t dstlen,
     c->addrlen = dstlen;
     c->filler = filler;
     c->slot = *slot;
-    if (local_out) {
-        /* The UDP path's local address is decided by the engine later; the
-         * wildcard address of the family, as an unbound socket reports. */
-        memset(local_out, 0, sizeof(*local_out));
-        local_out->ss_family = dst->sa_family;
-    }
+    if (local_out)
+        rt_local_probe(dst, dstlen, local_out);
     rt_send(engine, c);
     return 0;
 }

@@ -40,8 +40,9 @@ struct rt_sess {
     rt_udp *udp;
     rudp_session *s;
     ev_timer timer;
-    struct sockaddr_storage peer; /* client: the server's UDP address */
+    struct sockaddr_storage peer; /* the peer's UDP address */
     socklen_t peer_len;
+    struct sockaddr_storage local; /* our address as the peer sees it */
     rt_bridge *bridges;           /* streams of this session */
     uint32_t nbridges;
     bool established;

@@ -363,7 +363,7 @@ static int bridge_dial_listener(rt_sess *rs, const rudp_slot_ref *slot) {
     rt_udp *u = rs->udp;
     struct sockaddr_un me = {.sun_family = AF_UNIX}, them = {.sun_family = AF_UNIX};
     size_t mlen = rudp_board_name_encode(me.sun_path, slot->eid, slot->index, &rs->peer,
-                                         &u->local);
+                                         &rs->local);
     memcpy(them.sun_path, u->unix_name, u->unix_name_len);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)

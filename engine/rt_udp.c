@@ -316,6 +316,36 @@ static void rt_udp_reset(rt_udp *u, uint64_t cid, const struct sockaddr_storage 
         sendto(u->fd, buf, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)from, fromlen);
 }
 
+/* Finds the local address an accepted connection reports: the listener's
+ * own when it is bound to one, else the address the route back to |peer|
+ * leaves from (what the client sent to, on a usual host). */
+static void rt_local_for_peer(const rt_udp *u, const struct sockaddr_storage *peer,
+                              socklen_t peer_len, struct sockaddr_storage *out) {
+    *out = u->local;
+    bool wildcard = u->local.ss_family == AF_INET
+                        ? ((const struct sockaddr_in *)&u->local)->sin_addr.s_addr == 0
+                        : IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&u->local)->sin6_addr);
+    if (!wildcard)
+        return;
+    struct sockaddr_storage probe;
+    socklen_t len = sizeof(probe);
+    int fd = socket(peer->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    if (connect(fd, (const struct sockaddr *)peer, peer_len) == 0 &&
+        getsockname(fd, (struct sockaddr *)&probe, &len) == 0) {
+        in_port_t port = u->local.ss_family == AF_INET
+                             ? ((const struct sockaddr_in *)&u->local)->sin_port
+                             : ((const struct sockaddr_in6 *)&u->local)->sin6_port;
+        if (probe.ss_family == AF_INET)
+            ((struct sockaddr_in *)&probe)->sin_port = port;
+        else
+            ((struct sockaddr_in6 *)&probe)->sin6_port = port;
+        *out = probe;
+    }
+    close(fd);
+}
+
 /* A listener's datagram: to its session, or a new session, or a reset. */
 static void rt_udp_listener_input(rt_udp *u, const uint8_t *p, size_t len,
                                   const struct sockaddr_storage *from, socklen_t fromlen,
@@ -345,6 +375,7 @@ static void rt_udp_listener_input(rt_udp *u, const uint8_t *p, size_t len,
         rudp_session_del(s);
         return;
     }
+    rt_local_for_peer(u, from, fromlen, &rs->local);
     rs->established = true;
     rt_log(u->eng, 2, "new session on listener %d", u->listener_id);
     rt_sess_touch(rs);

@@ -29,7 +29,7 @@ void rudp_settings_default(rudp_settings *s) {
     s->initial_stream_window = 256 * 1024;
     s->max_stream_window = 16 * 1024 * 1024;
     s->initial_session_window = 1024 * 1024;
-    s->max_session_window = 32 * 1024 * 1024;
+    s->max_session_window = 64 * 1024 * 1024;
     s->stream_send_buffer = 4 * 1024 * 1024;
     s->max_streams = 65536;
     s->idle_timeout = RUDP_SEC(30);
@@ -194,6 +194,24 @@ rudp_stream *rudp_sess_find(const rudp_session *s, uint64_t sid) {
     return st;
 }
 
+/* Keeps the session's receive window at least one stream window per open
+ * stream (up to its ceiling), so streams whose program is not reading —
+ * connections waiting in a listener's backlog — cannot use up the shared
+ * window and starve the others, which kernel TCP, with no shared window,
+ * never does. */
+static void sess_window_for_streams(rudp_session *s) {
+    uint64_t want = (uint64_t)s->nstreams * s->settings.initial_stream_window;
+    if (want > s->fc.max_window)
+        want = s->fc.max_window;
+    if (want <= s->fc.window)
+        return;
+    s->fc.window = want;
+    if (s->fc.consumed + want > s->fc.limit) {
+        s->fc.limit = s->fc.consumed + want;
+        s->fc.update_pending = true;
+    }
+}
+
 rudp_stream *rudp_sess_stream_new(rudp_session *s, uint64_t sid, bool local, rudp_tstamp now) {
     if (s->nstreams >= s->nbuckets)
         sess_table_grow(s);
@@ -206,6 +224,7 @@ rudp_stream *rudp_sess_stream_new(rudp_session *s, uint64_t sid, bool local, rud
     st->hnext = s->buckets[h];
     s->buckets[h] = st;
     s->nstreams++;
+    sess_window_for_streams(s);
     return st;
 }
 

@@ -760,3 +760,30 @@ Test(session, migration_to_a_new_address_keeps_streams) {
     cr_assert_eq(to.bytes[3], 9);
     test_pair_free(&p);
 }
+
+Test(session, unread_streams_do_not_starve_a_read_one) {
+    /* Twenty streams each send a full stream window the server never reads
+     * (connections waiting in a backlog); the one it reads must finish. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    static uint8_t big[256 * 1024], got[256 * 1024];
+    test_fill_pattern(big, sizeof(big), 5);
+    uint64_t sids[21];
+    for (int i = 0; i < 21; i++) {
+        cr_assert_eq(rudp_stream_open(p.cli, &sids[i]), RUDP_OK);
+        cr_assert_eq(rudp_stream_write(p.cli, sids[i], big, sizeof(big)), (ssize_t)sizeof(big));
+        rudp_stream_shutdown_write(p.cli, sids[i]);
+    }
+    uint64_t last = sids[20];
+    size_t rcv = 0;
+    bool eof = false;
+    int err;
+    rudp_tstamp limit = p.now + RUDP_SEC(20);
+    while (!eof && test_pair_step(&p, limit))
+        rcv += test_read_all(p.srv, last, got + rcv, sizeof(got) - rcv, &eof, &err);
+    cr_assert(eof, "the read stream stalled after %zu bytes", rcv);
+    cr_assert_eq(rcv, sizeof(big));
+    cr_assert_eq(memcmp(got, big, sizeof(big)), 0);
+    test_pair_free(&p);
+}
