@@ -357,8 +357,9 @@ static int rt_listen_socket(const struct sockaddr *local, socklen_t len) {
     int fd = socket(local->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* No SO_REUSEADDR: for UDP it would let a second server bind the same
+     * port and split our datagrams, where TCP answers EADDRINUSE.  UDP has
+     * no TIME_WAIT to need it for. */
     if (local->sa_family == AF_INET6) {
         /* Dual-stack like the TCP listener it stands for. */
         int zero = 0;
