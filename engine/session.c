@@ -199,8 +199,7 @@ rudp_stream *rudp_sess_find(const rudp_session *s, uint64_t sid) {
  * connections waiting in a listener's backlog — cannot use up the shared
  * window and starve the others, which kernel TCP, with no shared window,
  * never does. */
-static void sess_window_for_streams(rudp_session *s) {
-    uint64_t want = (uint64_t)s->nstreams * s->settings.initial_stream_window;
+static void sess_window_set(rudp_session *s, uint64_t want) {
     if (want > s->fc.max_window)
         want = s->fc.max_window;
     if (want <= s->fc.window)
@@ -210,6 +209,16 @@ static void sess_window_for_streams(rudp_session *s) {
         s->fc.limit = s->fc.consumed + want;
         s->fc.update_pending = true;
     }
+}
+
+static void sess_window_for_streams(rudp_session *s) {
+    sess_window_set(s, (uint64_t)s->nstreams * s->settings.initial_stream_window);
+}
+
+/* A stream's window auto-tuned up by |delta|: the session window follows,
+ * so a stream that grew and then stalled cannot hold the others up. */
+static void sess_window_grow(rudp_session *s, uint64_t delta) {
+    sess_window_set(s, s->fc.window + delta);
 }
 
 rudp_stream *rudp_sess_stream_new(rudp_session *s, uint64_t sid, bool local, rudp_tstamp now) {
@@ -781,9 +790,12 @@ ssize_t rudp_stream_write(rudp_session *s, uint64_t sid, const void *data, size_
 /* The application took |n| bytes of |st|: credit both windows and queue a
  * WINDOW_UPDATE when one is due. */
 static void sess_app_consumed(rudp_session *s, rudp_stream *st, uint64_t n) {
+    uint64_t before = st->fc.window;
     if (rudp_fc_on_consume(&st->fc, n, s->rec.rtt.smoothed, s->now) &&
         !rudp_stream_recv_finished(st))
         rudp_sess_send_list_add(s, st);
+    if (st->fc.window > before)
+        sess_window_grow(s, st->fc.window - before);
     rudp_sess_consume(s, n, s->now);
 }
 

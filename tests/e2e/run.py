@@ -1,0 +1,1025 @@
+#!/usr/bin/env python3
+"""run.py — the end-to-end suite: real, unmodified programs under the shim.
+
+DESIGN.md §6: "real, unmodified programs under the preload, in a network
+namespace where TCP on the selected port is dropped, so a connection that
+silently fell back to TCP fails the test."  This runner does exactly that:
+
+* Every test makes its own network namespace (rudp-e2e-<pid>-<n>) with only
+  a loopback interface, and adds iptables and ip6tables rules there that
+  drop TCP to and from the test's port in both INPUT and OUTPUT.  A program
+  that talked real TCP on that port would see its connect fail (EPERM) or
+  hang; only the shim's UDP gets through.  The `control-tcp-blocked` test
+  proves it: the same socat transfer without the shim must fail.
+* Every process runs through `ip netns exec NS env LD_PRELOAD=... RUDP_...`
+  (the variables go through env(1) so `ip` itself never loads the shim) and
+  only talks to 127.0.0.1 or ::1 inside that namespace.
+* Every wait is bounded; each test has a deadline.  Whatever happens, its
+  processes are killed (their process groups, then every pid left in the
+  namespace) and the namespace deleted: try/finally, atexit, and handlers
+  for SIGTERM/SIGINT/SIGHUP (meson sends SIGTERM on its timeout).
+* Bytes are compared by sha256 (or, in rudp-e2e-tool, byte by byte against
+  a deterministic pattern) and outcomes are exact: the errno name, the exit
+  status, the count of lines.
+
+Output: one line per test, "PASS name (1.2s)" or "FAIL name: reason" with a
+few indented lines of evidence, and last "N passed, N failed".  Exit status
+0 when all passed, 1 when any failed, 77 (meson's skip) when not root or
+when this kernel cannot make network namespaces.
+
+    run.py --shim build/shim/librudp_shim.so --tool build/tests/e2e/rudp-e2e-tool
+           [--only NAME...] [--list] [--log LEVEL] [--keep] [--verbose]
+"""
+
+import argparse
+import atexit
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+SKIP = 77
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+MIB = 1 << 20
+BASE_PORT = 7400
+
+
+class Failure(Exception):
+    """A test's assertion failed; the message is the one-line reason and
+    |details| are extra lines of evidence (stderr tails, outputs)."""
+
+    def __init__(self, reason, details=()):
+        super().__init__(reason)
+        self.details = list(details)
+
+
+class Interrupted(BaseException):
+    """Raised from a signal handler so that every finally block runs."""
+
+
+# ------------------------------------------------------------------ state
+
+LIVE_NAMESPACES = set()  # namespaces made and not yet deleted
+LIVE_PROCS = []          # Popen objects not yet reaped
+
+
+def quiet(cmd, timeout=20):
+    """Runs a harness command (no shim) and returns (status, output)."""
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=timeout, env=clean_env())
+        return p.returncode, p.stdout.decode(errors="replace")
+    except subprocess.TimeoutExpired:
+        return -1, f"timed out after {timeout} s: {' '.join(cmd)}"
+
+
+def must(cmd, timeout=20):
+    """Runs a harness command; raises Failure when it does not succeed."""
+    rc, out = quiet(cmd, timeout)
+    if rc != 0:
+        raise Failure(f"harness command failed ({rc}): {' '.join(cmd)}", out.splitlines()[-5:])
+    return out
+
+
+def clean_env():
+    """Returns this process's environment without LD_PRELOAD or RUDP_*."""
+    return {k: v for k, v in os.environ.items()
+            if k != "LD_PRELOAD" and not k.startswith("RUDP_")}
+
+
+def kill_group(p, sig=signal.SIGKILL):
+    """Signals the process group of Popen |p| (each child leads its own)."""
+    try:
+        os.killpg(p.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def reap_all():
+    """Kills and reaps every process this runner started and still lives."""
+    while LIVE_PROCS:
+        p = LIVE_PROCS.pop()
+        kill_group(p)
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def netns_kill_all(ns):
+    """SIGKILLs every process still inside namespace |ns| (only our own
+    namespaces are ever passed here)."""
+    for _ in range(3):
+        rc, out = quiet(["ip", "netns", "pids", ns], timeout=10)
+        pids = [int(x) for x in out.split() if x.isdigit()] if rc == 0 else []
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+
+
+def cleanup_all():
+    """Kills every process and deletes every namespace this runner made."""
+    reap_all()
+    for ns in list(LIVE_NAMESPACES):
+        netns_kill_all(ns)
+        quiet(["ip", "netns", "del", ns])
+        LIVE_NAMESPACES.discard(ns)
+
+
+def on_signal(signum, frame):
+    """Turns SIGTERM/SIGINT/SIGHUP into an exception so cleanup runs."""
+    raise Interrupted(f"signal {signum}")
+
+
+# -------------------------------------------------------------- processes
+
+class Proc:
+    """A process started in a test's namespace, with stdout and stderr in
+    files of the test's directory."""
+
+    def __init__(self, test, name, argv, env_words, stdin=None):
+        self.test = test
+        self.name = name
+        self.argv = argv
+        self.out_path = os.path.join(test.dir, f"{name}.out")
+        self.err_path = os.path.join(test.dir, f"{name}.err")
+        cmd = ["ip", "netns", "exec", test.ns, "env"] + env_words + argv
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err, \
+                open(stdin or os.devnull, "rb") as inp:
+            self.popen = subprocess.Popen(cmd, stdin=inp, stdout=out,
+                                          stderr=err, env=clean_env(), cwd=test.dir,
+                                          start_new_session=True)
+        LIVE_PROCS.append(self.popen)
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def out(self):
+        """Returns what the process printed on stdout so far."""
+        with open(self.out_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def err(self):
+        """Returns what the process printed on stderr so far."""
+        with open(self.err_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def evidence(self):
+        """Returns a few lines describing the process for a failure report."""
+        lines = [f"{self.name}: {' '.join(self.argv)} -> status {self.popen.poll()}"]
+        for label, text in (("stdout", self.out()), ("stderr", self.err())):
+            tail = text.strip().splitlines()[-6:]
+            lines += [f"  {label}: {line[:200]}" for line in tail]
+        return lines
+
+    def wait(self, timeout):
+        """Waits up to |timeout| seconds (capped by the test's deadline) for
+        the process to exit and returns its status.  Raises Failure, after
+        killing it, when it does not exit in time."""
+        timeout = min(timeout, self.test.remaining())
+        try:
+            rc = self.popen.wait(timeout=max(timeout, 0.01))
+        except subprocess.TimeoutExpired:
+            kill_group(self.popen)
+            self.popen.wait()
+            raise Failure(f"{self.name} did not finish within {timeout:.1f} s", self.evidence())
+        if self.popen in LIVE_PROCS:
+            LIVE_PROCS.remove(self.popen)
+        return rc
+
+    def wait_ok(self, timeout, want_stdout=None):
+        """Waits for the process and raises Failure unless it exited 0 (and,
+        with |want_stdout|, its last stdout line starts with it)."""
+        rc = self.wait(timeout)
+        if rc != 0:
+            raise Failure(f"{self.name} exited with status {rc}", self.evidence())
+        if want_stdout is not None:
+            last = (self.out().strip().splitlines() or [""])[-1]
+            if not last.startswith(want_stdout):
+                raise Failure(f"{self.name} printed {last!r}, want {want_stdout!r}",
+                              self.evidence())
+
+    def wait_line(self, prefix, timeout):
+        """Waits until a stdout line starts with |prefix|.  Raises Failure
+        when the process exits first or the time passes."""
+        end = time.monotonic() + min(timeout, self.test.remaining())
+        while time.monotonic() < end:
+            if any(l.startswith(prefix) for l in self.out().splitlines()):
+                return
+            if self.popen.poll() is not None:
+                raise Failure(f"{self.name} exited ({self.popen.returncode}) before "
+                              f"printing {prefix!r}", self.evidence())
+            time.sleep(0.02)
+        raise Failure(f"{self.name} did not print {prefix!r} within {timeout} s",
+                      self.evidence())
+
+    def stop(self):
+        """Kills the process group and reaps it."""
+        kill_group(self.popen)
+        try:
+            self.popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.popen in LIVE_PROCS:
+            LIVE_PROCS.remove(self.popen)
+
+
+# ------------------------------------------------------------------- tests
+
+class Test:
+    """The context of one test: its namespace (with the TCP-drop rules), a
+    scratch directory, its port and its deadline."""
+
+    counter = 0
+
+    def __init__(self, runner, name, limit):
+        Test.counter += 1
+        self.runner = runner
+        self.name = name
+        self.port = BASE_PORT + Test.counter
+        self.deadline = time.monotonic() + limit
+        self.ns = f"rudp-e2e-{os.getpid()}-{Test.counter}"
+        self.dir = os.path.join(runner.tmp, name)
+        self.procs = []
+        os.makedirs(self.dir, exist_ok=True)
+
+    def remaining(self):
+        """Returns the seconds left before this test's deadline (>= 0)."""
+        return max(self.deadline - time.monotonic(), 0.0)
+
+    def setup(self):
+        """Makes the namespace, brings up lo and drops TCP on the port."""
+        must(["ip", "netns", "add", self.ns])
+        LIVE_NAMESPACES.add(self.ns)
+        must(["ip", "-n", self.ns, "link", "set", "lo", "up"])
+        self.block_tcp(self.port)
+
+    def block_tcp(self, port):
+        """Adds the rules that drop TCP to and from |port|, IPv4 and IPv6,
+        and checks that they are in place."""
+        for tool in ("iptables", "ip6tables"):
+            for chain, flag in (("INPUT", "--dport"), ("INPUT", "--sport"),
+                                ("OUTPUT", "--dport"), ("OUTPUT", "--sport")):
+                must(["ip", "netns", "exec", self.ns, tool, "-w", "5", "-A", chain,
+                      "-p", "tcp", flag, str(port), "-j", "DROP"])
+            # Counting rules (no target): the suite checks afterwards that
+            # a rerouted test's traffic really crossed as UDP on the port.
+            for chain, flag in (("INPUT", "--dport"), ("INPUT", "--sport")):
+                must(["ip", "netns", "exec", self.ns, tool, "-w", "5", "-A", chain,
+                      "-p", "udp", flag, str(port)])
+            rules = must(["ip", "netns", "exec", self.ns, tool, "-w", "5", "-S"])
+            if rules.count(f"-p tcp -m tcp --") < 4 or str(port) not in rules:
+                raise Failure(f"{tool} rules for port {port} not in place", rules.splitlines())
+
+    def counters(self):
+        """Returns (TCP packets dropped, UDP packets counted) on the test's
+        port in the namespace, IPv4 and IPv6 together."""
+        dropped = udp = 0
+        for tool in ("iptables", "ip6tables"):
+            out = must(["ip", "netns", "exec", self.ns, tool, "-w", "5", "-L", "-v", "-x",
+                        "-n"])
+            ports = (f"dpt:{self.port}", f"spt:{self.port}")
+            for line in out.splitlines():
+                f = line.split()
+                if not f or not f[0].isdigit() or not any(x in ports for x in f):
+                    continue
+                if "DROP" in f and "tcp" in f:
+                    dropped += int(f[0])
+                elif "udp" in f and "DROP" not in f:  # a counting rule: no target
+                    udp += int(f[0])
+        return dropped, udp
+
+    def check_traffic(self, traffic):
+        """Checks the test's traffic class against the counters: "rudp"
+        (UDP crossed on the port, no TCP tried), "none" (no TCP tried),
+        "tcp" (not checked: the control test expects drops)."""
+        if traffic == "tcp":
+            return
+        dropped, udp = self.counters()
+        if dropped:
+            raise Failure(f"{dropped} TCP packets on port {self.port} were dropped: "
+                          "something fell back to TCP")
+        if traffic == "rudp" and udp == 0:
+            raise Failure(f"no UDP packet crossed on port {self.port}: not carried by rudp?")
+
+    def sockets(self):
+        """Returns the namespace's sockets as `ss` lists them (TCP in
+        SYN-SENT here means a connection fell back to TCP), for evidence."""
+        rc, out = quiet(["ip", "netns", "exec", self.ns, "ss", "-tuanp"], timeout=5)
+        lines = out.strip().splitlines()
+        if rc != 0 or len(lines) <= 1:
+            return ["ss: no TCP or UDP sockets in the namespace"]
+        return ["ss: " + l[:160] for l in lines[:12]]
+
+    def teardown(self):
+        """Kills this test's processes and deletes its namespace."""
+        for p in self.procs:
+            p.stop()
+        netns_kill_all(self.ns)
+        quiet(["ip", "netns", "del", self.ns])
+        LIVE_NAMESPACES.discard(self.ns)
+
+    def shim_env(self, ports=None, extra=None, shim=True):
+        """Returns the env(1) words for a process: the preload and
+        RUDP_PORTS (the test's port unless |ports|), plus |extra|."""
+        words = []
+        if shim:
+            words += [f"LD_PRELOAD={self.runner.shim}",
+                      f"RUDP_PORTS={ports if ports is not None else self.port}"]
+            if self.runner.log is not None:
+                words.append(f"RUDP_LOG={self.runner.log}")
+        for k, v in (extra or {}).items():
+            words.append(f"{k}={v}")
+        return words
+
+    def spawn(self, name, argv, shim=True, ports=None, env=None, stdin=None):
+        """Starts |argv| in the namespace (stdin from the file |stdin|, else
+        /dev/null) and returns its Proc."""
+        p = Proc(self, name, argv, self.shim_env(ports, env, shim), stdin)
+        self.procs.append(p)
+        return p
+
+    def tool(self, *args, timeout=None):
+        """Returns the argv of rudp-e2e-tool with its alarm set to the time
+        left in this test (or |timeout|)."""
+        t = int(timeout if timeout is not None else max(self.remaining(), 1)) + 1
+        return [self.runner.tool, "--timeout", str(t)] + [str(a) for a in args]
+
+    def wait_listening(self, proc, port=None, timeout=10):
+        """Waits until something in the namespace listens on |port| (a TCP
+        listener, or the UDP socket the shim binds for a rerouted one), as
+        seen through /proc/PID/net of |proc|.  Raises Failure otherwise."""
+        port = port or self.port
+        end = time.monotonic() + min(timeout, self.remaining())
+        while time.monotonic() < end:
+            if proc.popen.poll() is not None:
+                raise Failure(f"{proc.name} exited ({proc.popen.returncode}) before "
+                              f"listening on {port}", proc.evidence())
+            if port_bound(proc.pid, port):
+                time.sleep(0.05)
+                return
+            time.sleep(0.02)
+        raise Failure(f"{proc.name} not listening on {port} after {timeout} s", proc.evidence())
+
+    def expect(self, cond, reason, *procs, details=()):
+        """Raises Failure with |reason| and the evidence of |procs| unless
+        |cond|."""
+        if not cond:
+            ev = list(details)
+            for p in procs:
+                ev += p.evidence()
+            raise Failure(reason, ev)
+
+
+def port_bound(pid, port):
+    """Returns whether /proc/PID/net shows a TCP listener or a bound UDP
+    socket on |port| in the namespace of |pid|."""
+    want = f":{port:04X}"
+    for table, state in (("tcp", "0A"), ("tcp6", "0A"), ("udp", None), ("udp6", None)):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[1].endswith(want) and (state is None or
+                                                               fields[3] == state):
+                return True
+    return False
+
+
+def udp_sockets(pid):
+    """Returns the number of UDP sockets in the namespace of |pid|."""
+    n = 0
+    for table in ("udp", "udp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                n += len(f.readlines()) - 1
+        except OSError:
+            pass
+    return n
+
+
+def thread_count(pid):
+    """Returns the number of threads of process |pid| (0 when gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def sha256_file(path):
+    """Returns the hex sha256 of the file at |path| ('' when missing)."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except FileNotFoundError:
+        return ""
+    return h.hexdigest()
+
+
+def file_size(path):
+    """Returns the size of |path|, or -1 when missing."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return -1
+
+
+# ------------------------------------------------------------- the tests
+
+TESTS = []
+
+
+def test(name, limit=60, traffic="rudp"):
+    """Registers a test function under |name| with a time limit in seconds
+    and its traffic class (see Test.check_traffic)."""
+    def register(fn):
+        fn.traffic = traffic
+        TESTS.append((name, limit, fn))
+        return fn
+    return register
+
+
+def socat_transfer(t, size, v6=False, shim=True, client_timeout=None):
+    """Moves |size| random bytes each way with socat: each side reads its
+    file to EOF, half-closes its write side, and writes what it receives to
+    a file until the peer's EOF.  Returns (server, client, checks) where
+    checks is a list of failures (empty when both files arrived intact)."""
+    up, down = t.runner.data(size, "up"), t.runner.data(size, "down")
+    got_up, got_down = os.path.join(t.dir, "got-up"), os.path.join(t.dir, "got-down")
+    listen = f"TCP6-LISTEN:{t.port},reuseaddr" if v6 else f"TCP4-LISTEN:{t.port},reuseaddr"
+    connect = f"TCP6:[::1]:{t.port}" if v6 else f"TCP4:127.0.0.1:{t.port}"
+    linger = str(int(t.remaining()))
+    server = t.spawn("socat-server", ["socat", "-t", linger, listen,
+                                      f"OPEN:{down},rdonly!!CREATE:{got_up}"], shim=shim)
+    t.wait_listening(server)
+    ctimeout = client_timeout or t.remaining()
+    client = t.spawn("socat-client", ["socat", "-t", linger, "-T", str(int(ctimeout)),
+                                      f"OPEN:{up},rdonly!!CREATE:{got_down}",
+                                      connect + f",connect-timeout={int(ctimeout)}"],
+                     shim=shim)
+    crc = client.wait(ctimeout + 5)
+    srv_rc = server.wait(10) if crc == 0 else server.popen.poll()
+    checks = []
+    if crc != 0:
+        checks.append(f"socat client exited {crc}")
+    if srv_rc != 0:
+        checks.append(f"socat server exited {srv_rc}")
+    for what, want, got in (("client->server", up, got_up), ("server->client", down, got_down)):
+        if sha256_file(got) != t.runner.digest(want):
+            checks.append(f"{what}: {file_size(got)} of {size} bytes, sha256 differs")
+    return server, client, checks
+
+
+@test("control-tcp-blocked", limit=30, traffic="tcp")
+def t_control(t):
+    """The harness really drops TCP: socat without the shim must fail."""
+    server, client, checks = socat_transfer(t, 1 * MIB, shim=False, client_timeout=5)
+    t.expect(any("client exited" in c for c in checks) and
+             any("sha256 differs" in c for c in checks),
+             "plain TCP got through the namespace's DROP rules: " + "; ".join(checks),
+             server, client)
+    dropped, _ = t.counters()
+    t.expect(dropped > 0, "the DROP rules counted no packet", server, client)
+
+
+@test("passthrough-other-port", limit=30, traffic="none")
+def t_passthrough(t):
+    """A port not in RUDP_PORTS is plain TCP, and the shim starts no engine
+    (no thread, no UDP socket) for it."""
+    other = t.port + 1000
+    server = t.spawn("server", t.tool("echo-server", other))
+    t.wait_listening(server, port=other)
+    client = t.spawn("client", t.tool("threads-client", "127.0.0.1", other, 4, 256 * 1024))
+    client.wait_ok(20, "ok 4")
+    t.expect(udp_sockets(server.pid) == 0, "a UDP socket exists for a passthrough port",
+             server, details=[open(f"/proc/{server.pid}/net/udp").read()])
+    # echo-server: the main thread once the per-connection threads ended.
+    end = time.monotonic() + 3
+    while thread_count(server.pid) > 1 and time.monotonic() < end:
+        time.sleep(0.05)
+    threads = thread_count(server.pid)
+    t.expect(threads == 1, f"the passthrough server has {threads} threads (engine started?)",
+             server)
+
+
+@test("bad-rudp-ports", limit=20, traffic="none")
+def t_bad_ports(t):
+    """Malformed RUDP_PORTS: exit status 2 and exactly one stderr line
+    naming the variable and the value; a good list starts silently."""
+    for bad in ("abc", "70000", "5-3"):
+        p = t.spawn(f"true-{bad}", ["true"], ports=bad)
+        rc = p.wait(10)
+        lines = p.err().splitlines()
+        t.expect(rc == 2, f"RUDP_PORTS={bad!r}: exit status {rc}, want 2", p)
+        t.expect(len(lines) == 1, f"RUDP_PORTS={bad!r}: {len(lines)} stderr lines, want 1", p)
+        t.expect("RUDP_PORTS" in lines[0] and bad in lines[0],
+                 f"RUDP_PORTS={bad!r}: stderr does not name the variable and value", p)
+    good = t.spawn("true-good", ["true"], ports="80,8000-8100")
+    rc = good.wait(10)
+    t.expect(rc == 0 and good.err() == "", f"RUDP_PORTS='80,8000-8100': status {rc}", good)
+
+
+@test("bad-config-other", limit=20, traffic="none")
+def t_bad_config(t):
+    """Other malformed variables: a non-zero exit status and one stderr line
+    naming the variable and the value (DESIGN §4 "bad configuration")."""
+    for var, bad in (("RUDP_CC", "bogus"), ("RUDP_LOG", "loud"),
+                     ("RUDP_IDLE_TIMEOUT_MS", "soon"), ("RUDP_FASTOPEN", "maybe"),
+                     ("RUDP_LINGER_MS", "-5"), ("RUDP_HOSTS", "not-an-address")):
+        p = t.spawn(f"true-{var}", ["true"], env={var: bad})
+        rc = p.wait(10)
+        lines = p.err().splitlines()
+        t.expect(rc != 0 and len(lines) == 1 and var in lines[0] and bad in lines[0],
+                 f"{var}={bad!r}: status {rc}, {len(lines)} stderr lines "
+                 "(want non-zero, one line naming variable and value)", p)
+
+
+@test("socat-64m-each-way", limit=90)
+def t_socat(t):
+    """socat moves 64 MiB of random data each way with half-close."""
+    server, client, checks = socat_transfer(t, 64 * MIB)
+    t.expect(not checks, "; ".join(checks), server, client)
+
+
+@test("socat-ipv6", limit=60)
+def t_socat_v6(t):
+    """The socat transfer over ::1 (16 MiB each way)."""
+    server, client, checks = socat_transfer(t, 16 * MIB, v6=True)
+    t.expect(not checks, "; ".join(checks), server, client)
+
+
+@test("netcat-8m", limit=40)
+def t_netcat(t):
+    """OpenBSD netcat: 8 MiB from the client's stdin to the server's stdout;
+    the client half-closes at EOF (-N) and the server exits at the peer's
+    EOF."""
+    data = t.runner.data(8 * MIB, "nc")
+    srv = t.spawn("nc-server", ["nc", "-l", "127.0.0.1", str(t.port)])
+    t.wait_listening(srv)
+    cli = t.spawn("nc-client", ["nc", "-N", "127.0.0.1", str(t.port)], stdin=data)
+    cli.wait_ok(30)
+    srv.wait_ok(10)
+    t.expect(sha256_file(srv.out_path) == t.runner.digest(data),
+             f"nc server printed {file_size(srv.out_path)} of {8 * MIB} bytes, sha256 differs",
+             srv, cli)
+
+
+def http_server(t):
+    """Starts python3 -m http.server serving the test directory."""
+    srv = t.spawn("http-server", [sys.executable, "-m", "http.server", str(t.port),
+                                  "--bind", "127.0.0.1", "--directory", t.dir])
+    t.wait_listening(srv)
+    return srv
+
+
+@test("http-download-32m", limit=60)
+def t_http_download(t):
+    """curl downloads a 32 MiB file from python's http.server."""
+    shutil.copyfile(t.runner.data(32 * MIB, "http"), os.path.join(t.dir, "big.bin"))
+    srv = http_server(t)
+    out = os.path.join(t.dir, "downloaded.bin")
+    curl = t.spawn("curl", ["curl", "-sS", "--fail", "--max-time", str(int(t.remaining())),
+                            "-o", out, f"http://127.0.0.1:{t.port}/big.bin"])
+    curl.wait_ok(t.remaining())
+    t.expect(sha256_file(out) == t.runner.digest(t.runner.data(32 * MIB, "http")),
+             f"download: {file_size(out)} of {32 * MIB} bytes, sha256 differs", curl, srv)
+
+
+@test("http-200-requests", limit=60)
+def t_http_requests(t):
+    """200 sequential short requests (a new connection each: http.server
+    speaks HTTP/1.0), all 200 OK with the right body."""
+    body = b"rudp e2e small body\n" * 50
+    with open(os.path.join(t.dir, "small.txt"), "wb") as f:
+        f.write(body)
+    srv = http_server(t)
+    os.makedirs(os.path.join(t.dir, "r"))
+    curl = t.spawn("curl", ["curl", "-sS", "--max-time", "20", "-w", "%{http_code}\\n",
+                            "-o", os.path.join(t.dir, "r", "r#1"),
+                            f"http://127.0.0.1:{t.port}/small.txt?n=[1-200]"])
+    curl.wait(t.remaining())
+    codes = curl.out().split()
+    ok = sum(1 for c in codes if c == "200")
+    t.expect(ok == 200, f"{ok} of 200 requests answered 200 (codes: {sorted(set(codes))})",
+             curl, srv)
+    bad = [i for i in range(1, 201)
+           if not os.path.exists(os.path.join(t.dir, "r", f"r{i}")) or
+           open(os.path.join(t.dir, "r", f"r{i}"), "rb").read() != body]
+    t.expect(not bad, f"{len(bad)} bodies differ (first: request {bad[:1]})", curl, srv)
+
+
+@test("asyncio-100-conns", limit=60)
+def t_asyncio(t):
+    """asyncio echo server and client: 100 concurrent connections x 64 KiB."""
+    script = os.path.join(HERE, "aio_echo.py")
+    srv = t.spawn("aio-server", [sys.executable, script, "server", str(t.port)])
+    t.wait_listening(srv)
+    cli = t.spawn("aio-client", [sys.executable, script, "client", "127.0.0.1", str(t.port),
+                                 "100", str(64 * 1024), "--timeout",
+                                 str(int(t.remaining()) - 5)])
+    cli.wait_ok(t.remaining(), "ok 100")
+
+
+def echo_test(t, mode_args, nthreads, nbytes, host="127.0.0.1", server_env=None,
+              client_env=None):
+    """Runs the tool's echo server with |mode_args| and threads-client
+    against it; passes when every connection echoed intact."""
+    srv = t.spawn("echo-server", t.tool("echo-server", t.port, *mode_args), env=server_env)
+    t.wait_listening(srv)
+    cli = t.spawn("threads-client", t.tool("threads-client", host, t.port, nthreads, nbytes),
+                  env=client_env)
+    cli.wait_ok(t.remaining(), f"ok {nthreads}")
+    t.expect(srv.popen.poll() is None, "the echo server died", srv)
+
+
+@test("threads-100x1m", limit=90)
+def t_threads(t):
+    """100 client threads x 1 MiB each way against a thread-per-connection
+    echo server."""
+    echo_test(t, ["--mode", "threads"], 100, MIB)
+
+
+@test("epoll-100x1m", limit=90)
+def t_epoll(t):
+    """100 client threads x 1 MiB each way against a single-threaded epoll
+    echo server (non-blocking sockets, EPOLLOUT backpressure)."""
+    echo_test(t, ["--mode", "epoll"], 100, MIB)
+
+
+@test("prefork-4-workers", limit=60)
+def t_prefork(t):
+    """A pre-fork server (listen, then 4 workers accepting on the inherited
+    listener) serves 20 clients x 256 KiB."""
+    echo_test(t, ["--mode", "prefork", "4"], 20, 256 * 1024)
+
+
+@test("fork-per-connection", limit=60)
+def t_forkconn(t):
+    """A fork-per-connection server (the child serves, the parent closes its
+    copy) serves 20 clients x 256 KiB."""
+    echo_test(t, ["--mode", "forkconn"], 20, 256 * 1024)
+
+
+@test("echo-ipv6", limit=40)
+def t_echo_v6(t):
+    """The echo server on [::] and 10 clients x 1 MiB over ::1."""
+    echo_test(t, ["--v6"], 10, MIB, host="::1")
+
+
+@test("echo-dualstack-v4-client", limit=40)
+def t_dualstack(t):
+    """An IPv6 dual-stack server ([::]) reached by IPv4 clients."""
+    echo_test(t, ["--v6"], 10, 256 * 1024, host="127.0.0.1")
+
+
+@test("fastopen", limit=40)
+def t_fastopen(t):
+    """RUDP_FASTOPEN=1 on the client: connect returns at once and the data
+    rides the opening datagram; 10 clients x 256 KiB still echo intact."""
+    echo_test(t, [], 10, 256 * 1024, client_env={"RUDP_FASTOPEN": "1"})
+
+
+@test("cc-cubic", limit=40)
+def t_cubic(t):
+    """RUDP_CC=cubic on both ends: 4 clients x 4 MiB."""
+    echo_test(t, [], 4, 4 * MIB, server_env={"RUDP_CC": "cubic"},
+              client_env={"RUDP_CC": "cubic"})
+
+
+@test("stalled-streams-no-hol", limit=45)
+def t_hol(t):
+    """16 connections whose server never reads them are filled to their
+    windows; one more connection from the same process (same session) must
+    still echo 1 MiB promptly: TCP connections do not block each other."""
+    srv = t.spawn("stall-server", t.tool("stall-server", t.port, 16))
+    t.wait_listening(srv)
+    cli = t.spawn("hol-client", t.tool("hol-client", "127.0.0.1", t.port, 16, MIB, timeout=30))
+    cli.wait_ok(35, "ok stalled=")
+
+
+def refused_test(t, extra):
+    """Connects where nothing listens: ECONNREFUSED in under 1 s."""
+    p = t.spawn("connect", t.tool("connect-errno", "127.0.0.1", t.port, *extra, timeout=10))
+    p.wait_ok(12)
+    words = p.out().split()
+    t.expect(len(words) >= 3 and words[0] == "ECONNREFUSED" and int(words[1]) < 1000,
+             f"got {' '.join(words)!r}, want ECONNREFUSED in < 1000 ms", p)
+    if extra:
+        t.expect(words[2] in ("so_error", "immediate"),
+                 f"non-blocking path {words[2]!r} (SO_ERROR not cleared after reading?)", p)
+
+
+@test("refused-blocking", limit=20)
+def t_refused(t):
+    """Blocking connect to a port with no listener: ECONNREFUSED, < 1 s."""
+    refused_test(t, [])
+
+
+@test("refused-nonblocking", limit=20)
+def t_refused_nb(t):
+    """Non-blocking connect (EINPROGRESS, poll POLLOUT, SO_ERROR) to a port
+    with no listener: ECONNREFUSED, < 1 s, SO_ERROR cleared once read."""
+    refused_test(t, ["--nonblock"])
+
+
+@test("peer-killed", limit=40)
+def t_killed(t):
+    """The server is SIGKILLed mid-transfer: the client's read fails with
+    ECONNRESET or ETIMEDOUT within the idle timeout (3 s here)."""
+    env = {"RUDP_IDLE_TIMEOUT_MS": "3000"}
+    srv = t.spawn("stream-server", t.tool("stream-server", t.port), env=env)
+    t.wait_listening(srv)
+    cli = t.spawn("reader", t.tool("read-until-error", "127.0.0.1", t.port, timeout=25),
+                  env=env)
+    cli.wait_line("receiving", 10)
+    time.sleep(0.3)
+    kill_group(srv.popen, signal.SIGKILL)
+    killed = time.monotonic()
+    srv.stop()
+    cli.wait(15)
+    took = time.monotonic() - killed
+    last = (cli.out().strip().splitlines() or [""])[-1].split()
+    t.expect(last[:1] in (["ECONNRESET"], ["ETIMEDOUT"]),
+             f"client ended with {' '.join(last)!r}, want ECONNRESET or ETIMEDOUT", cli)
+    t.expect(took < 3.0 + 2.0, f"client noticed after {took:.1f} s (idle timeout 3 s)", cli)
+
+
+@test("server-restart", limit=40)
+def t_restart(t):
+    """A long-lived client keeps its process (and engine) while the server
+    is SIGKILLed and started again on the same port: the old connection
+    reports ECONNRESET (a restarted peer) and a new connection works."""
+    env = {"RUDP_IDLE_TIMEOUT_MS": "3000"}
+    srv = t.spawn("server-1", t.tool("echo-server", t.port), env=env)
+    t.wait_listening(srv)
+    flag = os.path.join(t.dir, "restarted")
+    cli = t.spawn("restart-client", t.tool("restart-client", "127.0.0.1", t.port, flag,
+                                           timeout=30), env=env)
+    cli.wait_line("connected", 10)
+    kill_group(srv.popen, signal.SIGKILL)
+    srv.stop()
+    srv2 = t.spawn("server-2", t.tool("echo-server", t.port), env=env)
+    t.wait_listening(srv2)
+    open(flag, "w").close()
+    rc = cli.wait(25)
+    out = cli.out()
+    t.expect("new ok" in out, "a new connection after the server restart failed", cli, srv2)
+    t.expect(rc == 0, "the old connection did not report ECONNRESET", cli, srv2)
+
+
+@test("write-then-exit", limit=60)
+def t_write_exit(t):
+    """A client writes 8 MiB and calls exit(0) at once (no close, no
+    shutdown): the sink receives every byte."""
+    out = os.path.join(t.dir, "sink.bin")
+    sink = t.spawn("sink", t.tool("sink-server", t.port, out))
+    t.wait_listening(sink)
+    writer = t.spawn("write-exit", t.tool("write-exit", "127.0.0.1", t.port, 8 * MIB, 7))
+    writer.wait_ok(30, f"wrote {8 * MIB}")
+    sink.wait_ok(30, f"received {8 * MIB}")
+    want = hashlib.sha256(t.runner.pattern(7, 8 * MIB)).hexdigest()
+    t.expect(sha256_file(out) == want, f"sink: {file_size(out)} bytes, sha256 differs",
+             writer, sink)
+
+
+@test("linger-zero-reset", limit=30)
+def t_abort(t):
+    """SO_LINGER {1, 0} then close aborts: the reading peer gets ECONNRESET
+    (not a clean EOF)."""
+    out = os.path.join(t.dir, "sink.bin")
+    sink = t.spawn("sink", t.tool("sink-server", t.port, out))
+    t.wait_listening(sink)
+    client = t.spawn("abort", t.tool("abort", "127.0.0.1", t.port, 64 * 1024))
+    client.wait_ok(20, "aborted")
+    rc = sink.wait(20)
+    last = (sink.out().strip().splitlines() or [""])[-1]
+    t.expect(rc == 1 and last.startswith("read ECONNRESET"),
+             f"sink ended with {last!r} (status {rc}), want 'read ECONNRESET ...'", sink,
+             client)
+
+
+@test("write-after-reset", limit=30)
+def t_epipe(t):
+    """Writing after the peer reset: ECONNRESET at most once, then EPIPE
+    with SIGPIPE; send(MSG_NOSIGNAL) gives EPIPE without a signal."""
+    srv = t.spawn("reset-server", t.tool("reset-server", t.port))
+    t.wait_listening(srv)
+    cli = t.spawn("epipe-client", t.tool("epipe-client", "127.0.0.1", t.port, timeout=20))
+    cli.wait_ok(25, "errors")
+
+
+@test("dup-copies", limit=30)
+def t_dup(t):
+    """dup/dup2 copies carry the connection after the original is closed;
+    the connection ends only with the last copy."""
+    srv = t.spawn("echo-server", t.tool("echo-server", t.port))
+    t.wait_listening(srv)
+    cli = t.spawn("dup-client", t.tool("dup-client", "127.0.0.1", t.port, timeout=20))
+    cli.wait_ok(25, "dup ok")
+
+
+@test("sockopts", limit=30)
+def t_sockopts(t):
+    """getsockopt/setsockopt/getpeername/getsockname/accept4 answer as on a
+    TCP socket, on both ends."""
+    srv = t.spawn("sockopts-server", t.tool("sockopts-server", t.port))
+    t.wait_listening(srv)
+    cli = t.spawn("sockopts", t.tool("sockopts", "127.0.0.1", t.port))
+    rc = cli.wait(20)
+    src = srv.wait(10)
+    fails = [l for p in (srv, cli) for l in p.out().splitlines() if l.startswith("FAIL")]
+    t.expect(rc == 0 and src == 0, f"{len(fails)} checks failed (status {src}/{rc}): "
+             + "; ".join(fails[:3]), srv, cli, details=fails)
+
+
+@test("rudp-run", limit=40)
+def t_rudp_run(t):
+    """scripts/rudp-run: usage errors exit 2; with RUDP_SHIM set it carries
+    an echo over rudp."""
+    wrapper = t.runner.rudp_run
+    t.expect(os.access(wrapper, os.X_OK), f"{wrapper} is not executable")
+    for args in ([], ["-p", "abc", "--", "true"], ["-p", "80"], ["-p", "80", "--cc", "x",
+                                                                  "--", "true"]):
+        p = t.spawn("usage", [wrapper] + args, shim=False)
+        rc = p.wait(10)
+        t.expect(rc == 2 and p.err().strip(), f"rudp-run {' '.join(args)}: status {rc}, want 2",
+                 p)
+    env = {"RUDP_SHIM": t.runner.shim}
+    srv = t.spawn("server", [wrapper, "-p", str(t.port), "--"] + t.tool("echo-server", t.port),
+                  shim=False, env=env)
+    t.wait_listening(srv)
+    cli = t.spawn("client", [wrapper, "-p", str(t.port), "--cc", "newreno", "--"] +
+                  t.tool("threads-client", "127.0.0.1", t.port, 4, 256 * 1024),
+                  shim=False, env=env)
+    cli.wait_ok(t.remaining(), "ok 4")
+
+
+# ------------------------------------------------------------------ runner
+
+class Runner:
+    """Holds the suite's options and shared data files."""
+
+    def __init__(self, args):
+        self.shim = os.path.abspath(args.shim)
+        self.tool = os.path.abspath(args.tool)
+        self.rudp_run = os.path.abspath(args.rudp_run)
+        self.log = args.log
+        self.keep = args.keep
+        self.verbose = args.verbose
+        self.tmp = tempfile.mkdtemp(prefix="rudp-e2e-")
+        self.files = {}
+        self.digests = {}
+
+    def data(self, size, tag):
+        """Returns the path of a file of |size| random bytes (made once per
+        size and tag) and remembers its sha256."""
+        key = (size, tag)
+        if key not in self.files:
+            path = os.path.join(self.tmp, f"data-{tag}-{size}")
+            h = hashlib.sha256()
+            with open(path, "wb") as f:
+                for off in range(0, size, MIB):
+                    chunk = os.urandom(min(MIB, size - off))
+                    h.update(chunk)
+                    f.write(chunk)
+            self.files[key] = path
+            self.digests[path] = h.hexdigest()
+        return self.files[key]
+
+    def digest(self, path):
+        """Returns the sha256 of a file made by data()."""
+        return self.digests[path]
+
+    def pattern(self, seed, size):
+        """Returns the tool's pattern bytes for |seed| (no shim, no netns)."""
+        p = subprocess.run([self.tool, "pattern", str(seed), str(size)],
+                           stdout=subprocess.PIPE, timeout=30, env=clean_env(), check=True)
+        return p.stdout
+
+    def run_one(self, name, limit, fn):
+        """Runs one test in its own namespace; returns (ok, line, details)."""
+        t = Test(self, name, limit)
+        start = time.monotonic()
+        try:
+            t.setup()
+            fn(t)
+            t.check_traffic(fn.traffic)
+            return True, f"PASS {name} ({time.monotonic() - start:.1f}s)", []
+        except Failure as f:
+            return (False, f"FAIL {name}: {f} ({time.monotonic() - start:.1f}s)",
+                    f.details + t.sockets())
+        except Exception as e:  # a bug in the test itself: report, go on
+            return False, f"FAIL {name}: harness error {e!r}", []
+        finally:
+            t.teardown()
+            if not self.keep:
+                shutil.rmtree(t.dir, ignore_errors=True)
+
+    def close(self):
+        """Deletes the scratch directory unless --keep."""
+        if self.keep:
+            print(f"kept {self.tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def preflight(args):
+    """Returns a reason to skip (exit 77) or to fail, or None when the
+    machine can run the suite: (code, message)."""
+    if os.geteuid() != 0:
+        return SKIP, "skipped: the e2e suite needs root (network namespaces, iptables)"
+    missing = [c for c in ("ip", "iptables", "ip6tables", "socat", "curl", "nc", "ss", "env",
+                           "true")
+               if shutil.which(c) is None]
+    if missing:
+        return 1, f"missing programs: {' '.join(missing)} (scripts/setup installs them)"
+    for path, what in ((args.shim, "--shim"), (args.tool, "--tool")):
+        if not os.path.isfile(path):
+            return 1, f"{what} {path}: no such file"
+    probe = f"rudp-e2e-{os.getpid()}-probe"
+    rc, out = quiet(["ip", "netns", "add", probe])
+    if rc != 0:
+        return SKIP, f"skipped: cannot make a network namespace here: {out.strip()}"
+    quiet(["ip", "netns", "del", probe])
+    return None
+
+
+def parse_args(argv):
+    """Parses the command line."""
+    ap = argparse.ArgumentParser(description="rudp end-to-end suite (needs root)")
+    ap.add_argument("--shim", default=os.path.join(REPO, "build/shim/librudp_shim.so"))
+    ap.add_argument("--tool", default=os.path.join(REPO, "build/tests/e2e/rudp-e2e-tool"))
+    ap.add_argument("--rudp-run", default=os.path.join(REPO, "scripts/rudp-run"))
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these tests")
+    ap.add_argument("--list", action="store_true", help="list the tests and exit")
+    ap.add_argument("--log", help="RUDP_LOG for every shimmed process")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--verbose", action="store_true", help="print evidence for passes too")
+    return ap.parse_args(argv)
+
+
+def main(argv):
+    """Runs the selected tests and prints the summary; returns the status."""
+    args = parse_args(argv)
+    if args.list:
+        for name, _, fn in TESTS:
+            print(f"{name:28} {fn.__doc__.splitlines()[0]}")
+        return 0
+    selected = TESTS
+    if args.only:
+        unknown = set(args.only) - {n for n, _, _ in TESTS}
+        if unknown:
+            print(f"unknown test(s): {' '.join(sorted(unknown))}", file=sys.stderr)
+            return 2
+        selected = [x for x in TESTS if x[0] in args.only]
+    pre = preflight(args)
+    if pre is not None:
+        print(pre[1])
+        if pre[0] != SKIP:
+            print("0 passed, 1 failed")
+        return pre[0]
+    atexit.register(cleanup_all)
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, on_signal)
+    runner = Runner(args)
+    passed = failed = 0
+    try:
+        for name, limit, fn in selected:
+            ok, line, details = runner.run_one(name, limit, fn)
+            print(line, flush=True)
+            if not ok or args.verbose:
+                for d in details:
+                    print(f"    {d}", flush=True)
+            passed, failed = passed + ok, failed + (not ok)
+    except Interrupted as e:
+        print(f"interrupted ({e}); cleaning up", flush=True)
+        failed += 1
+    finally:
+        cleanup_all()
+        runner.close()
+    print(f"{passed} passed, {failed} failed", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
