@@ -70,7 +70,7 @@ struct rt_bridge {
     bool accept_pending;    /* server: connect() to the listener in progress */
     bool released;          /* rudp_stream_release done */
     bool exit_drain;        /* process exiting: FIN once the socket reads empty */
-    rt_bridge *next;        /* in rs->bridges */
+    rt_bridge *next, *prev; /* in rs->bridges */
 };
 
 /* A command from an application thread. */

@@ -53,18 +53,18 @@ rt_bridge *rt_bridge_new(rt_sess *rs, uint64_t sid, int fd, const rudp_slot_ref 
     ev_io_init(&b->wio, rt_bridge_on_writable, fd, EV_WRITE);
     b->wio.data = b;
     b->next = rs->bridges;
+    if (b->next)
+        b->next->prev = b;
     rs->bridges = b;
     rs->nbridges++;
+    rudp_stream_set_user(rs->s, sid, b);
     if (filler == 0) /* fast open: the first bytes ride the opening datagram */
         ev_io_start(rs->eng->loop, &b->rio);
     return b;
 }
 
 rt_bridge *rt_bridge_find(rt_sess *rs, uint64_t sid) {
-    for (rt_bridge *b = rs->bridges; b; b = b->next)
-        if (b->sid == sid)
-            return b;
-    return NULL;
+    return rudp_stream_get_user(rs->s, sid);
 }
 
 /* Sets the slot's state unless it already records a failure. */
@@ -100,11 +100,12 @@ void rt_bridge_log_summary(rt_bridge *b) {
 void rt_bridge_free(rt_bridge *b) {
     rt_sess *rs = b->rs;
     rt_bridge_log_summary(b);
-    for (rt_bridge **pp = &rs->bridges; *pp; pp = &(*pp)->next)
-        if (*pp == b) {
-            *pp = b->next;
-            break;
-        }
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        rs->bridges = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
     rs->nbridges--;
     ev_io_stop(rs->eng->loop, &b->rio);
     ev_io_stop(rs->eng->loop, &b->wio);
@@ -112,6 +113,7 @@ void rt_bridge_free(rt_bridge *b) {
         shutdown(b->fd, SHUT_RDWR);
         close(b->fd);
     }
+    rudp_stream_set_user(rs->s, b->sid, NULL);
     if (!b->released)
         rudp_stream_release(rs->s, b->sid);
     /* The slot stays claimed while the program may still hold the fd; the

@@ -894,3 +894,16 @@ int rudp_stream_get_info(const rudp_session *s, uint64_t sid, rudp_stream_info *
     info->recv_window = st->fc.window;
     return RUDP_OK;
 }
+
+int rudp_stream_set_user(rudp_session *s, uint64_t sid, void *user) {
+    rudp_stream *st = rudp_sess_find(s, sid);
+    if (!st)
+        return RUDP_ERR_NO_STREAM;
+    st->user = user;
+    return RUDP_OK;
+}
+
+void *rudp_stream_get_user(const rudp_session *s, uint64_t sid) {
+    const rudp_stream *st = rudp_sess_find(s, sid);
+    return st ? st->user : NULL;
+}

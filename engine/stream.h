@@ -55,6 +55,7 @@ struct rudp_stream {
     rudp_link lazy_link; /* session's list of accepted streams whose ACK flag may wait */
     bool in_send_list, in_ev_list, in_lazy_list;
     uint8_t events;      /* RUDP_SEV_* bits not yet polled */
+    void *user;          /* the caller's pointer (rudp_stream_set_user) */
     bool local;          /* opened by this side */
     bool released;       /* the application let go (rudp_stream_release) */
 

@@ -291,6 +291,13 @@ int rudp_stream_release(rudp_session *sess, uint64_t sid);
 int rudp_stream_get_info(const rudp_session *sess, uint64_t sid,
                          rudp_stream_info *info);
 
+/* Attaches an opaque pointer of the caller to stream |sid| (O(1) lookup
+ * from events).  Returns RUDP_OK or RUDP_ERR_NO_STREAM. */
+int rudp_stream_set_user(rudp_session *sess, uint64_t sid, void *user);
+
+/* Returns the pointer set with rudp_stream_set_user, or NULL. */
+void *rudp_stream_get_user(const rudp_session *sess, uint64_t sid);
+
 /* Wire helpers for the runtime's demultiplexer (no session needed). */
 
 /* Reads the destination connection ID of a datagram without checking it.
