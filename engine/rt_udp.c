@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #define RT_BATCH 32
-#define RT_MAX_DGRAM 2048
+#define RT_MAX_DGRAM 65536
 #define RT_PUBLISH_NS RUDP_MS(100)
 #define RT_SOCKBUF (4 * 1024 * 1024)
 
@@ -316,24 +316,38 @@ static void rt_udp_reset(rt_udp *u, uint64_t cid, const struct sockaddr_storage 
         sendto(u->fd, buf, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)from, fromlen);
 }
 
+/* Returns the largest UDP payload the route of connected socket |fd|
+ * allows (IP_MTU / IPV6_MTU less the IP and UDP headers), or 0. */
+static uint32_t rt_path_ceiling(int fd, int family) {
+    int mtu = 0;
+    socklen_t len = sizeof(mtu);
+    int rv = family == AF_INET6 ? getsockopt(fd, IPPROTO_IPV6, IPV6_MTU, &mtu, &len)
+                                : getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &len);
+    int overhead = family == AF_INET6 ? 48 : 28;
+    if (rv < 0 || mtu <= overhead)
+        return 0;
+    return (uint32_t)(mtu - overhead);
+}
+
 /* Finds the local address an accepted connection reports: the listener's
  * own when it is bound to one, else the address the route back to |peer|
  * leaves from (what the client sent to, on a usual host). */
 static void rt_local_for_peer(const rt_udp *u, const struct sockaddr_storage *peer,
-                              socklen_t peer_len, struct sockaddr_storage *out) {
+                              socklen_t peer_len, struct sockaddr_storage *out,
+                              uint32_t *ceiling) {
     *out = u->local;
+    *ceiling = 0;
     bool wildcard = u->local.ss_family == AF_INET
                         ? ((const struct sockaddr_in *)&u->local)->sin_addr.s_addr == 0
                         : IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&u->local)->sin6_addr);
-    if (!wildcard)
-        return;
     struct sockaddr_storage probe;
     socklen_t len = sizeof(probe);
     int fd = socket(peer->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return;
-    if (connect(fd, (const struct sockaddr *)peer, peer_len) == 0 &&
-        getsockname(fd, (struct sockaddr *)&probe, &len) == 0) {
+    if (connect(fd, (const struct sockaddr *)peer, peer_len) == 0)
+        *ceiling = rt_path_ceiling(fd, peer->ss_family);
+    if (wildcard && getsockname(fd, (struct sockaddr *)&probe, &len) == 0) {
         in_port_t port = u->local.ss_family == AF_INET
                              ? ((const struct sockaddr_in *)&u->local)->sin_port
                              : ((const struct sockaddr_in6 *)&u->local)->sin6_port;
@@ -375,7 +389,9 @@ static void rt_udp_listener_input(rt_udp *u, const uint8_t *p, size_t len,
         rudp_session_del(s);
         return;
     }
-    rt_local_for_peer(u, from, fromlen, &rs->local);
+    uint32_t ceiling;
+    rt_local_for_peer(u, from, fromlen, &rs->local, &ceiling);
+    rudp_session_set_mtu_ceiling(s, ceiling < RT_MAX_DGRAM ? ceiling : RT_MAX_DGRAM - 1);
     rs->established = true;
     rt_log(u->eng, 2, "new session on listener %d", u->listener_id);
     rt_sess_touch(rs);
@@ -481,6 +497,10 @@ static rt_sess *rt_client_new(rt_engine *e, const struct sockaddr_storage *dst,
     rudp_session *s = u ? rudp_session_new_client(&e->cfg.settings, rt_rand(e), &ra, rt_now())
                         : NULL;
     rt_sess *rs = s ? rt_sess_new(u, s, dst, dstlen) : NULL;
+    if (rs) {
+        uint32_t ceiling = rt_path_ceiling(fd, dst->ss_family);
+        rudp_session_set_mtu_ceiling(s, ceiling < RT_MAX_DGRAM ? ceiling : RT_MAX_DGRAM - 1);
+    }
     if (!rs) {
         rudp_session_del(s);
         if (u)

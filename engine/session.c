@@ -26,6 +26,7 @@
 void rudp_settings_default(rudp_settings *s) {
     memset(s, 0, sizeof(*s));
     s->max_packet_size = RUDP_MIN_PACKET_SIZE;
+    s->max_udp_payload = 65507;
     s->initial_stream_window = 256 * 1024;
     s->max_stream_window = 16 * 1024 * 1024;
     s->initial_session_window = 1024 * 1024;
@@ -43,6 +44,8 @@ void rudp_settings_default(rudp_settings *s) {
 
 int rudp_settings_check(const rudp_settings *s) {
     if (s->max_packet_size < RUDP_MIN_PACKET_SIZE || s->max_packet_size > 65507)
+        return RUDP_ERR_INVAL;
+    if (s->max_udp_payload < s->max_packet_size || s->max_udp_payload > 65507)
         return RUDP_ERR_INVAL;
     if (s->initial_stream_window == 0 || s->initial_stream_window > UINT32_MAX ||
         s->max_stream_window < s->initial_stream_window)
@@ -307,6 +310,8 @@ static int sess_init(rudp_session *s, const rudp_settings *set, uint64_t seed,
     s->now = s->created = s->last_recv = s->last_activity = now;
     s->drain_end = s->close_deadline = RUDP_TSTAMP_NEVER;
     s->max_packet_size = set->max_packet_size;
+    s->peer_max_udp = set->max_packet_size; /* until the peer says more */
+    s->probe_failed = UINT32_MAX;
     s->peer_idle_timeout = set->idle_timeout;
     s->peer_stream_window = RUDP_ZERO_RTT_STREAM_WINDOW;
     s->snd_limit = RUDP_ZERO_RTT_SESSION_WINDOW;
@@ -537,6 +542,10 @@ int rudp_session_close(rudp_session *s, uint32_t error_code, rudp_tstamp now) {
     }
     rudp_sess_check_close(s, now);
     return RUDP_OK;
+}
+
+void rudp_session_set_mtu_ceiling(rudp_session *s, uint32_t max_udp_payload) {
+    s->mtu_ceiling = max_udp_payload;
 }
 
 void rudp_session_on_path_error(rudp_session *s, rudp_tstamp now) {

@@ -50,7 +50,12 @@ struct rudp_session {
     /* The peer's transport parameters. */
     uint64_t peer_stream_window;
     rudp_tstamp peer_idle_timeout;
-    uint32_t max_packet_size; /* min of ours and the peer's */
+    uint32_t max_packet_size; /* datagram size in use (raised by probing) */
+    uint32_t peer_max_udp;    /* largest datagram the peer accepts */
+    uint32_t mtu_ceiling;     /* largest the local route allows; 0: no probing */
+    uint32_t probe_size;      /* size of the probe in flight, or 0 */
+    uint64_t probe_pn;        /* its packet number */
+    uint32_t probe_failed;    /* smallest probe size that was lost */
 
     /* Session-level frames waiting to go out. */
     bool session_frame_pending; /* SYN (client) or SYN-ACK (server) */

@@ -47,6 +47,7 @@ static void input_apply_params(rudp_session *s, const rudp_session_frame *f) {
         s->local_allowed = f->max_streams;
     s->peer_idle_timeout = RUDP_MS(f->idle_timeout_ms);
     s->rec.max_ack_delay = RUDP_MS(f->max_ack_delay_ms);
+    s->peer_max_udp = f->max_packet_size;
     if (f->max_packet_size < s->max_packet_size)
         s->max_packet_size = f->max_packet_size;
     for (uint32_t i = 0; i < s->nbuckets; i++)

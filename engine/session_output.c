@@ -66,8 +66,24 @@ static void out_frame_acked(rudp_session *s, const rudp_sent_frame *fr, rudp_tst
     }
 }
 
+/* A packet-size probe was acknowledged (the path carries that size) or
+ * lost (it does not: try smaller).  Neither touches the congestion window:
+ * probes are not counted in flight (RFC 8899 §4.1). */
+static void out_probe_done(rudp_session *s, const rudp_sent_pkt *pkt, bool acked) {
+    if (!s->probe_size || pkt->pn != s->probe_pn)
+        return;
+    if (acked) {
+        s->max_packet_size = s->probe_size;
+        s->rec.cc.max_datagram = s->probe_size;
+    } else {
+        s->probe_failed = s->probe_size;
+    }
+    s->probe_size = 0;
+}
+
 static void out_on_acked(void *user, const rudp_sent_pkt *pkt, rudp_tstamp now) {
     rudp_session *s = user;
+    out_probe_done(s, pkt, true);
     if (pkt->ack_largest != RUDP_PN_NONE)
         rudp_acktr_on_ack_acked(&s->acktr, pkt->ack_largest);
     for (uint8_t i = 0; i < pkt->nframes; i++)
@@ -137,6 +153,7 @@ static void out_frame_lost(rudp_session *s, const rudp_sent_frame *fr) {
 static void out_on_lost(void *user, const rudp_sent_pkt *pkt, rudp_tstamp now) {
     rudp_session *s = user;
     (void)now;
+    out_probe_done(s, pkt, false);
     for (uint8_t i = 0; i < pkt->nframes; i++)
         out_frame_lost(s, &pkt->frames[i]);
 }
@@ -224,7 +241,7 @@ static void out_session_frame(rudp_session *s, out_ctx *c) {
     f.u.session.max_streams = s->peer_allowed;
     f.u.session.idle_timeout_ms = (uint32_t)(set->idle_timeout / RUDP_MS(1));
     f.u.session.max_ack_delay_ms = (uint16_t)(set->max_ack_delay / RUDP_MS(1));
-    f.u.session.max_packet_size = (uint16_t)set->max_packet_size;
+    f.u.session.max_packet_size = (uint16_t)set->max_udp_payload;
     if (out_put_recorded(c, &f, RUDP_SENT_SESSION, 0)) {
         s->session_frame_pending = false;
         s->session_frame_eager = false;
@@ -374,6 +391,38 @@ static void out_streams(rudp_session *s, out_ctx *c) {
     }
 }
 
+/* --- path MTU probing --- */
+
+/* Datagram sizes worth trying, largest first: loopback, jumbo frames,
+ * Ethernet with IPv6 (each capped by what the route and the peer allow). */
+static const uint32_t probe_ladder[] = {65507, 32768, 16384, 8952, 1452};
+
+/* Returns the size of the next probe, or 0 when there is none to send:
+ * the largest ladder step above the current size and below any size that
+ * failed, within min(route ceiling, peer's limit, |cap|). */
+static uint32_t out_probe_next(const rudp_session *s, size_t cap) {
+    if (!s->mtu_ceiling || s->probe_size || s->state != RUDP_SESS_ESTABLISHED ||
+        !s->session_frame_acked)
+        return 0;
+    uint32_t limit = s->mtu_ceiling < s->peer_max_udp ? s->mtu_ceiling : s->peer_max_udp;
+    if (limit > cap)
+        limit = (uint32_t)cap;
+    for (size_t i = 0; i < sizeof(probe_ladder) / sizeof(probe_ladder[0]); i++) {
+        uint32_t size = probe_ladder[i] < limit ? probe_ladder[i] : limit;
+        if (size > s->max_packet_size && size < s->probe_failed)
+            return size;
+    }
+    return 0;
+}
+
+/* Fills a probe: a PING padded to the end of the datagram. */
+static void out_probe_fill(out_ctx *c) {
+    rudp_frame ping = {.type = RUDP_FRAME_PING};
+    out_put(c, &ping);
+    memset(c->buf + c->pos, 0, c->end - c->pos); /* PADDING */
+    c->pos = c->end;
+}
+
 /* Returns true when an ack-eliciting packet may be sent at |now|. */
 static bool out_may_elicit(const rudp_session *s, rudp_tstamp now) {
     if (s->probes > 0)
@@ -414,15 +463,20 @@ static void out_fill(rudp_session *s, out_ctx *c, bool elicit) {
 }
 
 /* Seals the packet and commits it to recovery and the pacer; returns its
- * length. */
-static ssize_t out_finish(rudp_session *s, out_ctx *c, rudp_addr *to, rudp_tstamp now) {
+ * length.  A probe of |probe| bytes is ack-eliciting but not in flight. */
+static ssize_t out_finish(rudp_session *s, out_ctx *c, rudp_addr *to, rudp_tstamp now,
+                          uint32_t probe) {
     rudp_wire_encode_hdr(c->buf, RUDP_HDR_LEN, s->peer_cid, c->pkt->pn);
     ssize_t len = rudp_wire_seal(c->buf, c->pos, c->end + RUDP_CRC_LEN);
     if (len < 0)
         return len;
     c->pkt->size = (uint32_t)len;
     c->pkt->ack_eliciting = c->eliciting;
-    c->pkt->in_flight = c->eliciting;
+    c->pkt->in_flight = c->eliciting && !probe;
+    if (probe) {
+        s->probe_size = probe;
+        s->probe_pn = c->pkt->pn;
+    }
     rudp_recovery_on_sent(&s->rec, c->pkt, now);
     if (c->eliciting) {
         if (s->probes > 0)
@@ -451,19 +505,23 @@ ssize_t rudp_session_write_pkt(rudp_session *s, uint8_t *buf, size_t cap, rudp_a
     bool elicit = out_may_elicit(s, now);
     if (!elicit && !ack_due)
         return 0;
+    uint32_t probe = elicit ? out_probe_next(s, cap) : 0;
     out_ctx c = {.buf = buf, .pos = RUDP_HDR_LEN,
-                 .end = s->max_packet_size - RUDP_CRC_LEN};
+                 .end = (probe ? probe : s->max_packet_size) - RUDP_CRC_LEN};
     c.pkt = rudp_recovery_prepare(&s->rec);
     if (!c.pkt)
         return RUDP_ERR_NOMEM;
     if (rudp_acktr_has_news(&s->acktr))
         out_ack(s, &c, now);
-    out_fill(s, &c, elicit);
+    if (probe)
+        out_probe_fill(&c);
+    else
+        out_fill(s, &c, elicit);
     if (c.pos == RUDP_HDR_LEN) {
         /* Nothing to say after all (e.g. every queued stream was blocked). */
         if (s->probes > 0)
             s->probes = 0;
         return 0;
     }
-    return out_finish(s, &c, to, now);
+    return out_finish(s, &c, to, now, probe);
 }

@@ -91,7 +91,9 @@ typedef struct rudp_addr {
 
 /* Settings of one session; start from rudp_settings_default(). */
 typedef struct rudp_settings {
-    uint32_t max_packet_size;        /* UDP payload bytes per datagram (>= 1200) */
+    uint32_t max_packet_size;        /* UDP payload per datagram to start with (>= 1200) */
+    uint32_t max_udp_payload;        /* largest datagram we accept (advertised; probing
+                                        may raise the packet size up to the peer's) */
     uint64_t initial_stream_window;  /* per-stream receive window (256 KiB) */
     uint64_t max_stream_window;      /* auto-tuning ceiling (16 MiB) */
     uint64_t initial_session_window; /* per-session receive window */
@@ -235,6 +237,12 @@ void rudp_session_on_path_error(rudp_session *sess, rudp_tstamp now);
 /* Returns true once the session is closed and has finished draining: the
  * caller may then rudp_session_del() it. */
 bool rudp_session_is_done(const rudp_session *sess);
+/* Tells the session the largest UDP payload the local route allows (from
+ * IP_MTU).  The session then probes upward from its packet size (RFC 8899
+ * style: a padded PING whose loss costs no congestion response) toward the
+ * smaller of this and what the peer accepts.  0 disables probing. */
+void rudp_session_set_mtu_ceiling(rudp_session *sess, uint32_t max_udp_payload);
+
 
 /* Returns true once the handshake has completed. */
 bool rudp_session_is_established(const rudp_session *sess);

@@ -18,8 +18,8 @@ void test_fill_pattern(uint8_t *buf, size_t len, uint64_t seed);
 
 #define TEST_DIR_C2S 0
 #define TEST_DIR_S2C 1
-#define TEST_MAX_DGRAM 2048
-#define TEST_QUEUE 8192
+#define TEST_MAX_DGRAM 9100
+#define TEST_QUEUE 4096
 
 typedef struct test_dgram {
     uint8_t data[TEST_MAX_DGRAM];

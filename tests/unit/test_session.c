@@ -787,3 +787,52 @@ Test(session, unread_streams_do_not_starve_a_read_one) {
     cr_assert_eq(memcmp(got, big, sizeof(big)), 0);
     test_pair_free(&p);
 }
+
+/* Drops every datagram over 1500 bytes, like an Ethernet hop. */
+static bool drop_jumbo(test_pair *p, int dir, uint8_t *pkt, size_t len) { return len <= 1500; }
+
+/* Moves |n| bytes client to server on a fresh stream and checks them. */
+static void move_bytes(test_pair *p, size_t n) {
+    static uint8_t big[1 << 20], got[1 << 20];
+    test_fill_pattern(big, n, 77);
+    uint64_t sid;
+    cr_assert_eq(rudp_stream_open(p->cli, &sid), RUDP_OK);
+    cr_assert_eq(rudp_stream_write(p->cli, sid, big, n), (ssize_t)n);
+    rudp_stream_shutdown_write(p->cli, sid);
+    size_t rcv = 0;
+    bool eof = false;
+    int err;
+    while (!eof && test_pair_step(p, LIMIT(p)))
+        rcv += test_read_all(p->srv, sid, got + rcv, sizeof(got) - rcv, &eof, &err);
+    cr_assert(eof);
+    cr_assert_eq(rcv, n);
+    cr_assert_eq(memcmp(got, big, n), 0);
+}
+
+Test(session, packet_size_probing_reaches_the_route_ceiling) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    rudp_session_set_mtu_ceiling(p.cli, 9000);
+    move_bytes(&p, 1 << 20);
+    rudp_session_info ci;
+    rudp_session_get_info(p.cli, &ci);
+    cr_assert_eq(ci.max_packet_size, 9000);
+    test_pair_free(&p);
+}
+
+Test(session, lost_probes_fall_back_without_a_congestion_response) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    p.filter = drop_jumbo;
+    rudp_session_set_mtu_ceiling(p.cli, 9000);
+    rudp_session_info before, ci;
+    rudp_session_get_info(p.cli, &before);
+    move_bytes(&p, 1 << 20);
+    rudp_session_get_info(p.cli, &ci);
+    cr_assert_eq(ci.max_packet_size, 1452); /* 9000 and 8952 were lost */
+    cr_assert_eq(p.dropped[TEST_DIR_C2S], 2);
+    cr_assert_geq(ci.cwnd, before.cwnd, "a lost probe shrank the window");
+    test_pair_free(&p);
+}
