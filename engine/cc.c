@@ -13,10 +13,12 @@
  *   - choosing the table from enum rudp_cc_algo and by name;
  *   - the pacing rate of RFC 9002 §7.7: cwnd / smoothed_rtt multiplied by
  *     N = 1.25 in congestion avoidance, and by 2 in slow start so that
- *     pacing never holds back the window's doubling.
+ *     pacing never holds back the window's doubling — unless the algorithm
+ *     paces by its own model (the pacing_rate hook), as BBR does.
  *
  * NewReno (cc_newreno.c) follows RFC 9002 §7 and appendix B; CUBIC
- * (cc_cubic.c) follows RFC 9438.
+ * (cc_cubic.c) follows RFC 9438; BBR (cc_bbr.c) follows
+ * draft-cardwell-iccrg-bbr-congestion-control-00.
  */
 #include <string.h>
 
@@ -39,7 +41,14 @@ uint64_t rudp_cc_min_window(uint64_t max_datagram) {
 
 /* Returns the ops table for |algo|; unknown values get NewReno. */
 static const rudp_cc_ops *cc_ops_for(enum rudp_cc_algo algo) {
-    return algo == RUDP_CC_CUBIC ? &rudp_cc_cubic_ops : &rudp_cc_newreno_ops;
+    switch (algo) {
+    case RUDP_CC_CUBIC:
+        return &rudp_cc_cubic_ops;
+    case RUDP_CC_BBR:
+        return &rudp_cc_bbr_ops;
+    default:
+        return &rudp_cc_newreno_ops;
+    }
 }
 
 /* Clears |cc|, selects the algorithm |algo|, sets the shared fields (no
@@ -55,13 +64,15 @@ void rudp_cc_init(rudp_cc *cc, enum rudp_cc_algo algo, uint64_t max_datagram,
     cc->ops->init(cc, now);
 }
 
-/* Returns the pacing rate in bytes per second: cwnd / srtt times 2 in slow
- * start and 1.25 after; 0 before the first RTT sample.  Saturates at
- * UINT64_MAX. */
+/* Returns the pacing rate in bytes per second: the algorithm's hook when it
+ * has one, else cwnd / srtt times 2 in slow start and 1.25 after; 0 before
+ * the first RTT sample.  Saturates at UINT64_MAX. */
 uint64_t rudp_cc_pacing_rate(const rudp_cc *cc, const rudp_rtt *rtt) {
     double gain = cc->cwnd < cc->ssthresh ? 2.0 : 1.25;
     double srtt, rate;
 
+    if (cc->ops->pacing_rate != NULL)
+        return cc->ops->pacing_rate(cc, rtt);
     if (!rtt->has_sample)
         return 0;
     srtt = rtt->smoothed > 0 ? (double)rtt->smoothed : 1.0;
@@ -69,7 +80,7 @@ uint64_t rudp_cc_pacing_rate(const rudp_cc *cc, const rudp_rtt *rtt) {
     return rate >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)rate;
 }
 
-/* Stores in *algo the algorithm called |name| ("newreno" or "cubic").
+/* Stores in *algo the algorithm called |name| ("newreno", "cubic" or "bbr").
  * Returns RUDP_OK, or RUDP_ERR_INVAL for NULL or an unknown name. */
 int rudp_cc_algo_from_name(const char *name, enum rudp_cc_algo *algo) {
     if (name == NULL || algo == NULL)
@@ -80,6 +91,10 @@ int rudp_cc_algo_from_name(const char *name, enum rudp_cc_algo *algo) {
     }
     if (strcmp(name, "cubic") == 0) {
         *algo = RUDP_CC_CUBIC;
+        return RUDP_OK;
+    }
+    if (strcmp(name, "bbr") == 0) {
+        *algo = RUDP_CC_BBR;
         return RUDP_OK;
     }
     return RUDP_ERR_INVAL;
@@ -93,6 +108,8 @@ const char *rudp_cc_algo_name(enum rudp_cc_algo algo) {
         return "newreno";
     case RUDP_CC_CUBIC:
         return "cubic";
+    case RUDP_CC_BBR:
+        return "bbr";
     }
     return "unknown";
 }

@@ -41,6 +41,12 @@
  * decides when a silent peer is dead.  When the timer expires the session
  * sends two probes (one before the handshake completes).
  *
+ * Delivery rate (rate.c).  Each in-flight packet records the sampler's
+ * delivery state when it is sent; the acknowledged and lost in-flight
+ * packets of an ACK feed the sampler, and once per ACK that acknowledged
+ * something the congestion controller's on_ack_sample hook (BBR) gets the
+ * sample, after the per-packet on_ack calls.
+ *
  * Handlers run inside rudp_recovery_on_ack() and rudp_recovery_on_timeout()
  * and must not call back into this module.
  */
@@ -79,6 +85,7 @@ int rudp_recovery_init(rudp_recovery *r, const rudp_recovery_config *cfg, rudp_t
     r->cap = REC_INITIAL_CAP;
     rudp_rtt_init(&r->rtt, cfg->initial_rtt);
     rudp_cc_init(&r->cc, cfg->cc, cfg->max_datagram, now);
+    rudp_rate_init(&r->rate, now);
     r->max_ack_delay = cfg->max_ack_delay;
     r->largest_acked = RUDP_PN_NONE;
     r->loss_time = RUDP_TSTAMP_NEVER;
@@ -143,8 +150,10 @@ void rudp_recovery_on_sent(rudp_recovery *r, rudp_sent_pkt *pkt, rudp_tstamp now
     pkt->state = RUDP_SENT_OUTSTANDING;
     r->next_pn = pkt->pn + 1;
     r->pkts_sent++;
-    if (pkt->in_flight)
+    if (pkt->in_flight) {
+        rudp_rate_on_sent(&r->rate, &pkt->rate, r->bytes_in_flight, now);
         r->bytes_in_flight += pkt->size;
+    }
     if (pkt->ack_eliciting) {
         r->last_ack_eliciting_time = now;
         r->ack_eliciting_in_flight++;
@@ -224,8 +233,10 @@ static void rec_finish_acked(rudp_recovery *r, const rudp_ack_frame *ack, rudp_t
             if (p->state != REC_ACKED_NOW)
                 continue;
             p->state = RUDP_SENT_DONE;
-            if (p->in_flight)
+            if (p->in_flight) {
+                rudp_rate_on_acked(&r->rate, &p->rate, p->size, p->time_sent, now);
                 r->cc.ops->on_ack(&r->cc, p->size, p->time_sent, &r->rtt, now);
+            }
             if (h != NULL && h->on_acked != NULL)
                 h->on_acked(h->user, p, now);
         }
@@ -275,6 +286,8 @@ static void rec_declare_lost(rudp_recovery *r, rudp_sent_pkt *p, rudp_tstamp now
                              const rudp_recovery_handler *h) {
     p->state = RUDP_SENT_DONE;
     rec_leave_flight(r, p);
+    if (p->in_flight)
+        rudp_rate_on_lost(&r->rate, p->size);
     r->pkts_lost++;
     r->bytes_lost += p->size;
     if (h != NULL && h->on_lost != NULL)
@@ -348,6 +361,14 @@ static const rudp_sent_pkt *rec_outstanding(const rudp_recovery *r, uint64_t pn)
     return p->state == RUDP_SENT_OUTSTANDING ? p : NULL;
 }
 
+/* Completes the ACK's delivery-rate sample and hands it to the congestion
+ * controller's on_ack_sample hook, when it has one. */
+static void rec_rate_sample(rudp_recovery *r, rudp_tstamp now) {
+    rudp_rate_ack_end(&r->rate, r->rtt.min);
+    if (r->cc.ops->on_ack_sample != NULL)
+        r->cc.ops->on_ack_sample(&r->cc, &r->rate, r->bytes_in_flight, &r->rtt, now);
+}
+
 /* Processes |ack| received at |now| (RFC 9002 appendix A.7).  Returns
  * RUDP_OK, or RUDP_ERR_PROTOCOL (nothing changed) when it acknowledges a
  * packet never sent or its ranges are malformed. */
@@ -367,6 +388,7 @@ int rudp_recovery_on_ack(rudp_recovery *r, const rudp_ack_frame *ack, rudp_tstam
         largest_sent = lp->time_sent;
     if (r->largest_acked == RUDP_PN_NONE || largest > r->largest_acked)
         r->largest_acked = largest;
+    rudp_rate_ack_begin(&r->rate, r->bytes_in_flight);
     if (rec_mark_acked(r, ack, &eliciting) == 0)
         return RUDP_OK;
     if (lp != NULL && eliciting)
@@ -374,6 +396,7 @@ int rudp_recovery_on_ack(rudp_recovery *r, const rudp_ack_frame *ack, rudp_tstam
                        now);
     rec_detect_lost(r, now, h);
     rec_finish_acked(r, ack, now, h);
+    rec_rate_sample(r, now);
     r->pto_count = 0;
     rec_advance_oldest(r);
     return RUDP_OK;
@@ -440,4 +463,9 @@ const rudp_sent_pkt *rudp_recovery_oldest_outstanding(const rudp_recovery *r) {
 /* Returns how many more bytes the congestion window allows in flight. */
 uint64_t rudp_recovery_cwnd_room(const rudp_recovery *r) {
     return r->cc.cwnd > r->bytes_in_flight ? r->cc.cwnd - r->bytes_in_flight : 0;
+}
+
+/* Marks the rate sampler application-limited up to the current flight. */
+void rudp_recovery_on_app_limited(rudp_recovery *r) {
+    rudp_rate_on_app_limited(&r->rate, r->bytes_in_flight);
 }

@@ -7,13 +7,15 @@
  * (no allocation per packet), processes ACK frames, measures RTT, declares
  * packets lost by packet threshold (3) and time threshold (9/8 RTT), runs
  * the PTO with exponential backoff, detects persistent congestion and feeds
- * the congestion controller.  What each acknowledged or lost packet carried
- * goes back to the session through rudp_recovery_handler.
+ * the congestion controller, with a delivery-rate sample per ACK (rate.h).
+ * What each acknowledged or lost packet carried goes back to the session
+ * through rudp_recovery_handler.
  */
 #ifndef RUDP_RECOVERY_H
 #define RUDP_RECOVERY_H
 
 #include "cc.h"
+#include "rate.h"
 #include "rtt.h"
 #include "wire.h"
 
@@ -58,6 +60,7 @@ typedef struct rudp_sent_pkt {
     uint8_t in_flight;    /* counts toward bytes_in_flight (ack-eliciting or padded) */
     uint8_t state;        /* enum rudp_sent_state */
     uint8_t nframes;
+    rudp_rate_pkt rate;   /* delivery state at send time (in-flight packets) */
     rudp_sent_frame frames[RUDP_SENT_MAX_FRAMES];
 } rudp_sent_pkt;
 
@@ -79,6 +82,7 @@ typedef struct rudp_recovery_config {
 typedef struct rudp_recovery {
     rudp_rtt rtt;
     rudp_cc cc;
+    rudp_rate rate;       /* delivery-rate sampler */
     rudp_tstamp max_ack_delay;
 
     rudp_sent_pkt *ring;  /* ring[pn % cap] for pn in [oldest_pn, next_pn) */
@@ -141,6 +145,11 @@ const rudp_sent_pkt *rudp_recovery_oldest_outstanding(const rudp_recovery *r);
 
 /* Returns how many more bytes the congestion window allows in flight now. */
 uint64_t rudp_recovery_cwnd_room(const rudp_recovery *r);
+
+/* Tells the rate sampler the sender is application-limited: it had window
+ * room but nothing to send, so the rate samples of the current flight
+ * measure the application, not the path. */
+void rudp_recovery_on_app_limited(rudp_recovery *r);
 
 /* Returns the current PTO duration including backoff. */
 rudp_tstamp rudp_recovery_pto(const rudp_recovery *r);

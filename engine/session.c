@@ -58,7 +58,7 @@ int rudp_settings_check(const rudp_settings *s) {
         return RUDP_ERR_INVAL;
     if (s->max_ack_delay > RUDP_MS(16383) || s->idle_timeout / RUDP_MS(1) > UINT32_MAX)
         return RUDP_ERR_INVAL;
-    if (s->cc != RUDP_CC_NEWRENO && s->cc != RUDP_CC_CUBIC)
+    if (s->cc != RUDP_CC_NEWRENO && s->cc != RUDP_CC_CUBIC && s->cc != RUDP_CC_BBR)
         return RUDP_ERR_INVAL;
     return RUDP_OK;
 }

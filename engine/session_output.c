@@ -503,6 +503,8 @@ ssize_t rudp_session_write_pkt(rudp_session *s, uint8_t *buf, size_t cap, rudp_a
         return RUDP_ERR_NOBUF;
     bool ack_due = rudp_acktr_deadline(&s->acktr) <= now;
     bool elicit = out_may_elicit(s, now);
+    if (!elicit && !rudp_sess_has_pending(s) && rudp_recovery_cwnd_room(&s->rec) > 0)
+        rudp_recovery_on_app_limited(&s->rec); /* room but nothing to send */
     if (!elicit && !ack_due)
         return 0;
     uint32_t probe = elicit ? out_probe_next(s, cap) : 0;

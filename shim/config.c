@@ -5,8 +5,8 @@
  * The shim reroutes a TCP connection when its destination port (client) or
  * bound port (listener) is in RUDP_PORTS and, when RUDP_HOSTS is given, its
  * address is inside one of the listed prefixes.  Every other variable tunes
- * the engine: RUDP_FASTOPEN (0-RTT for every connect), RUDP_CC (newreno or
- * cubic), RUDP_LOG and RUDP_LOG_FILE, RUDP_LINGER_MS (how long process exit
+ * the engine: RUDP_FASTOPEN (0-RTT for every connect), RUDP_CC (newreno,
+ * cubic or bbr), RUDP_LOG and RUDP_LOG_FILE, RUDP_LINGER_MS (how long process exit
  * waits for queued data) and RUDP_IDLE_TIMEOUT_MS (when a silent peer is
  * declared dead).
  *
@@ -37,7 +37,7 @@
 static const char HINT_PORTS[] = "expected a list like 80,8000-8100";
 static const char HINT_HOSTS[] = "expected a list like 10.0.0.0/8,::1,fd00::/8";
 static const char HINT_FASTOPEN[] = "expected 0 or 1";
-static const char HINT_CC[] = "expected newreno or cubic";
+static const char HINT_CC[] = "expected newreno, cubic or bbr";
 static const char HINT_LOG[] = "expected 0-3 or off, error, info, debug";
 static const char HINT_LINGER[] = "expected an integer from 0 to 3600000";
 static const char HINT_IDLE[] = "expected an integer from 1000 to 86400000";

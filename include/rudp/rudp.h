@@ -71,13 +71,16 @@ enum rudp_error {
 /* Returns a static, human-readable name for an rudp_error. */
 const char *rudp_strerror(int err);
 
-/* Congestion controllers available behind rudp_cc_ops. */
+/* Congestion controllers available behind rudp_cc_ops.  BBR (v1, after
+ * draft-cardwell-iccrg-bbr-congestion-control-00) paces at its bottleneck
+ * bandwidth estimate and does not cut its rate on random loss. */
 enum rudp_cc_algo {
     RUDP_CC_NEWRENO = 0,
     RUDP_CC_CUBIC = 1,
+    RUDP_CC_BBR = 2,
 };
 
-/* Returns the algorithm named |name| ("newreno", "cubic") in *algo, or
+/* Returns the algorithm named |name| ("newreno", "cubic", "bbr") in *algo, or
  * RUDP_ERR_INVAL when the name is unknown. */
 int rudp_cc_algo_from_name(const char *name, enum rudp_cc_algo *algo);
 const char *rudp_cc_algo_name(enum rudp_cc_algo algo);
@@ -234,15 +237,15 @@ void rudp_session_on_stateless_reset(rudp_session *sess, rudp_tstamp now);
  * RUDP_ERR_PEER_RESET: the peer's port is gone. */
 void rudp_session_on_path_error(rudp_session *sess, rudp_tstamp now);
 
-/* Returns true once the session is closed and has finished draining: the
- * caller may then rudp_session_del() it. */
-bool rudp_session_is_done(const rudp_session *sess);
 /* Tells the session the largest UDP payload the local route allows (from
  * IP_MTU).  The session then probes upward from its packet size (RFC 8899
  * style: a padded PING whose loss costs no congestion response) toward the
  * smaller of this and what the peer accepts.  0 disables probing. */
 void rudp_session_set_mtu_ceiling(rudp_session *sess, uint32_t max_udp_payload);
 
+/* Returns true once the session is closed and has finished draining: the
+ * caller may then rudp_session_del() it. */
+bool rudp_session_is_done(const rudp_session *sess);
 
 /* Returns true once the handshake has completed. */
 bool rudp_session_is_established(const rudp_session *sess);

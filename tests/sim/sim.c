@@ -114,7 +114,7 @@ static const opt_def opt_table[] = {
     {"--partition", OPT_PARTITION, O(partition), 0, "START_MS:LEN_MS", "drop all both ways"},
     {"--streams", OPT_U32, O(streams), 0, "N", "streams the client opens (1)"},
     {"--bytes", OPT_U64, O(bytes), 0, "N", "bytes per stream per direction (100000)"},
-    {"--cc", OPT_CC, O(cc), O(cc_given), "NAME", "newreno or cubic (engine default)"},
+    {"--cc", OPT_CC, O(cc), O(cc_given), "NAME", "newreno, cubic or bbr (engine default)"},
     {"--mtu", OPT_U32, O(mtu), O(mtu_given), "BYTES", "max_packet_size (engine default)"},
     {"--time-limit", OPT_SEC, O(time_limit), 0, "SEC", "virtual time limit per run (600)"},
     {"--step-limit", OPT_U64, O(step_limit), 0, "N", "event-loop steps per run (100000000)"},

@@ -288,10 +288,12 @@ Test(config, cc) {
     cr_assert(cfg.cc_set);
     expect_good("RUDP_CC", "cubic", &cfg);
     cr_assert_eq(cfg.cc, RUDP_CC_CUBIC);
-    expect_bad("RUDP_CC", "bbr",
-               "rudp: bad value for RUDP_CC: 'bbr' (expected newreno or cubic)");
+    expect_good("RUDP_CC", "bbr", &cfg);
+    cr_assert_eq(cfg.cc, RUDP_CC_BBR);
+    expect_bad("RUDP_CC", "vegas",
+               "rudp: bad value for RUDP_CC: 'vegas' (expected newreno, cubic or bbr)");
     expect_bad("RUDP_CC", "Cubic",
-               "rudp: bad value for RUDP_CC: 'Cubic' (expected newreno or cubic)");
+               "rudp: bad value for RUDP_CC: 'Cubic' (expected newreno, cubic or bbr)");
 }
 
 Test(config, log_level) {
