@@ -4,8 +4,10 @@
  * Follows RFC 9000 §13.2.1–13.2.4: an ACK is owed for ack-eliciting packets;
  * it is sent at once after the second one, or when a packet arrives out of
  * order (a gap below it, or lower than the largest), and otherwise no later
- * than max_ack_delay after the first.  ACK frames carry at most
- * RUDP_ACK_MAX_RANGES ranges; older state is pruned once the peer has
+ * than max_ack_delay after the first.  ACK frames carry the newest
+ * RUDP_ACK_SENT_RANGES ranges (older ones were reported while they were
+ * among the newest, and repeating 32 ranges on every packet cost a fifth of
+ * the payload at 5 % loss); older state is pruned once the peer has
  * acknowledged a packet carrying an ACK that covered it (§13.2.4), and the
  * tracker never holds more than RUDP_ACKTR_MAX_RANGES ranges.
  */
@@ -69,7 +71,7 @@ rudp_tstamp rudp_acktr_deadline(const rudp_acktr *a) {
 
 void rudp_acktr_fill(const rudp_acktr *a, rudp_ack_frame *f, rudp_tstamp now) {
     uint32_t n = 0;
-    for (uint32_t i = a->recv.n; i > 0 && n < RUDP_ACK_MAX_RANGES; i--, n++) {
+    for (uint32_t i = a->recv.n; i > 0 && n < RUDP_ACK_SENT_RANGES; i--, n++) {
         f->ranges[n].largest = a->recv.v[i - 1].end - 1;
         f->ranges[n].smallest = a->recv.v[i - 1].start;
     }

@@ -15,6 +15,7 @@
 #include "wire.h"
 
 #define RUDP_ACKTR_MAX_RANGES 64
+#define RUDP_ACK_SENT_RANGES 8 /* ranges an ACK frame carries, newest first */
 
 typedef struct rudp_acktr {
     rudp_ranges recv;          /* packet numbers received, above floor */
@@ -46,7 +47,7 @@ static inline bool rudp_acktr_has_news(const rudp_acktr *a) {
 }
 
 /* Fills |f| with the received ranges, newest first (at most
- * RUDP_ACK_MAX_RANGES) and the delay since the largest arrived. */
+ * RUDP_ACK_SENT_RANGES) and the delay since the largest arrived. */
 void rudp_acktr_fill(const rudp_acktr *a, rudp_ack_frame *f, rudp_tstamp now);
 
 /* The ACK just built was sent: nothing is owed any more. */

@@ -5,8 +5,10 @@
  * consumed at least half a window beyond what the last limit allowed for,
  * i.e. consumed + window - limit >= window / 2.  If the previous raise was
  * less than 2 * srtt ago, the peer is sending a window per round trip and
- * the window, not the path, is the bottleneck: double it (up to the
- * ceiling) before computing the new limit.
+ * the window, not the path, is the bottleneck: quadruple it (up to the
+ * ceiling) before computing the new limit.  Fourfold rather than twofold:
+ * a 256 KiB window reaches a 100 Mbit/s x 40 ms path's 1 MB within two
+ * raises, where doubling left a lossy transfer window-bound for seconds.
  */
 #include "flowctl.h"
 
@@ -33,7 +35,7 @@ bool rudp_fc_on_consume(rudp_fc *fc, uint64_t n, rudp_tstamp srtt, rudp_tstamp n
     if (fc->consumed + fc->window - fc->limit < fc->window / 2)
         return false;
     if (srtt > 0 && now - fc->last_update < 2 * srtt && fc->window < fc->max_window) {
-        fc->window *= 2;
+        fc->window *= 4;
         if (fc->window > fc->max_window)
             fc->window = fc->max_window;
     }

@@ -8,7 +8,7 @@
  * rule), which bounds WINDOW_UPDATE traffic.  Auto-tuning (as in Chromium's
  * QUIC and Linux's tcp_rcv_space_adjust): when two updates come less than
  * two smoothed RTTs apart, the window is what limits the sender, so it is
- * doubled, up to max_window.
+ * quadrupled, up to max_window.
  */
 #ifndef RUDP_FLOWCTL_H
 #define RUDP_FLOWCTL_H

@@ -99,8 +99,9 @@ Test(acktr, range_count_is_bounded) {
     cr_assert_leq(a.recv.n, RUDP_ACKTR_MAX_RANGES);
     rudp_ack_frame f;
     rudp_acktr_fill(&a, &f, 0);
-    cr_assert_eq(f.nranges, RUDP_ACK_MAX_RANGES);
+    cr_assert_eq(f.nranges, RUDP_ACK_SENT_RANGES); /* only the newest go out */
     cr_assert_eq(f.ranges[0].largest, 998);
+    cr_assert_eq(f.ranges[RUDP_ACK_SENT_RANGES - 1].smallest, 998 - 2 * (RUDP_ACK_SENT_RANGES - 1));
     /* Forgotten packets are treated as duplicates, never re-delivered. */
     cr_assert_eq(rudp_acktr_on_pkt(&a, 1, true, MAD, 0), RUDP_ERR_DUPLICATE);
     rudp_acktr_free(&a);

@@ -23,17 +23,17 @@ Test(flowctl, update_when_half_the_window_is_consumed) {
     cr_assert_eq(fc.limit, 1500);
 }
 
-Test(flowctl, fast_updates_double_the_window_up_to_the_ceiling) {
+Test(flowctl, fast_updates_grow_the_window_fourfold_up_to_the_ceiling) {
     rudp_fc fc;
-    rudp_fc_init(&fc, 1000, 3000, 0);
+    rudp_fc_init(&fc, 1000, 10000, 0);
     rudp_tstamp srtt = RUDP_MS(50);
-    /* Half a window consumed within 2 RTTs of the last raise: double. */
+    /* Half a window consumed within 2 RTTs of the last raise: x4. */
     cr_assert(rudp_fc_on_consume(&fc, 500, srtt, RUDP_MS(60)));
-    cr_assert_eq(fc.window, 2000);
-    cr_assert_eq(fc.limit, 500 + 2000);
-    cr_assert(rudp_fc_on_consume(&fc, 1000, srtt, RUDP_MS(120)));
-    cr_assert_eq(fc.window, 3000); /* capped */
-    cr_assert_eq(fc.limit, 1500 + 3000);
+    cr_assert_eq(fc.window, 4000);
+    cr_assert_eq(fc.limit, 500 + 4000);
+    cr_assert(rudp_fc_on_consume(&fc, 2000, srtt, RUDP_MS(120)));
+    cr_assert_eq(fc.window, 10000); /* capped */
+    cr_assert_eq(fc.limit, 2500 + 10000);
 }
 
 Test(flowctl, slow_consumer_keeps_the_window) {
