@@ -368,17 +368,19 @@ static void bbr_check_probe_rtt(rudp_cc *cc, rudp_rate *rate, uint64_t in_flight
 /* --- control --- */
 
 /* Paces at pacing_gain times the bandwidth; before the pipe is full the
- * rate never goes down (BBRSetPacingRateWithGain). */
+ * rate never goes down (BBRSetPacingRateWithGain).  The rate starts at
+ * 2/ln 2 * cwnd / srtt as soon as an RTT is known (BBRInitPacingRate), so
+ * the first, tiny delivery-rate samples (a handshake, an app-limited
+ * request) cannot pace a fresh session down to a trickle. */
 static void bbr_set_pacing_rate(rudp_cc *cc, const rudp_rtt *rtt) {
     rudp_bbr_state *b = &cc->u.bbr;
     double rate;
 
-    if (b->btl_bw == 0) {
-        if (b->pacing_rate == 0 && rtt->has_sample && rtt->smoothed > 0)
-            b->pacing_rate = (uint64_t)(BBR_HIGH_GAIN * (double)cc->cwnd * BBR_NS_PER_SEC /
-                                        (double)rtt->smoothed);
+    if (b->pacing_rate == 0 && rtt->has_sample && rtt->smoothed > 0)
+        b->pacing_rate = (uint64_t)(BBR_HIGH_GAIN * (double)cc->cwnd * BBR_NS_PER_SEC /
+                                    (double)rtt->smoothed);
+    if (b->btl_bw == 0)
         return;
-    }
     rate = b->pacing_gain * bbr_bw(b);
     if (b->filled_pipe || rate > (double)b->pacing_rate)
         b->pacing_rate = rate >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)rate;

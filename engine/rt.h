@@ -25,12 +25,12 @@ struct rt_udp {
     int fd;
     ev_io io;
     bool is_listener;
-    int listener_id;             /* listener: the id rudp_rt_listen returned */
-    char unix_name[108];         /* listener: the program's AF_UNIX listener */
+    int listener_id;     /* listener: the id rudp_rt_listen returned */
+    char unix_name[108]; /* listener: the program's AF_UNIX listener */
     size_t unix_name_len;
     struct sockaddr_storage local; /* bound / local address */
     socklen_t local_len;
-    rt_sess *sessions;           /* sessions carried by this socket */
+    rt_sess *sessions; /* sessions carried by this socket */
     rt_udp *next;
 };
 
@@ -43,14 +43,14 @@ struct rt_sess {
     struct sockaddr_storage peer; /* the peer's UDP address */
     socklen_t peer_len;
     struct sockaddr_storage local; /* our address as the peer sees it */
-    rt_bridge *bridges;           /* streams of this session */
+    rt_bridge *bridges;            /* streams of this session */
     uint32_t nbridges;
     bool established;
-    bool closing;                 /* GoAway sent or session dying */
-    rudp_tstamp idle_since;       /* client: no stream since then (warm) */
-    rudp_tstamp last_publish;     /* statistics last copied to the slots */
-    rt_sess *next;                /* in udp->sessions */
-    rt_sess *dirty_next;          /* in eng->dirty */
+    bool closing;             /* GoAway sent or session dying */
+    rudp_tstamp idle_since;   /* client: no stream since then (warm) */
+    rudp_tstamp last_publish; /* statistics last copied to the slots */
+    rt_sess *next;            /* in udp->sessions */
+    rt_sess *dirty_next;      /* in eng->dirty */
     bool dirty;
 };
 
@@ -58,9 +58,9 @@ struct rt_sess {
 struct rt_bridge {
     rt_sess *rs;
     uint64_t sid;
-    int fd;                 /* engine's end; -1 once closed */
-    ev_io rio;              /* program -> network: fd readable */
-    ev_io wio;              /* network -> program: fd writable */
+    int fd;    /* engine's end; -1 once closed */
+    ev_io rio; /* program -> network: fd readable */
+    ev_io wio; /* network -> program: fd writable */
     rudp_slot_ref slot;
     size_t filler;          /* bytes of connect filler still to discard */
     bool connected;         /* the program may use the connection */
@@ -76,8 +76,8 @@ struct rt_bridge {
 /* A command from an application thread. */
 typedef struct rt_cmd {
     enum { RT_CMD_CONNECT, RT_CMD_LISTEN, RT_CMD_UNLISTEN, RT_CMD_EXIT_FLUSH } type;
-    int fd;                        /* CONNECT: engine end; LISTEN: UDP socket */
-    struct sockaddr_storage addr;  /* CONNECT: destination; LISTEN: bound address */
+    int fd;                       /* CONNECT: engine end; LISTEN: UDP socket */
+    struct sockaddr_storage addr; /* CONNECT: destination; LISTEN: bound address */
     socklen_t addrlen;
     size_t filler;
     rudp_slot_ref slot;
@@ -91,24 +91,25 @@ struct rt_engine {
     struct ev_loop *loop;
     ev_async wake;
     pthread_t thread;
-    pthread_mutex_t lock;     /* commands, fd registry, exit flush */
+    pthread_mutex_t lock; /* commands, fd registry, exit flush */
     pthread_cond_t flushed;
     rt_cmd *cmd_head, *cmd_tail;
     rudp_rt_config cfg;
     rudp_board *board;
     rt_udp *udps;
-    rt_sess *dirty;           /* sessions needing events/flush */
+    rt_sess *dirty; /* sessions needing events/flush */
     int next_listener_id;
     uint64_t seed;
-    bool exiting;             /* exit flush under way */
+    bool exiting; /* exit flush under way */
     rudp_tstamp exit_deadline;
     bool exit_done;
-    ev_timer warm_timer;      /* closes warm client sessions nobody uses */
+    ev_timer warm_timer; /* closes warm client sessions nobody uses */
 };
 
 /* --- rt.c --- */
 rudp_tstamp rt_now(void);
-void rt_log(rt_engine *e, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void rt_log(rt_engine *e, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Moves |fd| high and marks it close-on-exec; returns the fd to use. */
 int rt_fd_adopt(int fd);
 /* Makes |fd| non-blocking; returns 0 or -errno. */
@@ -129,7 +130,7 @@ void rt_flush_dirty(rt_engine *e);
 /* Runs the warm-session check on every client session (the 1 s tick). */
 void rt_udp_tick(rt_engine *e);
 /* Returns true when every program socket has been read to its end and
- * every stream's data is acknowledged (exit flush is over). */
+ * every session is settled: all it owes the peer is acknowledged (exit flush is over). */
 bool rt_all_acked(rt_engine *e);
 
 /* --- rt_bridge.c --- */

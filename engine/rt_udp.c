@@ -213,7 +213,8 @@ static void rt_sess_send(rt_sess *rs, rudp_tstamp now) {
     for (int rounds = 0; rounds < 64; rounds++) {
         int n = 0;
         while (n < RT_BATCH) {
-            ssize_t len = rudp_session_write_pkt(rs->s, txbuf[n], RT_MAX_DGRAM, &to[n], now);
+            ssize_t len =
+                rudp_session_write_pkt(rs->s, txbuf[n], RT_MAX_DGRAM, &to[n], now);
             if (len <= 0)
                 break;
             iov[n] = (struct iovec){.iov_base = txbuf[n], .iov_len = (size_t)len};
@@ -337,9 +338,10 @@ static void rt_local_for_peer(const rt_udp *u, const struct sockaddr_storage *pe
                               uint32_t *ceiling) {
     *out = u->local;
     *ceiling = 0;
-    bool wildcard = u->local.ss_family == AF_INET
-                        ? ((const struct sockaddr_in *)&u->local)->sin_addr.s_addr == 0
-                        : IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&u->local)->sin6_addr);
+    bool wildcard =
+        u->local.ss_family == AF_INET
+            ? ((const struct sockaddr_in *)&u->local)->sin_addr.s_addr == 0
+            : IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&u->local)->sin6_addr);
     struct sockaddr_storage probe;
     socklen_t len = sizeof(probe);
     int fd = socket(peer->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -377,8 +379,8 @@ static void rt_udp_listener_input(rt_udp *u, const uint8_t *p, size_t len,
         return;
     }
     int err;
-    rudp_session *s = rudp_session_new_server(&u->eng->cfg.settings, rt_rand(u->eng), p, len,
-                                              &ra, now, &err);
+    rudp_session *s = rudp_session_new_server(&u->eng->cfg.settings, rt_rand(u->eng), p,
+                                              len, &ra, now, &err);
     if (!s) {
         if (err == RUDP_ERR_NOT_INITIAL)
             rt_udp_reset(u, cid, from, fromlen);
@@ -424,8 +426,8 @@ static void rt_udp_on_read(struct ev_loop *loop, ev_io *w, int revents) {
         for (int i = 0; i < n; i++) {
             size_t len = msgs[i].msg_len;
             if (u->is_listener) {
-                rt_udp_listener_input(u, rxbuf[i], len, &from[i], msgs[i].msg_hdr.msg_namelen,
-                                      now);
+                rt_udp_listener_input(u, rxbuf[i], len, &from[i],
+                                      msgs[i].msg_hdr.msg_namelen, now);
             } else if (u->sessions) {
                 rudp_addr ra;
                 addr_to_rudp(&ra, &u->sessions->peer, u->sessions->peer_len);
@@ -494,12 +496,13 @@ static rt_sess *rt_client_new(rt_engine *e, const struct sockaddr_storage *dst,
     rt_udp *u = rt_udp_new(e, fd, false);
     rudp_addr ra;
     addr_to_rudp(&ra, dst, dstlen);
-    rudp_session *s = u ? rudp_session_new_client(&e->cfg.settings, rt_rand(e), &ra, rt_now())
-                        : NULL;
+    rudp_session *s =
+        u ? rudp_session_new_client(&e->cfg.settings, rt_rand(e), &ra, rt_now()) : NULL;
     rt_sess *rs = s ? rt_sess_new(u, s, dst, dstlen) : NULL;
     if (rs) {
         uint32_t ceiling = rt_path_ceiling(fd, dst->ss_family);
-        rudp_session_set_mtu_ceiling(s, ceiling < RT_MAX_DGRAM ? ceiling : RT_MAX_DGRAM - 1);
+        rudp_session_set_mtu_ceiling(s,
+                                     ceiling < RT_MAX_DGRAM ? ceiling : RT_MAX_DGRAM - 1);
     }
     if (!rs) {
         rudp_session_del(s);
@@ -536,7 +539,8 @@ void rt_udp_connect(rt_engine *e, rt_cmd *c) {
     }
     uint64_t sid;
     int rv = rudp_stream_open(rs->s, &sid);
-    rt_bridge *b = rv == RUDP_OK ? rt_bridge_new(rs, sid, c->fd, &c->slot, c->filler) : NULL;
+    rt_bridge *b =
+        rv == RUDP_OK ? rt_bridge_new(rs, sid, c->fd, &c->slot, c->filler) : NULL;
     if (!b) {
         rt_connect_fail(c, rv == RUDP_ERR_STREAM_LIMIT ? EAGAIN : ENOMEM);
         return;
@@ -567,13 +571,6 @@ void rt_udp_unlisten(rt_engine *e, int id) {
             u->unix_name_len = 0; /* new streams are refused from now on */
 }
 
-/* Returns true when |rs| has stream bytes not yet acknowledged. */
-static bool rt_sess_unacked(rt_sess *rs) {
-    rudp_session_info info;
-    rudp_session_get_info(rs->s, &info);
-    return info.stream_bytes_unacked > 0;
-}
-
 bool rt_all_acked(rt_engine *e) {
     for (rt_udp *u = e->udps; u; u = u->next)
         for (rt_sess *rs = u->sessions; rs; rs = rs->next) {
@@ -582,7 +579,7 @@ bool rt_all_acked(rt_engine *e) {
             for (rt_bridge *b = rs->bridges; b; b = b->next)
                 if (!b->app_eof && !b->dead)
                     return false;
-            if (rt_sess_unacked(rs))
+            if (!rudp_session_is_settled(rs->s))
                 return false;
         }
     return true;

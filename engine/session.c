@@ -224,7 +224,8 @@ static void sess_window_grow(rudp_session *s, uint64_t delta) {
     sess_window_set(s, s->fc.window + delta);
 }
 
-rudp_stream *rudp_sess_stream_new(rudp_session *s, uint64_t sid, bool local, rudp_tstamp now) {
+rudp_stream *rudp_sess_stream_new(rudp_session *s, uint64_t sid, bool local,
+                                  rudp_tstamp now) {
     if (s->nstreams >= s->nbuckets)
         sess_table_grow(s);
     rudp_stream *st = malloc(sizeof(*st));
@@ -390,8 +391,8 @@ static void raise_to(uint64_t *v, uint64_t min) {
 }
 
 rudp_session *rudp_session_new_server(const rudp_settings *set, uint64_t seed,
-                                      const uint8_t *pkt, size_t len,
-                                      const rudp_addr *from, rudp_tstamp now, int *err) {
+                                      const uint8_t *pkt, size_t len, const rudp_addr *from,
+                                      rudp_tstamp now, int *err) {
     rudp_pkt_hdr hdr;
     int rv = sess_check_initial(pkt, len, &hdr);
     rudp_session *s = rv == RUDP_OK ? sess_alloc(set) : NULL;
@@ -470,10 +471,10 @@ void rudp_sess_start_draining(rudp_session *s, rudp_tstamp now) {
 void rudp_sess_fail_streams(rudp_session *s, int error) {
     for (uint32_t i = 0; i < s->nbuckets; i++) {
         for (rudp_stream *st = s->buckets[i]; st; st = st->hnext) {
-            bool send_live = !rudp_stream_send_finished(st) &&
-                             st->send_state != RUDP_SEND_RESET;
-            bool recv_live = !rudp_stream_recv_finished(st) &&
-                             st->recv_state != RUDP_RECV_RESET;
+            bool send_live =
+                !rudp_stream_send_finished(st) && st->send_state != RUDP_SEND_RESET;
+            bool recv_live =
+                !rudp_stream_recv_finished(st) && st->recv_state != RUDP_RECV_RESET;
             if (!send_live && !recv_live)
                 continue;
             if (st->error == RUDP_OK)
@@ -550,15 +551,17 @@ void rudp_session_set_mtu_ceiling(rudp_session *s, uint32_t max_udp_payload) {
 
 void rudp_session_on_path_error(rudp_session *s, rudp_tstamp now) {
     s->now = now;
-    rudp_sess_die(s, s->state == RUDP_SESS_CONNECTING ? RUDP_ERR_REFUSED : RUDP_ERR_PEER_RESET,
-                  now);
+    rudp_sess_die(
+        s, s->state == RUDP_SESS_CONNECTING ? RUDP_ERR_REFUSED : RUDP_ERR_PEER_RESET, now);
 }
 
 void rudp_session_on_stateless_reset(rudp_session *s, rudp_tstamp now) {
     rudp_sess_die(s, RUDP_ERR_PEER_RESET, now);
 }
 
-bool rudp_session_is_done(const rudp_session *s) { return s->state == RUDP_SESS_DONE; }
+bool rudp_session_is_done(const rudp_session *s) {
+    return s->state == RUDP_SESS_DONE;
+}
 
 bool rudp_session_is_established(const rudp_session *s) {
     return s->state != RUDP_SESS_CONNECTING;
@@ -604,7 +607,9 @@ static rudp_tstamp sess_send_time(const rudp_session *s, rudp_tstamp now) {
 }
 
 /* Returns the smaller of two times. */
-static rudp_tstamp tmin(rudp_tstamp a, rudp_tstamp b) { return a < b ? a : b; }
+static rudp_tstamp tmin(rudp_tstamp a, rudp_tstamp b) {
+    return a < b ? a : b;
+}
 
 rudp_tstamp rudp_session_deadline(const rudp_session *s) {
     if (s->state == RUDP_SESS_DONE)
@@ -743,7 +748,8 @@ void rudp_session_get_info(const rudp_session *s, rudp_session_info *info) {
     info->cwnd = s->rec.cc.cwnd;
     info->ssthresh = s->rec.cc.ssthresh;
     info->bytes_in_flight = s->rec.bytes_in_flight;
-    info->pacing_rate = s->settings.pacing ? rudp_cc_pacing_rate(&s->rec.cc, &s->rec.rtt) : 0;
+    info->pacing_rate =
+        s->settings.pacing ? rudp_cc_pacing_rate(&s->rec.cc, &s->rec.rtt) : 0;
     info->pkts_sent = s->rec.pkts_sent;
     info->pkts_recv = s->pkts_recv;
     info->pkts_lost = s->rec.pkts_lost;
@@ -761,6 +767,18 @@ void rudp_session_get_info(const rudp_session *s, rudp_session_info *info) {
             if (st->send_state != RUDP_SEND_RESET)
                 info->stream_bytes_unacked += st->snd_written - st->snd_una;
         }
+}
+
+bool rudp_session_is_settled(const rudp_session *s) {
+    if (s->state == RUDP_SESS_DONE)
+        return true;
+    if (s->rec.ack_eliciting_in_flight > 0 || rudp_sess_has_pending(s))
+        return false;
+    for (uint32_t i = 0; i < s->nbuckets; i++)
+        for (rudp_stream *st = s->buckets[i]; st; st = st->hnext)
+            if (st->send_state != RUDP_SEND_RESET && st->snd_written != st->snd_una)
+                return false;
+    return true;
 }
 
 /* --- the stream API --- */

@@ -37,9 +37,9 @@ extern "C" {
 typedef uint64_t rudp_tstamp;
 #define RUDP_TSTAMP_NEVER UINT64_MAX
 #define RUDP_NS(x) ((rudp_tstamp)(x))
-#define RUDP_US(x) ((rudp_tstamp)(x) * 1000ull)
-#define RUDP_MS(x) ((rudp_tstamp)(x) * 1000000ull)
-#define RUDP_SEC(x) ((rudp_tstamp)(x) * 1000000000ull)
+#define RUDP_US(x) ((rudp_tstamp)(x)*1000ull)
+#define RUDP_MS(x) ((rudp_tstamp)(x)*1000000ull)
+#define RUDP_SEC(x) ((rudp_tstamp)(x)*1000000000ull)
 
 /* Error codes.  rudp_strerror() names each one. */
 enum rudp_error {
@@ -152,7 +152,7 @@ enum rudp_stream_state {
 
 /* Session-wide statistics and path state (TCP_INFO is filled from this). */
 typedef struct rudp_session_info {
-    int state;                  /* enum rudp_session_state (internal order) */
+    int state; /* enum rudp_session_state (internal order) */
     uint64_t local_cid, peer_cid, initial_cid;
     rudp_tstamp srtt, rttvar, min_rtt, latest_rtt;
     uint64_t cwnd, ssthresh, bytes_in_flight;
@@ -162,8 +162,8 @@ typedef struct rudp_session_info {
     uint64_t stream_bytes_sent, stream_bytes_retransmitted;
     uint64_t stream_bytes_unacked; /* written by the application, not yet acknowledged */
     uint64_t pto_count_total;
-    uint32_t streams_open;      /* stream records still held */
-    uint64_t chunks_in_use;     /* buffer chunks held by streams */
+    uint32_t streams_open;  /* stream records still held */
+    uint64_t chunks_in_use; /* buffer chunks held by streams */
     uint32_t max_packet_size;
 } rudp_session_info;
 
@@ -189,9 +189,8 @@ rudp_session *rudp_session_new_client(const rudp_settings *s, uint64_t seed,
  * returns NULL and sets *err: RUDP_ERR_NOT_INITIAL, RUDP_ERR_MALFORMED,
  * RUDP_ERR_CHECKSUM, RUDP_ERR_VERSION, RUDP_ERR_NOMEM, RUDP_ERR_INVAL. */
 rudp_session *rudp_session_new_server(const rudp_settings *s, uint64_t seed,
-                                      const uint8_t *pkt, size_t len,
-                                      const rudp_addr *from, rudp_tstamp now,
-                                      int *err);
+                                      const uint8_t *pkt, size_t len, const rudp_addr *from,
+                                      rudp_tstamp now, int *err);
 
 /* Frees the session and every stream; no packet is sent. */
 void rudp_session_del(rudp_session *sess);
@@ -209,8 +208,8 @@ int rudp_session_read_pkt(rudp_session *sess, const uint8_t *pkt, size_t len,
  * destination into *to.  Returns its length, 0 when nothing may be sent now
  * (nothing pending, congestion window full, or paced: see deadline), or
  * RUDP_ERR_NOBUF. */
-ssize_t rudp_session_write_pkt(rudp_session *sess, uint8_t *buf, size_t cap,
-                               rudp_addr *to, rudp_tstamp now);
+ssize_t rudp_session_write_pkt(rudp_session *sess, uint8_t *buf, size_t cap, rudp_addr *to,
+                               rudp_tstamp now);
 
 /* Returns the earliest time the session needs handle_timeout or write_pkt,
  * or RUDP_TSTAMP_NEVER. */
@@ -247,6 +246,12 @@ void rudp_session_set_mtu_ceiling(rudp_session *sess, uint32_t max_udp_payload);
  * caller may then rudp_session_del() it. */
 bool rudp_session_is_done(const rudp_session *sess);
 
+/* Returns true when the peer has everything this session owes it: no frame
+ * (stream bytes, FIN, RST, control) waits to be sent and no ack-eliciting
+ * packet is unacknowledged.  A done session is settled.  O(streams): for
+ * the exit flush, not the per-packet path. */
+bool rudp_session_is_settled(const rudp_session *sess);
+
 /* Returns true once the handshake has completed. */
 bool rudp_session_is_established(const rudp_session *sess);
 
@@ -266,8 +271,7 @@ int rudp_stream_open(rudp_session *sess, uint64_t *sid);
 /* Queues up to |len| bytes; returns how many were accepted (0 < n <= len), or
  * RUDP_ERR_WOULDBLOCK (send buffer full), RUDP_ERR_STREAM_STATE (write side
  * shut), RUDP_ERR_RESET, RUDP_ERR_NO_STREAM, RUDP_ERR_CLOSED, RUDP_ERR_NOMEM. */
-ssize_t rudp_stream_write(rudp_session *sess, uint64_t sid, const void *data,
-                          size_t len);
+ssize_t rudp_stream_write(rudp_session *sess, uint64_t sid, const void *data, size_t len);
 
 /* Reads up to |len| in-order bytes.  Returns the count, 0 at end of stream
  * (peer's FIN and all bytes read), RUDP_ERR_WOULDBLOCK, RUDP_ERR_RESET,
@@ -299,8 +303,7 @@ int rudp_stream_reset(rudp_session *sess, uint64_t sid, uint32_t code);
  * released once the protocol has finished with it.  |sid| is invalid after. */
 int rudp_stream_release(rudp_session *sess, uint64_t sid);
 
-int rudp_stream_get_info(const rudp_session *sess, uint64_t sid,
-                         rudp_stream_info *info);
+int rudp_stream_get_info(const rudp_session *sess, uint64_t sid, rudp_stream_info *info);
 
 /* Attaches an opaque pointer of the caller to stream |sid| (O(1) lookup
  * from events).  Returns RUDP_OK or RUDP_ERR_NO_STREAM. */

@@ -62,6 +62,7 @@ static void pair_send_all(test_pair *p, rudp_session *s, int dir) {
         memcpy(d->data, buf, (size_t)n);
         d->len = (size_t)n;
         d->at = p->now + p->delay;
+        d->seq = p->seq++;
         d->dir = dir;
     }
 }
@@ -85,15 +86,19 @@ static void pair_deliver(test_pair *p, const test_dgram *d) {
         return;
     }
     int err;
-    p->srv = rudp_session_new_server(&p->sset, 22, d->data, d->len, &p->caddr, p->now, &err);
+    p->srv =
+        rudp_session_new_server(&p->sset, 22, d->data, d->len, &p->caddr, p->now, &err);
 }
 
-/* Returns the index of the earliest arrival, or -1. */
+/* Returns the index of the earliest arrival (the first sent among those due
+ * at the same time: the link does not reorder), or -1. */
 static long pair_next_arrival(const test_pair *p) {
     long best = -1;
-    for (size_t i = 0; i < p->nq; i++)
-        if (best < 0 || p->q[i].at < p->q[best].at)
+    for (size_t i = 0; i < p->nq; i++) {
+        const test_dgram *d = &p->q[i], *b = best < 0 ? NULL : &p->q[best];
+        if (!b || d->at < b->at || (d->at == b->at && d->seq < b->seq))
             best = (long)i;
+    }
     return best;
 }
 

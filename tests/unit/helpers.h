@@ -25,6 +25,7 @@ typedef struct test_dgram {
     uint8_t data[TEST_MAX_DGRAM];
     size_t len;
     rudp_tstamp at; /* arrival time */
+    uint64_t seq;   /* send order: datagrams due at the same time arrive in it */
     int dir;
 } test_dgram;
 
@@ -44,6 +45,7 @@ struct test_pair {
     test_filter filter;
     void *user;
     uint64_t sent[2], dropped[2];
+    uint64_t seq; /* datagrams queued so far */
     rudp_addr caddr, saddr;
 };
 

@@ -201,6 +201,27 @@ Test(bbr, pacing_rate_is_bbrs_own) {
         near((double)st()->pacing_rate, st()->pacing_gain * (double)st()->btl_bw, 1e-6));
 }
 
+Test(bbr, a_tiny_first_sample_does_not_pace_startup_down) {
+    /* A handshake: one small packet, acknowledged after 25 ms.  Its delivery
+     * rate (80 B / 25 ms) must not become the pacing rate of Startup. */
+    rudp_sent_pkt *pkt = rudp_recovery_prepare(&bp->rec);
+    rudp_ack_frame ack = {.nranges = 1};
+
+    cr_assert_not_null(pkt);
+    pkt->size = 80;
+    pkt->ack_eliciting = 1;
+    pkt->in_flight = 1;
+    rudp_recovery_on_sent(&bp->rec, pkt, bp->now);
+    ack.ranges[0].smallest = ack.ranges[0].largest = pkt->pn;
+    bp->now += RUDP_MS(25);
+    cr_assert_eq(rudp_recovery_on_ack(&bp->rec, &ack, bp->now, NULL), RUDP_OK);
+    cr_assert_gt(st()->btl_bw, 0, "the sample reached the filter");
+    cr_assert(near((double)rudp_cc_pacing_rate(&bp->rec.cc, &bp->rec.rtt),
+                   2.0 / log(2.0) * (double)rudp_cc_initial_window(MD) / 0.025, 1e-3),
+              "pacing %lu B/s",
+              (unsigned long)rudp_cc_pacing_rate(&bp->rec.cc, &bp->rec.rtt));
+}
+
 Test(bbr, startup_drain_probe_bw) {
     uint8_t seen[8], n = 0, last = 255;
 

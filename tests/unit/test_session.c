@@ -201,7 +201,9 @@ static enum rudp_stream_state state_of(rudp_session *s, uint64_t sid) {
     return si.state;
 }
 
-static bool quiet(test_pair *p) { return p->nq == 0; }
+static bool quiet(test_pair *p) {
+    return p->nq == 0;
+}
 
 Test(session, four_way_close_passes_through_every_state) {
     test_pair p;
@@ -306,8 +308,14 @@ Test(session, half_close_keeps_the_other_direction_open) {
 }
 
 /* Where to put a stream before resetting it. */
-enum rst_point { RST_CONNECTING, RST_SYN_RECEIVED, RST_ESTABLISHED, RST_CLOSING,
-                 RST_FIN_WAIT, RST_LAST_ACK };
+enum rst_point {
+    RST_CONNECTING,
+    RST_SYN_RECEIVED,
+    RST_ESTABLISHED,
+    RST_CLOSING,
+    RST_FIN_WAIT,
+    RST_LAST_ACK
+};
 
 /* Drives stream 1 into |where| and returns the session that resets it
  * (*other gets the peer). */
@@ -381,12 +389,24 @@ static void check_reset_in(enum rst_point where) {
     test_pair_free(&p);
 }
 
-Test(session, rst_in_connecting) { check_reset_in(RST_CONNECTING); }
-Test(session, rst_in_syn_received) { check_reset_in(RST_SYN_RECEIVED); }
-Test(session, rst_in_established) { check_reset_in(RST_ESTABLISHED); }
-Test(session, rst_in_closing) { check_reset_in(RST_CLOSING); }
-Test(session, rst_in_fin_wait) { check_reset_in(RST_FIN_WAIT); }
-Test(session, rst_in_last_ack) { check_reset_in(RST_LAST_ACK); }
+Test(session, rst_in_connecting) {
+    check_reset_in(RST_CONNECTING);
+}
+Test(session, rst_in_syn_received) {
+    check_reset_in(RST_SYN_RECEIVED);
+}
+Test(session, rst_in_established) {
+    check_reset_in(RST_ESTABLISHED);
+}
+Test(session, rst_in_closing) {
+    check_reset_in(RST_CLOSING);
+}
+Test(session, rst_in_fin_wait) {
+    check_reset_in(RST_FIN_WAIT);
+}
+Test(session, rst_in_last_ack) {
+    check_reset_in(RST_LAST_ACK);
+}
 
 Test(session, rst_reports_event_with_error) {
     test_pair p;
@@ -410,13 +430,40 @@ Test(session, rst_reports_event_with_error) {
     test_pair_free(&p);
 }
 
-static bool drop_all(test_pair *p, int dir, uint8_t *pkt, size_t len) { return false; }
+static bool srv_settled(test_pair *p) {
+    return rudp_session_is_settled(p->srv);
+}
+
+Test(session, settled_only_once_the_rst_is_acknowledged) {
+    /* The exit flush waits for this: a reset stream has no bytes left to
+     * deliver, but its RST is still owed to the peer. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "x");
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    cr_assert(rudp_session_is_settled(p.srv));
+    cr_assert_eq(rudp_stream_reset(p.srv, sid, 0), RUDP_OK);
+    cr_assert_not(rudp_session_is_settled(p.srv), "settled with the RST unsent");
+    test_pair_flush(&p);
+    cr_assert_not(rudp_session_is_settled(p.srv), "settled with the RST unacknowledged");
+    cr_assert(test_pair_run_until(&p, srv_settled, LIMIT(&p)));
+    cr_assert_eq(state_of(p.cli, sid), RUDP_STREAM_RESET, "settled before the peer had it");
+    test_pair_free(&p);
+}
+
+static bool drop_all(test_pair *p, int dir, uint8_t *pkt, size_t len) {
+    return false;
+}
 
 static bool drop_c2s(test_pair *p, int dir, uint8_t *pkt, size_t len) {
     return dir != TEST_DIR_C2S;
 }
 
-static bool cli_done(test_pair *p) { return rudp_session_is_done(p->cli); }
+static bool cli_done(test_pair *p) {
+    return rudp_session_is_done(p->cli);
+}
 
 Test(session, dead_peer_gives_timedout_within_the_idle_timeout) {
     rudp_settings cs;
@@ -542,7 +589,8 @@ Test(session, malformed_and_foreign_datagrams_are_dropped_and_counted) {
     memcpy(bad, d, n);
     rudp_put64(bad + 2, rudp_get64(bad + 2) ^ 1);
     rudp_wire_seal(bad, n - RUDP_CRC_LEN, sizeof(bad));
-    cr_assert_eq(rudp_session_read_pkt(p.srv, bad, n, &p.caddr, p.now), RUDP_ERR_UNKNOWN_CID);
+    cr_assert_eq(rudp_session_read_pkt(p.srv, bad, n, &p.caddr, p.now),
+                 RUDP_ERR_UNKNOWN_CID);
     cr_assert_eq(rudp_session_read_pkt(p.srv, d, 7, &p.caddr, p.now), RUDP_ERR_MALFORMED);
     memcpy(bad, d, n);
     bad[0] = 9;
@@ -568,8 +616,8 @@ static bool watch_windows(test_pair *p, int dir, uint8_t *pkt, size_t len) {
     decode(pkt, len, &s);
     for (int i = 0; i < s.nframes; i++) {
         const rudp_frame *f = &s.f[i];
-        if (dir == TEST_DIR_S2C && f->type == RUDP_FRAME_WINDOW_UPDATE && f->u.window.sid == 1 &&
-            f->u.window.max_data > allowed_limit)
+        if (dir == TEST_DIR_S2C && f->type == RUDP_FRAME_WINDOW_UPDATE &&
+            f->u.window.sid == 1 && f->u.window.max_data > allowed_limit)
             allowed_limit = f->u.window.max_data;
         if (dir == TEST_DIR_C2S && f->type == RUDP_FRAME_DATA &&
             f->u.data.offset + f->u.data.len > allowed_limit)
@@ -772,7 +820,8 @@ Test(session, unread_streams_do_not_starve_a_read_one) {
     uint64_t sids[21];
     for (int i = 0; i < 21; i++) {
         cr_assert_eq(rudp_stream_open(p.cli, &sids[i]), RUDP_OK);
-        cr_assert_eq(rudp_stream_write(p.cli, sids[i], big, sizeof(big)), (ssize_t)sizeof(big));
+        cr_assert_eq(rudp_stream_write(p.cli, sids[i], big, sizeof(big)),
+                     (ssize_t)sizeof(big));
         rudp_stream_shutdown_write(p.cli, sids[i]);
     }
     uint64_t last = sids[20];
@@ -789,7 +838,9 @@ Test(session, unread_streams_do_not_starve_a_read_one) {
 }
 
 /* Drops every datagram over 1500 bytes, like an Ethernet hop. */
-static bool drop_jumbo(test_pair *p, int dir, uint8_t *pkt, size_t len) { return len <= 1500; }
+static bool drop_jumbo(test_pair *p, int dir, uint8_t *pkt, size_t len) {
+    return len <= 1500;
+}
 
 /* Moves |n| bytes client to server on a fresh stream and checks them. */
 static void move_bytes(test_pair *p, size_t n) {
@@ -831,7 +882,8 @@ Test(session, lost_probes_fall_back_without_a_congestion_response) {
     rudp_session_get_info(p.cli, &before);
     move_bytes(&p, 1 << 20);
     rudp_session_get_info(p.cli, &ci);
-    cr_assert_eq(ci.max_packet_size, 1452); /* 9000 and 8952 were lost */
+    cr_assert_eq(ci.max_packet_size, 1452, "packet size %u",
+                 ci.max_packet_size); /* 9000 and 8952 were lost */
     cr_assert_eq(p.dropped[TEST_DIR_C2S], 2);
     cr_assert_geq(ci.cwnd, before.cwnd, "a lost probe shrank the window");
     test_pair_free(&p);
