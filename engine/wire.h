@@ -135,9 +135,6 @@ typedef struct rudp_frame {
 #define RUDP_MAX_STREAMS_FRAME_LEN 9
 #define RUDP_PATH_FRAME_LEN 9
 
-/* Returns the CRC-32C (Castagnoli) of |len| bytes. */
-uint32_t rudp_wire_crc32c(const uint8_t *p, size_t len);
-
 /* Writes the regular packet header at |buf|; returns RUDP_HDR_LEN, or
  * RUDP_ERR_NOBUF when |cap| is too small. */
 ssize_t rudp_wire_encode_hdr(uint8_t *buf, size_t cap, uint64_t dcid, uint64_t pn);
