@@ -20,6 +20,9 @@
  * exit(): the shim's destructor calls rudp_rt_exit_flush, which asks the
  * engine to read what every program end still holds, send it with a FIN,
  * and waits until all of it is acknowledged or the linger time passes.
+ * Then every session sends GoAway and the process goes: the peer's streams
+ * end at once (as when a kernel answers a closed socket) instead of
+ * retransmitting their own FINs into silence until an idle timeout.
  */
 #include "rt.h"
 
@@ -35,9 +38,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static rt_engine *engine;          /* this process's engine, or NULL */
+static rt_engine *engine; /* this process's engine, or NULL */
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
-static rudp_rt_config config;      /* set by rudp_rt_configure */
+static rudp_rt_config config; /* set by rudp_rt_configure */
 static bool configured;
 static bool atfork_done;
 
@@ -153,10 +156,7 @@ static void rt_exit_check(rt_engine *e) {
         return;
     if (!rt_all_acked(e) && rt_now() < e->exit_deadline)
         return;
-    for (rt_udp *u = e->udps; u; u = u->next)
-        for (rt_sess *rs = u->sessions; rs; rs = rs->next)
-            for (rt_bridge *b = rs->bridges; b; b = b->next)
-                rt_bridge_log_summary(b);
+    rt_udp_leave_all(e);
     pthread_mutex_lock(&e->lock);
     e->exit_done = true;
     pthread_cond_broadcast(&e->flushed);
@@ -375,7 +375,8 @@ static int rt_listen_socket(const struct sockaddr *local, socklen_t len) {
 
 int rudp_rt_listen(const struct sockaddr *local, socklen_t len, const char *unix_name,
                    size_t name_len, int backlog) {
-    if (len > sizeof(struct sockaddr_storage) || name_len > sizeof(((rt_cmd *)0)->unix_name))
+    if (len > sizeof(struct sockaddr_storage) ||
+        name_len > sizeof(((rt_cmd *)0)->unix_name))
         return -EINVAL;
     int rv = rudp_rt_start();
     if (rv < 0)

@@ -70,6 +70,8 @@ struct rt_bridge {
     bool accept_pending;    /* server: connect() to the listener in progress */
     bool released;          /* rudp_stream_release done */
     bool exit_drain;        /* process exiting: FIN once the socket reads empty */
+    bool sess_over;         /* the session ended: deliver what is left, then end */
+    int sess_err;           /* why (rudp_error), reported after the last byte */
     rt_bridge *next, *prev; /* in rs->bridges */
 };
 
@@ -132,6 +134,10 @@ void rt_udp_tick(rt_engine *e);
 /* Returns true when every program socket has been read to its end and
  * every session is settled: all it owes the peer is acknowledged (exit flush is over). */
 bool rt_all_acked(rt_engine *e);
+/* The process is exiting: every bridge is freed (logging its summary) and
+ * every session says GoAway at once (the peer's streams end instead of
+ * waiting for an idle timeout), and it is sent. */
+void rt_udp_leave_all(rt_engine *e);
 
 /* --- rt_bridge.c --- */
 /* Creates a bridge for stream |sid| of |rs| over |fd|. */
@@ -143,8 +149,9 @@ void rt_bridge_connected(rt_bridge *b);
 void rt_bridge_on_event(rt_bridge *b, const rudp_event *ev);
 /* The stream or session died with |rudp_err|: publish it and shut the fd. */
 void rt_bridge_fail(rt_bridge *b, int rudp_err);
-/* The session ended with |rudp_err|: deliver what the stream still holds
- * (and EOF when the peer had finished).  May free |b|. */
+/* The session ended with |rudp_err|: the bridge goes on delivering what
+ * the stream holds as fast as the program reads it, then passes EOF (the
+ * peer had finished) or the error, and frees itself.  May free |b|. */
 void rt_bridge_session_closed(rt_bridge *b, int rudp_err);
 /* Frees a bridge whose peer finished cleanly, reporting no error. */
 void rt_bridge_end_quietly(rt_bridge *b);

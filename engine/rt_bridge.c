@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -86,15 +87,19 @@ void rt_bridge_log_summary(rt_bridge *b) {
     if (rudp_stream_get_info(rs->s, b->sid, &si) != RUDP_OK)
         return;
     rudp_session_get_info(rs->s, &in);
+    char how[64] = "closed";
+    if (si.state == RUDP_STREAM_RESET)
+        snprintf(how, sizeof(how), "ended (%s)",
+                 si.error == RUDP_OK ? "reset" : rudp_strerror(si.error));
     rt_log(rs->eng, 2,
            "stream %llu %s: sent %llu B (acked %llu), received %llu B; session: "
            "srtt %.3f ms, min_rtt %.3f ms, cwnd %llu B, %llu packets sent, %llu lost, "
            "%llu B retransmitted, over UDP",
-           (unsigned long long)b->sid, b->dead ? "ended with an error" : "closed",
-           (unsigned long long)si.bytes_written, (unsigned long long)si.bytes_acked,
-           (unsigned long long)si.bytes_read, in.srtt / 1e6, in.min_rtt / 1e6,
-           (unsigned long long)in.cwnd, (unsigned long long)in.pkts_sent,
-           (unsigned long long)in.pkts_lost, (unsigned long long)in.stream_bytes_retransmitted);
+           (unsigned long long)b->sid, how, (unsigned long long)si.bytes_written,
+           (unsigned long long)si.bytes_acked, (unsigned long long)si.bytes_read,
+           in.srtt / 1e6, in.min_rtt / 1e6, (unsigned long long)in.cwnd,
+           (unsigned long long)in.pkts_sent, (unsigned long long)in.pkts_lost,
+           (unsigned long long)in.stream_bytes_retransmitted);
 }
 
 void rt_bridge_free(rt_bridge *b) {
@@ -107,6 +112,8 @@ void rt_bridge_free(rt_bridge *b) {
     if (b->next)
         b->next->prev = b->prev;
     rs->nbridges--;
+    if (!rs->bridges)
+        rt_sess_touch(rs); /* a finished session may go now */
     ev_io_stop(rs->eng->loop, &b->rio);
     ev_io_stop(rs->eng->loop, &b->wio);
     if (b->fd >= 0) {
@@ -139,7 +146,8 @@ void rt_bridge_fail(rt_bridge *b, int rudp_err) {
         atomic_store(&b->slot.slot->so_error, err);
         atomic_store(&b->slot.slot->state, RUDP_SLOT_FAILED);
     }
-    rt_log(b->rs->eng, 3, "stream %llu failed: %s", (unsigned long long)b->sid, strerror(err));
+    rt_log(b->rs->eng, 3, "stream %llu failed: %s", (unsigned long long)b->sid,
+           strerror(err));
     b->dead = true;
     bridge_maybe_finish(b);
 }
@@ -246,28 +254,44 @@ static bool bridge_out_closed(rt_bridge *b, size_t n) {
     return true;
 }
 
-/* Moves stream bytes into the program's socket while it takes them. */
-static void bridge_pump_out(rt_bridge *b) {
+/* The peer's FIN has been read: passes EOF on.  After the session ended
+ * nothing else can come, so the bridge ends (the program still reads what
+ * the socket holds, then EOF).  Returns false when the bridge was freed. */
+static bool bridge_net_eof(rt_bridge *b) {
+    ev_io_stop(b->rs->eng->loop, &b->wio);
+    if (!b->net_eof) {
+        b->net_eof = true;
+        shutdown(b->fd, SHUT_WR);
+    }
+    if (b->sess_over) {
+        rt_bridge_end_quietly(b);
+        return false;
+    }
+    if ((b->app_eof && b->net_eof) || b->dead) {
+        bridge_maybe_finish(b);
+        return false;
+    }
+    return true;
+}
+
+/* Moves stream bytes into the program's socket while it takes them; when
+ * the socket is full, waits for it to drain (also after the session has
+ * ended: delivered bytes are the program's).  Returns false when the bridge
+ * was freed. */
+static bool bridge_pump_out(rt_bridge *b) {
     rudp_session *s = b->rs->s;
     for (;;) {
         const uint8_t *p;
         ssize_t n = rudp_stream_peek(s, b->sid, &p);
-        if (n == RUDP_ERR_WOULDBLOCK) {
+        if (n == RUDP_ERR_WOULDBLOCK && !b->sess_over) {
             ev_io_stop(b->rs->eng->loop, &b->wio);
-            return;
+            return true;
         }
-        if (n == 0) {
-            ev_io_stop(b->rs->eng->loop, &b->wio);
-            if (!b->net_eof) {
-                b->net_eof = true;
-                shutdown(b->fd, SHUT_WR);
-            }
-            bridge_maybe_finish(b);
-            return;
-        }
+        if (n == 0)
+            return bridge_net_eof(b);
         if (n < 0) {
-            rt_bridge_fail(b, (int)n);
-            return;
+            rt_bridge_fail(b, n == RUDP_ERR_WOULDBLOCK ? b->sess_err : (int)n);
+            return false;
         }
         ssize_t w = send(b->fd, p, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w > 0) {
@@ -279,10 +303,10 @@ static void bridge_pump_out(rt_bridge *b) {
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             ev_io_start(b->rs->eng->loop, &b->wio);
-            return;
+            return true;
         }
         if (!bridge_out_closed(b, (size_t)n))
-            return;
+            return false;
         rt_sess_touch(b->rs);
     }
 }
@@ -292,8 +316,14 @@ static void rt_bridge_on_writable(struct ev_loop *loop, ev_io *w, int revents) {
 }
 
 void rt_bridge_session_closed(rt_bridge *b, int rudp_err) {
-    if (!b->dead)
-        bridge_pump_out(b); /* delivers what is left, and EOF; may free b */
+    if (b->dead) {
+        bridge_maybe_finish(b);
+        return;
+    }
+    b->sess_over = true;
+    b->sess_err = rudp_err;
+    ev_io_stop(b->rs->eng->loop, &b->rio); /* nothing more can be sent */
+    bridge_pump_out(b);
 }
 
 void rt_bridge_end_quietly(rt_bridge *b) {
@@ -364,8 +394,8 @@ void rt_bridge_exit_drain(rt_bridge *b) {
 static int bridge_dial_listener(rt_sess *rs, const rudp_slot_ref *slot) {
     rt_udp *u = rs->udp;
     struct sockaddr_un me = {.sun_family = AF_UNIX}, them = {.sun_family = AF_UNIX};
-    size_t mlen = rudp_board_name_encode(me.sun_path, slot->eid, slot->index, &rs->peer,
-                                         &rs->local);
+    size_t mlen =
+        rudp_board_name_encode(me.sun_path, slot->eid, slot->index, &rs->peer, &rs->local);
     memcpy(them.sun_path, u->unix_name, u->unix_name_len);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)

@@ -134,13 +134,13 @@ static void rt_udp_free(rt_udp *u) {
  * its UDP socket. */
 static void rt_sess_destroy(rt_sess *rs) {
     rt_udp *u = rs->udp;
+    while (rs->bridges)
+        rt_bridge_free(rs->bridges);
     for (rt_sess **pp = &rs->eng->dirty; *pp; pp = &(*pp)->dirty_next)
         if (*pp == rs) {
             *pp = rs->dirty_next;
             break;
         }
-    while (rs->bridges)
-        rt_bridge_free(rs->bridges);
     ev_timer_stop(rs->eng->loop, &rs->timer);
     for (rt_sess **pp = &u->sessions; *pp; pp = &(*pp)->next)
         if (*pp == rs) {
@@ -167,13 +167,6 @@ static void rt_sess_on_session_event(rt_sess *rs, const rudp_event *ev) {
     for (rt_bridge *b = rs->bridges, *next; b; b = next) {
         next = b->next;
         rt_bridge_session_closed(b, err);
-    }
-    for (rt_bridge *b = rs->bridges, *next; b; b = next) {
-        next = b->next;
-        if (b->net_eof)
-            rt_bridge_end_quietly(b);
-        else
-            rt_bridge_fail(b, err);
     }
     rt_log(rs->eng, 2, "session closed: %s", rudp_strerror(ev->error));
 }
@@ -275,6 +268,12 @@ static bool rt_sess_flush(rt_sess *rs, rudp_tstamp now) {
     rt_sess_events(rs);
     if (rudp_session_is_done(rs->s)) {
         rt_sess_events(rs);
+        if (rs->bridges) {
+            /* Bridges still hand the program bytes it has not read; the
+             * last one to finish brings the session back here. */
+            ev_timer_stop(rs->eng->loop, &rs->timer);
+            return true;
+        }
         rt_sess_destroy(rs);
         return false;
     }
@@ -583,6 +582,18 @@ bool rt_all_acked(rt_engine *e) {
                 return false;
         }
     return true;
+}
+
+void rt_udp_leave_all(rt_engine *e) {
+    rudp_tstamp now = rt_now();
+    for (rt_udp *u = e->udps; u; u = u->next)
+        for (rt_sess *rs = u->sessions; rs; rs = rs->next) {
+            while (rs->bridges) /* each logs how its connection ended */
+                rt_bridge_free(rs->bridges);
+            if (rudp_session_leave(rs->s, now) == RUDP_OK)
+                rt_sess_touch(rs);
+        }
+    rt_flush_dirty(e);
 }
 
 void rt_udp_tick(rt_engine *e) {

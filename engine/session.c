@@ -545,6 +545,19 @@ int rudp_session_close(rudp_session *s, uint32_t error_code, rudp_tstamp now) {
     return RUDP_OK;
 }
 
+int rudp_session_leave(rudp_session *s, rudp_tstamp now) {
+    s->now = now;
+    if (s->state >= RUDP_SESS_DRAINING)
+        return RUDP_ERR_CLOSED;
+    s->close_requested = true;
+    rudp_sess_fail_streams(s, RUDP_ERR_CLOSED);
+    rudp_sess_note_closed(s, RUDP_OK);
+    s->goaway_code = RUDP_GOAWAY_NORMAL;
+    s->goaway_pending = true;
+    rudp_sess_start_draining(s, now);
+    return RUDP_OK;
+}
+
 void rudp_session_set_mtu_ceiling(rudp_session *s, uint32_t max_udp_payload) {
     s->mtu_ceiling = max_udp_payload;
 }
@@ -769,14 +782,21 @@ void rudp_session_get_info(const rudp_session *s, rudp_session_info *info) {
         }
 }
 
-bool rudp_session_is_settled(const rudp_session *s) {
-    if (s->state == RUDP_SESS_DONE)
+/* Returns true when the send half of |st| owes the peer nothing: it has
+ * finished (all bytes and the FIN, or the RST, acknowledged), or it is still
+ * open with every byte written so far acknowledged. */
+static bool sess_stream_settled(const rudp_stream *st) {
+    if (rudp_stream_send_finished(st))
         return true;
-    if (s->rec.ack_eliciting_in_flight > 0 || rudp_sess_has_pending(s))
-        return false;
+    return st->send_state == RUDP_SEND_OPEN && st->snd_una == st->snd_written;
+}
+
+bool rudp_session_is_settled(const rudp_session *s) {
+    if (s->state >= RUDP_SESS_DRAINING)
+        return true; /* over: nothing more can be delivered */
     for (uint32_t i = 0; i < s->nbuckets; i++)
         for (rudp_stream *st = s->buckets[i]; st; st = st->hnext)
-            if (st->send_state != RUDP_SEND_RESET && st->snd_written != st->snd_una)
+            if (!sess_stream_settled(st))
                 return false;
     return true;
 }
@@ -919,6 +939,7 @@ int rudp_stream_get_info(const rudp_session *s, uint64_t sid, rudp_stream_info *
     info->bytes_readable = rudp_stream_recv_ready(st);
     info->send_window = st->snd_limit > st->snd_next ? st->snd_limit - st->snd_next : 0;
     info->recv_window = st->fc.window;
+    info->error = st->error;
     return RUDP_OK;
 }
 

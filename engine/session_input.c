@@ -151,13 +151,15 @@ static int input_data(rudp_session *s, const rudp_data_frame *f, rudp_tstamp now
         st->connected = true;
         rudp_sess_stream_event(s, st, RUDP_SEV_CONNECTED);
     }
-    if (st->released && st->recv_state != RUDP_RECV_RESET && f->offset + f->len > st->rcv_read) {
+    if (st->released && st->recv_state != RUDP_RECV_RESET &&
+        f->offset + f->len > st->rcv_read) {
         /* Data for a stream the application closed: abort, as TCP does. */
         rudp_sess_stream_abort(s, st, RUDP_RST_ABORT, RUDP_ERR_RESET);
     }
     bool aborted = st->recv_state == RUDP_RECV_RESET;
     uint64_t grew;
-    rv = rudp_stream_recv_data(st, f->offset, f->data, f->len, f->flags & RUDP_FLAG_FIN, &grew);
+    rv = rudp_stream_recv_data(st, f->offset, f->data, f->len, f->flags & RUDP_FLAG_FIN,
+                               &grew);
     if (rv == RUDP_OK)
         rv = input_session_credit(s, grew, aborted, now);
     if (rv != RUDP_OK)
@@ -204,7 +206,8 @@ static int input_rst(rudp_session *s, const rudp_rst_frame *f, rudp_tstamp now) 
         return RUDP_OK; /* repeated */
     if (st->send_state != RUDP_SEND_RESET || !st->rst_queued) {
         rudp_sess_stream_abort(s, st, f->code, input_rst_error(f->code));
-        rudp_sess_stream_event(s, st, RUDP_SEV_RESET | RUDP_SEV_READABLE | RUDP_SEV_WRITABLE);
+        rudp_sess_stream_event(s, st,
+                               RUDP_SEV_RESET | RUDP_SEV_READABLE | RUDP_SEV_WRITABLE);
     }
     uint64_t grew;
     rv = rudp_stream_on_peer_rst(st, f->final_size, &grew);
@@ -217,13 +220,18 @@ static int input_rst(rudp_session *s, const rudp_rst_frame *f, rudp_tstamp now) 
     return RUDP_OK;
 }
 
-/* Handles GOAWAY: the peer ends the session.  A peer closes normally only
- * once every stream is finished on its side, so released streams still
- * waiting for a reordered ACK are finished too. */
+/* Handles GOAWAY: the peer ends the session.  A peer closes (or leaves)
+ * normally only once every stream is finished on its side, so released
+ * streams still waiting for a reordered ACK are finished too, and FINs
+ * waiting only for their acknowledgement count as delivered. */
 static void input_goaway(rudp_session *s, uint32_t code, rudp_tstamp now) {
     int err = code == RUDP_GOAWAY_PROTOCOL ? RUDP_ERR_PROTOCOL : RUDP_ERR_PEER_CLOSED;
-    if (code == RUDP_GOAWAY_NORMAL)
+    if (code == RUDP_GOAWAY_NORMAL) {
+        for (uint32_t i = 0; i < s->nbuckets; i++)
+            for (rudp_stream *st = s->buckets[i]; st; st = st->hnext)
+                rudp_stream_on_peer_gone(st);
         rudp_sess_free_released(s);
+    }
     rudp_sess_fail_streams(s, err);
     rudp_sess_note_closed(s, s->close_requested ? RUDP_OK : err);
     rudp_sess_start_draining(s, now);
@@ -300,7 +308,6 @@ static void input_migrate(rudp_session *s, const rudp_addr *from) {
     s->path_challenge_pending = true;
 }
 
-
 int rudp_sess_process(rudp_session *s, const uint8_t *pkt, size_t len,
                       const rudp_addr *from, rudp_tstamp now) {
     rudp_pkt_hdr hdr;
@@ -321,7 +328,8 @@ int rudp_sess_process(rudp_session *s, const uint8_t *pkt, size_t len,
     if (rv == RUDP_OK)
         rv = input_validate(p, plen, &eliciting);
     if (rv == RUDP_OK)
-        rv = rudp_acktr_on_pkt(&s->acktr, hdr.pn, eliciting, s->settings.max_ack_delay, now);
+        rv =
+            rudp_acktr_on_pkt(&s->acktr, hdr.pn, eliciting, s->settings.max_ack_delay, now);
     if (rv != RUDP_OK) {
         s->pkts_dropped++;
         return rv;

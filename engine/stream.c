@@ -190,6 +190,13 @@ void rudp_stream_on_data_acked(rudp_stream *st, uint64_t off, size_t len, uint8_
     stream_send_check_done(st);
 }
 
+void rudp_stream_on_peer_gone(rudp_stream *st) {
+    if (st->send_state != RUDP_SEND_FIN_QUEUED || st->snd_una != st->snd_written)
+        return;
+    st->fin_acked = true;
+    stream_send_check_done(st);
+}
+
 void rudp_stream_on_data_lost(rudp_stream *st, uint64_t off, size_t len, uint8_t flags) {
     if (st->send_state == RUDP_SEND_RESET || st->send_state == RUDP_SEND_DONE)
         return;

@@ -27,10 +27,10 @@ enum rudp_send_state {
 };
 
 enum rudp_recv_state {
-    RUDP_RECV_OPEN = 0, /* final size unknown */
+    RUDP_RECV_OPEN = 0,   /* final size unknown */
     RUDP_RECV_SIZE_KNOWN, /* FIN received, bytes may be missing or unread */
-    RUDP_RECV_DONE,     /* every byte up to the FIN read (EOF returned) */
-    RUDP_RECV_RESET,    /* aborted (by us or the peer) */
+    RUDP_RECV_DONE,       /* every byte up to the FIN read (EOF returned) */
+    RUDP_RECV_RESET,      /* aborted (by us or the peer) */
 };
 
 /* Pending-event bits, reported through rudp_session_poll_event. */
@@ -49,48 +49,48 @@ typedef struct rudp_link {
 
 struct rudp_stream {
     uint64_t sid;
-    rudp_stream *hnext; /* hash chain */
+    rudp_stream *hnext;  /* hash chain */
     rudp_link send_link; /* session's round-robin list of streams with frames to send */
     rudp_link ev_link;   /* session's list of streams with pending events */
     rudp_link lazy_link; /* session's list of accepted streams whose ACK flag may wait */
     bool in_send_list, in_ev_list, in_lazy_list;
-    uint8_t events;      /* RUDP_SEV_* bits not yet polled */
-    void *user;          /* the caller's pointer (rudp_stream_set_user) */
-    bool local;          /* opened by this side */
-    bool released;       /* the application let go (rudp_stream_release) */
+    uint8_t events; /* RUDP_SEV_* bits not yet polled */
+    void *user;     /* the caller's pointer (rudp_stream_set_user) */
+    bool local;     /* opened by this side */
+    bool released;  /* the application let go (rudp_stream_release) */
 
     /* Opening handshake: SYN (ours) or ACK (accepting the peer's). */
-    bool open_pending;   /* a frame carrying our SYN/ACK flag must be sent */
-    bool open_acked;     /* the peer acknowledged a frame carrying it */
-    bool connected;      /* local: the peer's ACK flag arrived */
+    bool open_pending; /* a frame carrying our SYN/ACK flag must be sent */
+    bool open_acked;   /* the peer acknowledged a frame carrying it */
+    bool connected;    /* local: the peer's ACK flag arrived */
 
     /* Send half. */
-    uint8_t send_state;  /* enum rudp_send_state */
-    rudp_buf sbuf;       /* bytes [snd_una, snd_written) */
-    uint64_t snd_written; /* bytes accepted from the application */
-    uint64_t snd_next;   /* lowest offset never sent */
-    uint64_t snd_una;    /* everything below is acknowledged */
-    uint64_t snd_limit;  /* the peer's flow-control limit for this stream */
+    uint8_t send_state;    /* enum rudp_send_state */
+    rudp_buf sbuf;         /* bytes [snd_una, snd_written) */
+    uint64_t snd_written;  /* bytes accepted from the application */
+    uint64_t snd_next;     /* lowest offset never sent */
+    uint64_t snd_una;      /* everything below is acknowledged */
+    uint64_t snd_limit;    /* the peer's flow-control limit for this stream */
     rudp_ranges snd_acked; /* acknowledged ranges, starting at 0 */
     rudp_ranges snd_lost;  /* ranges to retransmit */
-    bool fin_sent;       /* a FIN is outstanding or acknowledged (cleared on loss) */
-    bool fin_out;        /* a FIN has gone out at least once (never cleared) */
+    bool fin_sent;         /* a FIN is outstanding or acknowledged (cleared on loss) */
+    bool fin_out;          /* a FIN has gone out at least once (never cleared) */
     bool fin_acked;
-    bool rst_queued;     /* we aborted: our RST was queued (once) */
-    bool rst_pending;    /* our RST must be (re)sent */
+    bool rst_queued;  /* we aborted: our RST was queued (once) */
+    bool rst_pending; /* our RST must be (re)sent */
     bool rst_acked;
-    bool peer_rst;       /* the peer's RST arrived (its final size is known) */
-    uint32_t rst_code;   /* our RST's code, or the peer's */
+    bool peer_rst;     /* the peer's RST arrived (its final size is known) */
+    uint32_t rst_code; /* our RST's code, or the peer's */
     uint64_t bytes_retransmitted;
 
     /* Receive half. */
-    uint8_t recv_state;  /* enum rudp_recv_state */
-    rudp_buf rbuf;       /* bytes [rcv_read, highest) that arrived */
+    uint8_t recv_state;     /* enum rudp_recv_state */
+    rudp_buf rbuf;          /* bytes [rcv_read, highest) that arrived */
     rudp_ranges rcv_ranges; /* offsets received (from 0) */
-    uint64_t rcv_read;   /* delivered to the application */
-    uint64_t rcv_fin;    /* final size, UINT64_MAX until known */
-    rudp_fc fc;          /* this stream's receive window */
-    int error;           /* why the stream died: rudp_error, or RUDP_OK */
+    uint64_t rcv_read;      /* delivered to the application */
+    uint64_t rcv_fin;       /* final size, UINT64_MAX until known */
+    rudp_fc fc;             /* this stream's receive window */
+    int error;              /* why the stream died: rudp_error, or RUDP_OK */
 };
 
 /* Initialises a stream record owned by the caller.  |snd_limit| is the
@@ -102,7 +102,9 @@ void rudp_stream_init(rudp_stream *st, uint64_t sid, bool local, rudp_chunk_pool
 void rudp_stream_free(rudp_stream *st);
 
 /* Returns true when stream ID |sid| is initiated by the client. */
-static inline bool rudp_sid_is_client(uint64_t sid) { return (sid & 1) == 1; }
+static inline bool rudp_sid_is_client(uint64_t sid) {
+    return (sid & 1) == 1;
+}
 
 /* --- send half --- */
 
@@ -130,6 +132,11 @@ uint64_t rudp_stream_send_commit(rudp_stream *st, uint64_t off, size_t len, uint
 /* A DATA frame [off, off+len) with |flags| was acknowledged / lost. */
 void rudp_stream_on_data_acked(rudp_stream *st, uint64_t off, size_t len, uint8_t flags);
 void rudp_stream_on_data_lost(rudp_stream *st, uint64_t off, size_t len, uint8_t flags);
+
+/* The peer left normally (GoAway) after acknowledging every byte we wrote:
+ * a FIN still waiting for its acknowledgement counts as delivered, as the
+ * peer's kernel would have acknowledged it for a TCP socket. */
+void rudp_stream_on_peer_gone(rudp_stream *st);
 
 /* Returns true when the send half has finished (FIN acked with all data,
  * or reset and the RST acknowledged or the reset came from the peer). */

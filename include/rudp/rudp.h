@@ -175,6 +175,7 @@ typedef struct rudp_stream_info {
     uint64_t bytes_readable; /* in order, waiting to be read */
     uint64_t send_window;    /* peer's limit minus what we sent */
     uint64_t recv_window;    /* our current advertised window size */
+    int error;               /* why it was reset or failed (rudp_error), else RUDP_OK */
 } rudp_stream_info;
 
 /* Creates a client session toward a server.  |seed| seeds the session's PRNG
@@ -226,6 +227,14 @@ bool rudp_session_poll_event(rudp_session *sess, rudp_event *ev);
  * have finished sending, then drains.  Returns RUDP_OK or RUDP_ERR_CLOSED. */
 int rudp_session_close(rudp_session *sess, uint32_t error_code, rudp_tstamp now);
 
+/* This end is going away now (its process exits): GoAway(normal) goes out
+ * at once, without waiting for streams, every stream that has not finished
+ * fails with RUDP_ERR_CLOSED, and the session drains.  The peer's streams
+ * end as after a normal GoAway: bytes already delivered stay readable up to
+ * their FIN, writes fail.  Call it once rudp_session_is_settled(), so no
+ * byte written here is lost.  Returns RUDP_OK or RUDP_ERR_CLOSED. */
+int rudp_session_leave(rudp_session *sess, rudp_tstamp now);
+
 /* The peer is gone: a stateless reset for this session arrived.  Every
  * stream is reset with RUDP_ERR_PEER_RESET and the session closes. */
 void rudp_session_on_stateless_reset(rudp_session *sess, rudp_tstamp now);
@@ -246,10 +255,12 @@ void rudp_session_set_mtu_ceiling(rudp_session *sess, uint32_t max_udp_payload);
  * caller may then rudp_session_del() it. */
 bool rudp_session_is_done(const rudp_session *sess);
 
-/* Returns true when the peer has everything this session owes it: no frame
- * (stream bytes, FIN, RST, control) waits to be sent and no ack-eliciting
- * packet is unacknowledged.  A done session is settled.  O(streams): for
- * the exit flush, not the per-packet path. */
+/* Returns true when the peer has acknowledged everything the streams of
+ * this session owe it: every byte written, every FIN and every RST (control
+ * frames such as window updates do not count: they matter only to a peer we
+ * keep talking to).  A draining or done session is settled: nothing more
+ * can be delivered.  O(streams): for the exit flush, not the per-packet
+ * path. */
 bool rudp_session_is_settled(const rudp_session *sess);
 
 /* Returns true once the handshake has completed. */

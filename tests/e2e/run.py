@@ -806,6 +806,29 @@ def t_write_exit(t):
              writer, sink)
 
 
+@test("exit-after-peer-left", limit=60)
+def t_exit_after_peer(t):
+    """A client writes 8 MiB and exits at once; the sink reads to EOF, closes
+    and exits.  Its FIN can no longer be acknowledged by the departed
+    client, but the client's engine said GoAway as it left, so the sink's
+    exit does not sit out its linger time (60 s here)."""
+    out = os.path.join(t.dir, "sink.bin")
+    sink = t.spawn("sink", t.tool("sink-server", t.port, out),
+                   env={"RUDP_LINGER_MS": "60000"})
+    t.wait_listening(sink)
+    writer = t.spawn("write-exit", t.tool("write-exit", "127.0.0.1", t.port, 8 * MIB, 9),
+                     env={"RUDP_LINGER_MS": "60000"})
+    writer.wait_ok(30, f"wrote {8 * MIB}")
+    left = time.monotonic()
+    sink.wait_ok(30, f"received {8 * MIB}")
+    waited = time.monotonic() - left
+    want = hashlib.sha256(t.runner.pattern(9, 8 * MIB)).hexdigest()
+    t.expect(sha256_file(out) == want, f"sink: {file_size(out)} bytes, sha256 differs",
+             writer, sink)
+    t.expect(waited < 10, f"the sink took {waited:.1f} s to exit after the writer left",
+             writer, sink)
+
+
 @test("linger-zero-reset", limit=30)
 def t_abort(t):
     """SO_LINGER {1, 0} then close aborts: the reading peer gets ECONNRESET

@@ -453,6 +453,64 @@ Test(session, settled_only_once_the_rst_is_acknowledged) {
     test_pair_free(&p);
 }
 
+static bool drop_s2c(test_pair *p, int dir, uint8_t *pkt, size_t len) {
+    return dir != TEST_DIR_S2C;
+}
+
+static bool cli_settled(test_pair *p) {
+    return rudp_session_is_settled(p->cli);
+}
+
+Test(session, leave_after_settling_keeps_delivered_bytes_readable) {
+    /* A client writes and half-closes two streams, and once the server has
+     * acknowledged it all, leaves (its process exits).  The server, which
+     * has not read yet, still reads every byte and EOF on both.  On the
+     * first it had shut its side too, but the FIN was lost: it counts as
+     * delivered, the stream ends CLOSED.  On the second it may still write:
+     * writes fail, the stream is reset.  Its session ends. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    static uint8_t big[200000], got[200001];
+    test_fill_pattern(big, sizeof(big), 21);
+    uint64_t sid[2];
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(rudp_stream_open(p.cli, &sid[i]), RUDP_OK);
+        cr_assert_eq(rudp_stream_write(p.cli, sid[i], big, sizeof(big)),
+                     (ssize_t)sizeof(big));
+        cr_assert_eq(rudp_stream_shutdown_write(p.cli, sid[i]), RUDP_OK);
+    }
+    cr_assert(test_pair_run_until(&p, cli_settled, LIMIT(&p)));
+    p.filter = drop_s2c; /* the server's FIN never reaches the client */
+    cr_assert_eq(rudp_stream_shutdown_write(p.srv, sid[0]), RUDP_OK);
+    test_pair_flush(&p);
+    cr_assert_eq(rudp_session_leave(p.cli, p.now), RUDP_OK);
+    cr_assert_eq(rudp_session_leave(p.cli, p.now), RUDP_ERR_CLOSED);
+    test_pair_run(&p, p.now + RUDP_SEC(5));
+    for (int i = 0; i < 2; i++) {
+        bool eof = false;
+        int err;
+        size_t n = test_read_all(p.srv, sid[i], got, sizeof(got), &eof, &err);
+        cr_assert_eq(n, sizeof(big), "stream %d: %zu bytes", i, n);
+        cr_assert(eof, "stream %d: no EOF after the data (error %d)", i, err);
+        cr_assert_eq(memcmp(got, big, sizeof(big)), 0);
+    }
+    cr_assert_eq(state_of(p.srv, sid[0]), RUDP_STREAM_CLOSED);
+    cr_assert_eq(state_of(p.srv, sid[1]), RUDP_STREAM_RESET);
+    cr_assert_lt(rudp_stream_write(p.srv, sid[1], "x", 1), 0, "wrote to a departed peer");
+    bool closed = false;
+    rudp_event ev;
+    while (rudp_session_poll_event(p.srv, &ev))
+        if (ev.type == RUDP_EV_SESSION_CLOSED) {
+            closed = true;
+            cr_assert_eq(ev.error, RUDP_ERR_PEER_CLOSED);
+        }
+    cr_assert(closed);
+    cr_assert(rudp_session_is_done(p.cli));
+    cr_assert(rudp_session_is_done(p.srv));
+    test_pair_free(&p);
+}
+
 static bool drop_all(test_pair *p, int dir, uint8_t *pkt, size_t len) {
     return false;
 }
