@@ -14,6 +14,11 @@
  * the kernel has freed the number another thread may be handed it by
  * socket() or accept() and record a fresh entry we must not wipe.
  *
+ * The RUDP_LOG_FILE descriptor is the shim's, not the program's: close,
+ * close_range and closefrom leave it open (a program that closes every fd
+ * from 3 up, as ssh and sshd do, would otherwise free its number for the
+ * next file or socket and the log lines would be written into that).
+ *
  * Not interposed: fclose() of a stdio stream on a socket and raw close
  * syscalls.  They leave a stale entry behind; the hooks that act on an
  * entry in a way that matters (error translation, SO_LINGER, listener
@@ -68,13 +73,24 @@ RUDP_EXPORT int socketpair(int domain, int type, int protocol, int sv[2]) {
     return r;
 }
 
+/* Returns the shim's log descriptor when it lies in [first, last], else -1. */
+static int fd_log_in(unsigned int first, unsigned int last) {
+    int fd = rudp_cfg.log_fd;
+
+    return fd >= 0 && (unsigned)fd >= first && (unsigned)fd <= last ? fd : -1;
+}
+
 /* Closes |fd| after forgetting its entry (SO_LINGER {1,0} marks the
  * connection for reset); a listener whose last copy this was stops being
- * served by the engine. */
+ * served by the engine.  The log descriptor is not the program's: EBADF. */
 RUDP_EXPORT int close(int fd) {
     rudp_fd_entry l;
     int r;
 
+    if (rudp_active() && fd_log_in((unsigned)fd, (unsigned)fd) >= 0) {
+        errno = EBADF;
+        return -1;
+    }
     if (!rudp_active() || !rudp_fd_forget(fd, &l))
         return RUDP_REAL(close)(fd);
     r = RUDP_REAL(close)(fd);
@@ -93,18 +109,49 @@ static void fd_forget_cb(int fd, rudp_fd_entry *e, void *ctx) {
 }
 
 /* close_range(2): forgets every entry in the range unless the call only
- * sets close-on-exec. */
+ * sets close-on-exec; the log descriptor is left out of the range. */
 RUDP_EXPORT int close_range(unsigned int first, unsigned int last, int flags) {
-    if (rudp_active() && !(flags & CLOSE_RANGE_CLOEXEC) && first <= last)
+    int logfd;
+
+    if (!rudp_active() || first > last)
+        return RUDP_REAL(close_range)(first, last, flags);
+    if (!(flags & CLOSE_RANGE_CLOEXEC))
         rudp_fd_foreach(first, last, fd_forget_cb, NULL);
-    return RUDP_REAL(close_range)(first, last, flags);
+    logfd = fd_log_in(first, last);
+    if (logfd < 0)
+        return RUDP_REAL(close_range)(first, last, flags);
+    if ((unsigned)logfd > first &&
+        RUDP_REAL(close_range)(first, (unsigned)logfd - 1, flags) < 0)
+        return -1;
+    if ((unsigned)logfd < last)
+        return RUDP_REAL(close_range)((unsigned)logfd + 1, last, flags);
+    return 0;
 }
 
-/* closefrom(3): forgets every entry from |lowfd| up. */
+/* closefrom(3): forgets every entry from |lowfd| up; the log descriptor
+ * stays open. */
 RUDP_EXPORT void closefrom(int lowfd) {
-    if (rudp_active() && lowfd >= 0)
-        rudp_fd_foreach((unsigned)lowfd, ~0u, fd_forget_cb, NULL);
-    RUDP_REAL(closefrom)(lowfd);
+    int logfd;
+
+    if (!rudp_active() || lowfd < 0) {
+        RUDP_REAL(closefrom)(lowfd);
+        return;
+    }
+    rudp_fd_foreach((unsigned)lowfd, ~0u, fd_forget_cb, NULL);
+    logfd = fd_log_in((unsigned)lowfd, ~0u);
+    if (logfd < 0) {
+        RUDP_REAL(closefrom)(lowfd);
+        return;
+    }
+    if (logfd > lowfd) {
+        int saved = errno;
+
+        if (RUDP_REAL(close_range)((unsigned)lowfd, (unsigned)logfd - 1, 0) < 0)
+            for (int fd = lowfd; fd < logfd; fd++)
+                RUDP_REAL(close)(fd);
+        errno = saved;
+    }
+    RUDP_REAL(closefrom)(logfd + 1);
 }
 
 /* Duplicates |fd|; the new number gets a copy of the entry. */

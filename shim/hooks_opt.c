@@ -10,7 +10,7 @@
  *                pending error; TCP_INFO is filled from the board slot the
  *                engine keeps current (RTT, cwnd, MSS, retransmits, bytes);
  *                TCP-, IP- and IPv6-level options report what the program
- *                set, or the kernel's defaults.
+ *                set, or the kernel's defaults; IP_OPTIONS is empty.
  *   setsockopt   on a TCP socket not yet rerouted: the real call, and the
  *                option is remembered so it survives the switch to AF_UNIX.
  *                On a rerouted socket TCP-, IP- and IPv6-level options and
@@ -192,11 +192,15 @@ static int opt_get_tcp(const rudp_fd_entry *e, uint32_t kind, int name, opt_valu
     return sizeof(int);
 }
 
-/* Answers IPPROTO_IP and IPPROTO_IPV6 options.  Returns the value's size. */
+/* Answers IPPROTO_IP and IPPROTO_IPV6 options.  Returns the value's size:
+ * 0 for IP_OPTIONS, as the kernel answers for a connection that carries no
+ * IP options (sshd refuses a connection whose IP_OPTIONS are not empty). */
 static int opt_get_ip(const rudp_fd_entry *e, int level, int name, opt_value *v) {
     rudp_slot *slot = e->ref.slot;
     int dflt = 0;
 
+    if (level == IPPROTO_IP && name == IP_OPTIONS)
+        return 0;
     if ((level == IPPROTO_IP && name == IP_MTU) ||
         (level == IPPROTO_IPV6 && name == IPV6_MTU))
         dflt = slot ? (int)atomic_load(&slot->pmtu) : 0;
