@@ -23,9 +23,14 @@
  * creates an AF_UNIX listener under a unique abstract name, asks the engine
  * to serve the UDP port and to connect to that name once per incoming
  * stream, and puts the listener on the program's fd number.  accept() is
- * then the kernel's own (backlog, blocking, SOCK_NONBLOCK, readiness); the
- * shim only decodes the engine's abstract address of the accepted socket to
- * learn the TCP peer and local addresses and the board slot.
+ * then the kernel's own (blocking, SOCK_NONBLOCK, readiness); the shim only
+ * decodes the engine's abstract address of the accepted socket to learn the
+ * TCP peer and local addresses and the board slot.  The AF_UNIX listener's
+ * queue is at least SOMAXCONN long whatever backlog the program asked for:
+ * a TCP client that finds the accept queue full waits (the kernel drops its
+ * handshake and it retransmits), while the engine, finding the AF_UNIX queue
+ * full, has to refuse the stream; python's socketserver listens with 5 and
+ * ten concurrent clients were refused.
  *
  * The engine is handed the connection before the swap, so a connect the
  * engine rejects leaves the program's TCP socket untouched.
@@ -333,6 +338,12 @@ RUDP_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len) {
     return r;
 }
 
+/* The backlog given to an AF_UNIX listener for the program's |backlog| (the
+ * kernel caps it at net.core.somaxconn). */
+static int listen_backlog(int backlog) {
+    return backlog < SOMAXCONN ? SOMAXCONN : backlog;
+}
+
 /* Creates the AF_UNIX listener for fd's reroute, bound to a fresh abstract
  * name written to |sun| / *namelen.  Returns the socket or -errno. */
 static int listen_unix(int fd, int backlog, struct sockaddr_un *sun, size_t *namelen) {
@@ -350,7 +361,7 @@ static int listen_unix(int fd, int backlog, struct sockaddr_un *sun, size_t *nam
     *namelen = 1 + (size_t)(n < RUDP_FD_LNAME_MAX - 1 ? n : RUDP_FD_LNAME_MAX - 2);
     slen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + *namelen);
     if (RUDP_REAL(bind)(u, (struct sockaddr *)sun, slen) < 0 ||
-        RUDP_REAL(listen)(u, backlog) < 0) {
+        RUDP_REAL(listen)(u, listen_backlog(backlog)) < 0) {
         err = errno;
         RUDP_REAL(close)(u);
         return -err;
@@ -390,12 +401,19 @@ static int listen_reroute(int fd, const rudp_fd_entry *tcp, int backlog) {
     return 0;
 }
 
-/* Listens on |fd|; a TCP socket bound to a selected port is rerouted. */
+/* Listens on |fd|; a TCP socket bound to a selected port is rerouted (a
+ * second listen on a rerouted listener only changes its queue length). */
 RUDP_EXPORT int listen(int fd, int backlog) {
     rudp_fd_entry tcp;
+    uint32_t kind;
     int r;
 
-    if (!rudp_active() || rudp_fd_snapshot(fd, &tcp) != RUDP_FD_TCP || tcp.local_len == 0 ||
+    if (!rudp_active())
+        return RUDP_REAL(listen)(fd, backlog);
+    kind = rudp_fd_snapshot(fd, &tcp);
+    if (kind == RUDP_FD_LISTENER && rudp_fd_still_ours(fd, &tcp))
+        return RUDP_REAL(listen)(fd, listen_backlog(backlog));
+    if (kind != RUDP_FD_TCP || tcp.local_len == 0 ||
         !rudp_addr_selected((const struct sockaddr *)&tcp.local, true))
         return RUDP_REAL(listen)(fd, backlog);
     if ((r = listen_reroute(fd, &tcp, backlog)) == 0)

@@ -25,13 +25,32 @@
  * on an unconnected TCP socket is a connect plus a write: a selected
  * destination is rerouted in 0-RTT mode first.
  *
+ * A program that confines itself with seccomp (prctl PR_SET_SECCOMP, as
+ * sshd's pre-authentication child does) allows the system calls it makes
+ * itself and is killed by any other: its write() must stay write(2), not
+ * become sendmsg(2).  From that call on, writes on rerouted connections go
+ * out through the very call the program made (a socket address dropped), and
+ * a write to a broken connection gets the kernel's EPIPE and SIGPIPE of the
+ * AF_UNIX socket, without the ECONNRESET-first rule.
+ *
  * The fast path of every read is the real call and one comparison.
  */
 #include "shim.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <string.h>
+#include <sys/prctl.h>
+
+/* Set once the program has installed a seccomp filter (see above). */
+static _Atomic bool io_sandboxed;
+
+/* Returns true when writes on rerouted connections may use sendmsg with
+ * MSG_NOSIGNAL: the program is not confined by seccomp. */
+static bool io_send_ok(void) {
+    return !atomic_load_explicit(&io_sandboxed, memory_order_relaxed);
+}
 
 /* --- read side --- */
 
@@ -205,7 +224,7 @@ static ssize_t io_send_buf(int fd, const void *buf, size_t len, int flags) {
 RUDP_EXPORT ssize_t write(int fd, const void *buf, size_t count) {
     ssize_t n;
 
-    if (io_is_conn(fd) && (n = io_send_buf(fd, buf, count, 0)) != -2)
+    if (io_is_conn(fd) && io_send_ok() && (n = io_send_buf(fd, buf, count, 0)) != -2)
         return n;
     return RUDP_REAL(write)(fd, buf, count);
 }
@@ -214,7 +233,7 @@ RUDP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
     struct msghdr m = {.msg_iov = (struct iovec *)iov};
     ssize_t n;
 
-    if (iovcnt >= 0 && io_is_conn(fd)) {
+    if (iovcnt >= 0 && io_is_conn(fd) && io_send_ok()) {
         m.msg_iovlen = (size_t)iovcnt;
         if ((n = io_send_conn(fd, &m, 0)) != -2)
             return n;
@@ -225,7 +244,7 @@ RUDP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
 RUDP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags) {
     ssize_t n;
 
-    if (io_is_conn(fd) && (n = io_send_buf(fd, buf, len, flags)) != -2)
+    if (io_is_conn(fd) && io_send_ok() && (n = io_send_buf(fd, buf, len, flags)) != -2)
         return n;
     return RUDP_REAL(send)(fd, buf, len, flags);
 }
@@ -263,8 +282,12 @@ RUDP_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 
     if (fo < 0)
         return -1;
-    if ((fo > 0 || io_is_conn(fd)) && (n = io_send_buf(fd, buf, len, flags)) != -2)
-        return n;
+    if (fo > 0 || io_is_conn(fd)) {
+        if (!io_send_ok())
+            return RUDP_REAL(sendto)(fd, buf, len, flags & ~MSG_FASTOPEN, NULL, 0);
+        if ((n = io_send_buf(fd, buf, len, flags)) != -2)
+            return n;
+    }
     return RUDP_REAL(sendto)(fd, buf, len, flags, addr, alen);
 }
 
@@ -279,8 +302,29 @@ RUDP_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
         m = *msg;
         m.msg_name = NULL; /* a TCP socket ignores it; AF_UNIX would refuse it */
         m.msg_namelen = 0;
+        if (!io_send_ok())
+            return RUDP_REAL(sendmsg)(fd, &m, flags & ~MSG_FASTOPEN);
         if ((n = io_send_conn(fd, &m, flags)) != -2)
             return n;
     }
     return RUDP_REAL(sendmsg)(fd, msg, flags);
+}
+
+/* --- seccomp --- */
+
+/* prctl(2): notes PR_SET_SECCOMP before the filter is in place, so no write
+ * after it turns into a system call the filter may not allow.  prctl takes
+ * up to four more unsigned long arguments; passing all four is what glibc's
+ * own wrapper does. */
+RUDP_EXPORT int prctl(int option, ...) {
+    unsigned long a[4];
+    va_list ap;
+
+    va_start(ap, option);
+    for (int i = 0; i < 4; i++)
+        a[i] = va_arg(ap, unsigned long);
+    va_end(ap);
+    if (option == PR_SET_SECCOMP)
+        atomic_store_explicit(&io_sandboxed, true, memory_order_relaxed);
+    return RUDP_REAL(prctl)(option, a[0], a[1], a[2], a[3]);
 }
