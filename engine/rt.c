@@ -11,8 +11,9 @@
  * a command sent at once is never lost.
  *
  * fork(): pthread_atfork holds the engine lock across the fork, so a child
- * never inherits a half-written queue.  The child has no engine thread: it
- * forgets the parent's engine (connections it inherited are still served
+ * never inherits a half-written queue.  A child of a raw clone(), which
+ * runs no atfork handler, is recognised by its pid at its first call.  The child has no
+ * engine thread: it forgets the parent's engine (connections it inherited are still served
  * by the parent through their socketpairs), closes the parent's UDP and
  * bridge descriptors so its copies do not keep sockets alive, and starts an
  * engine of its own on its first new rerouted socket.
@@ -39,6 +40,7 @@
 #include <unistd.h>
 
 static rt_engine *engine; /* this process's engine, or NULL */
+static pid_t engine_pid;  /* the process that started it */
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static rudp_rt_config config; /* set by rudp_rt_configure */
 static bool configured;
@@ -290,11 +292,22 @@ static int rt_create(void) {
     }
     pthread_detach(e->thread);
     engine = e;
+    engine_pid = getpid();
     rt_log(e, 2, "engine started (board %08x)", e->board->eid);
     return 0;
 }
 
+/* A child made by a raw clone() (vsftpd's isolate=YES) skipped the atfork
+ * handlers: it holds the parent's engine without its thread.  Forgets it
+ * as the fork child handler does (which also makes start_lock anew: the
+ * clone may have caught it held). */
+static void rt_forget_if_cloned(void) {
+    if (engine && engine_pid != getpid())
+        rt_atfork_child();
+}
+
 int rudp_rt_start(void) {
+    rt_forget_if_cloned();
     pthread_mutex_lock(&start_lock);
     if (!atfork_done) {
         pthread_atfork(rt_atfork_prepare, rt_atfork_parent, rt_atfork_child);
@@ -405,6 +418,7 @@ int rudp_rt_listen(const struct sockaddr *local, socklen_t len, const char *unix
 }
 
 void rudp_rt_unlisten(int id) {
+    rt_forget_if_cloned();
     if (!engine)
         return;
     rt_cmd *c = calloc(1, sizeof(*c));
@@ -416,6 +430,7 @@ void rudp_rt_unlisten(int id) {
 }
 
 void rudp_rt_exit_flush(void) {
+    rt_forget_if_cloned();
     pthread_mutex_lock(&start_lock);
     rt_engine *e = engine;
     pthread_mutex_unlock(&start_lock);

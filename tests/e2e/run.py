@@ -791,6 +791,20 @@ def t_restart(t):
     t.expect(rc == 0, "the old connection did not report ECONNRESET", cli, srv2)
 
 
+@test("raw-clone-child", limit=30)
+def t_raw_clone(t):
+    """A process with an engine makes a child with a raw clone() (no atfork
+    handlers, as vsftpd does): the child's own listener is served by an
+    engine of its own, and 256 KiB echo intact."""
+    other = t.port + 500
+    srv = t.spawn("clone-server", t.tool("clone-server", other, t.port),
+                  ports=f"{t.port},{other}")
+    t.wait_listening(srv)
+    cli = t.spawn("threads-client", t.tool("threads-client", "127.0.0.1", t.port, 1, 256 * 1024))
+    cli.wait_ok(20)
+    srv.wait_ok(10)
+
+
 @test("write-then-exit", limit=60)
 def t_write_exit(t):
     """A client writes 8 MiB and calls exit(0) at once (no close, no

@@ -48,6 +48,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -537,6 +538,42 @@ static int cmd_echo_server(int argc, char **argv) {
     else if (strcmp(mode, "forkconn") == 0)
         serve_forkconn(lfd);
     return EXIT_USAGE;
+}
+
+/* ---------------------------------------------------------- clone-server */
+
+/* clone-server PORT1 PORT2: listens on PORT1 (so this process has an
+ * engine), then makes a child with a raw clone(SIGCHLD) system call, which
+ * runs no pthread_atfork handler (vsftpd's isolate=YES).  The child listens
+ * on PORT2, prints "listening PORT2", echoes one connection to its EOF and
+ * exits; the parent exits with the child's status. */
+static int cmd_clone_server(int argc, char **argv) {
+    uint16_t port1, port2;
+    if (argc != 2 || !parse_port(argv[0], &port1) || !parse_port(argv[1], &port2))
+        return EXIT_USAGE;
+    signal(SIGPIPE, SIG_IGN);
+    int lfd1 = tcp_listen(port1, false);
+    long pid = syscall(SYS_clone, (unsigned long)SIGCHLD, 0ul, 0ul, 0ul, 0ul);
+    if (pid < 0)
+        die_sys("clone");
+    if (pid == 0) {
+        close(lfd1);
+        int lfd = tcp_listen(port2, false);
+        result("listening %u", port2);
+        int fd;
+        while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0 && errno == EINTR) {
+        }
+        if (fd < 0)
+            die_sys("accept4");
+        if (echo_stream(fd) < 0)
+            die_sys("echo");
+        close(fd);
+        exit(EXIT_OK);
+    }
+    int status;
+    while (waitpid((pid_t)pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_CHECK;
 }
 
 /* -------------------------------------------------------- threads-client */
@@ -1453,6 +1490,7 @@ typedef struct command {
 static const command commands[] = {
     {"echo-server", cmd_echo_server,
      "PORT [--v6] [--mode threads|epoll|prefork N|forkconn]"},
+    {"clone-server", cmd_clone_server, "PORT1 PORT2"},
     {"threads-client", cmd_threads_client, "HOST PORT NTHREADS BYTES"},
     {"connect-errno", cmd_connect_errno, "HOST PORT [--nonblock]"},
     {"write-exit", cmd_write_exit, "HOST PORT BYTES [SEED]"},
