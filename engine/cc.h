@@ -23,8 +23,8 @@ typedef struct rudp_cc_ops {
     /* Sets the initial window and state. */
     void (*init)(rudp_cc *cc, rudp_tstamp now);
     /* |bytes| of a packet sent at |sent_time| were acknowledged at |now|. */
-    void (*on_ack)(rudp_cc *cc, uint64_t bytes, rudp_tstamp sent_time,
-                   const rudp_rtt *rtt, rudp_tstamp now);
+    void (*on_ack)(rudp_cc *cc, uint64_t bytes, rudp_tstamp sent_time, const rudp_rtt *rtt,
+                   rudp_tstamp now);
     /* A loss (or ECN) was detected in a packet sent at |sent_time|. */
     void (*on_congestion)(rudp_cc *cc, rudp_tstamp sent_time, const rudp_rtt *rtt,
                           rudp_tstamp now);
@@ -42,11 +42,11 @@ typedef struct rudp_cc_ops {
 } rudp_cc_ops;
 
 typedef struct rudp_cubic_state {
-    double w_max;          /* window before the last reduction, in bytes */
-    double k;              /* seconds to reach w_max again */
-    double w_est;          /* Reno-friendly estimate, bytes */
+    double w_max; /* window before the last reduction, in bytes */
+    double k;     /* seconds to reach w_max again */
+    double w_est; /* Reno-friendly estimate, bytes */
     double cwnd_prior;
-    rudp_tstamp t_epoch;   /* start of the current congestion avoidance epoch */
+    rudp_tstamp t_epoch; /* start of the current congestion avoidance epoch */
     bool epoch_started;
 } rudp_cubic_state;
 
@@ -78,22 +78,23 @@ typedef struct rudp_bbr_state {
     uint64_t pacing_rate;          /* bytes per second, 0 before any ACK */
     uint64_t send_quantum;         /* bytes */
     double pacing_gain, cwnd_gain;
-    rudp_tstamp cycle_stamp;       /* start of the current ProbeBW phase */
-    rudp_tstamp probe_rtt_done;    /* end of the ProbeRTT dwell, once armed */
-    rudp_tstamp round_min_rtt;     /* smallest RTT in the current round */
+    rudp_tstamp cycle_stamp;        /* start of the current ProbeBW phase */
+    rudp_tstamp probe_rtt_done;     /* end of the ProbeRTT dwell, once armed */
+    rudp_tstamp round_min_rtt;      /* smallest RTT in the current round */
     rudp_tstamp last_round_min_rtt; /* the same for the previous round */
-    uint64_t round_lost;           /* bytes lost in the current round */
+    uint32_t round_rtt_samples;     /* RTT samples taken in the current round */
+    uint64_t round_lost;            /* bytes lost in the current round */
     uint64_t round_start_delivered; /* delivered count when it started */
-    rudp_tstamp round_start_time;  /* when it started */
-    uint64_t round_rate;           /* delivery rate of the last round, bytes/s */
-    double loss_rate;              /* moving average of the per-round loss */
-    uint32_t full_bw_count;        /* rounds without 25 % growth */
-    uint8_t cycle_index;           /* ProbeBW phase, 0..7 */
-    uint8_t mode;                  /* enum rudp_bbr_mode */
+    rudp_tstamp round_start_time;   /* when it started */
+    uint64_t round_rate;            /* delivery rate of the last round, bytes/s */
+    double loss_rate;               /* moving average of the per-round loss */
+    uint32_t full_bw_count;         /* rounds without 25 % growth */
+    uint8_t cycle_index;            /* ProbeBW phase, 0..7 */
+    uint8_t mode;                   /* enum rudp_bbr_mode */
     bool filled_pipe, round_start, rt_prop_expired, packet_conservation;
-    bool recovery_pending;         /* recovery began; cwnd set on next ACK */
+    bool recovery_pending; /* recovery began; cwnd set on next ACK */
     bool probe_rtt_armed, probe_rtt_round_done;
-    bool round_had_loss;           /* the last round lost something */
+    bool round_had_loss; /* the last round lost something */
 } rudp_bbr_state;
 
 struct rudp_cc {

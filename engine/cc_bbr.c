@@ -13,9 +13,12 @@
  * sent after the previous round ended is acknowledged.
  *
  * The state machine (draft §4.3):
- *   - Startup: both gains 2/ln 2, doubling the delivery rate every round
- *     until BtlBw has grown less than 25 % for three rounds (the pipe is
- *     full); app-limited rounds do not count.
+ *   - Startup: pacing gain 2/ln 2, doubling the delivery rate every round,
+ *     with the window at twice the estimated BDP (as BBRv3; v1's 2/ln 2 lets
+ *     Startup queue two BDPs more than the pipe holds), until BtlBw has grown
+ *     less than 25 % for three rounds, or a round begins with every RTT
+ *     clearly above RTprop (HyStart++'s delay test): the pipe is full.
+ *     App-limited rounds do not count.
  *   - Drain: pacing gain ln 2 / 2 until the flight is down to one BDP.
  *   - ProbeBW: cwnd gain 2 and a pacing gain cycling through 1.25, 0.75
  *     and six phases of 1, each about one RTprop long; the 1.25 phase ends
@@ -59,12 +62,16 @@
 
 #define BBR_HIGH_GAIN 2.88539008177792681 /* 2 / ln 2 */
 #define BBR_CWND_GAIN 2.0
+#define BBR_STARTUP_CWND_GAIN 2.0
 #define BBR_BW_WINDOW 10 /* rounds of the BtlBw filter */
 #define BBR_RTPROP_WINDOW RUDP_SEC(10)
 #define BBR_PROBE_RTT_TIME RUDP_MS(200)
 #define BBR_MIN_PIPE_PKTS 4
 #define BBR_CYCLE_LEN 8
 #define BBR_FULL_BW_ROUNDS 3
+#define BBR_STARTUP_RTT_SAMPLES 8      /* RTTs a round needs before the delay test */
+#define BBR_STARTUP_ETA_MIN RUDP_MS(4) /* bounds of the RTT rise that ends Startup */
+#define BBR_STARTUP_ETA_MAX RUDP_MS(16)
 #define BBR_LOSS_MAX 0.2 /* largest loss fraction compensated */
 #define BBR_LOSS_WEIGHT 0.25
 #define BBR_NS_PER_SEC 1e9
@@ -191,7 +198,7 @@ static void bbr_restore_cwnd(rudp_cc *cc) {
 static void bbr_enter_startup(rudp_bbr_state *b) {
     b->mode = RUDP_BBR_STARTUP;
     b->pacing_gain = BBR_HIGH_GAIN;
-    b->cwnd_gain = BBR_HIGH_GAIN;
+    b->cwnd_gain = BBR_STARTUP_CWND_GAIN;
 }
 
 /* Moves to the next ProbeBW phase at |now|. */
@@ -239,6 +246,7 @@ static void bbr_update_round(rudp_cc *cc, const rudp_rate *rate, rudp_tstamp now
     b->round_start_time = now;
     b->last_round_min_rtt = b->round_min_rtt;
     b->round_min_rtt = BBR_RTT_NONE;
+    b->round_rtt_samples = 0;
 }
 
 /* Feeds a valid sample to the BtlBw filter; an app-limited one only when it
@@ -293,6 +301,26 @@ static void bbr_check_full_pipe(rudp_bbr_state *b, const rudp_rate_sample *rs) {
         b->filled_pipe = true;
 }
 
+/* In Startup, a queue already standing at the start of a round means the
+ * pipe is full: the smallest of the round's first BBR_STARTUP_RTT_SAMPLES
+ * RTTs is at least rt_prop + clamp(rt_prop / 8, 4 ms, 16 ms) (HyStart++'s
+ * test, RFC 9406 §4.2).  Waiting for three rounds without bandwidth growth
+ * instead lets the 2/ln 2 gain put up to two more BDPs in the queue, which a
+ * buffer of one BDP drops. */
+static void bbr_check_startup_delay(rudp_bbr_state *b) {
+    rudp_tstamp eta;
+
+    if (b->filled_pipe || b->mode != RUDP_BBR_STARTUP || b->rt_prop == BBR_RTT_NONE ||
+        b->round_rtt_samples < BBR_STARTUP_RTT_SAMPLES)
+        return;
+    eta = b->rt_prop / 8;
+    eta = eta < BBR_STARTUP_ETA_MIN   ? BBR_STARTUP_ETA_MIN
+          : eta > BBR_STARTUP_ETA_MAX ? BBR_STARTUP_ETA_MAX
+                                      : eta;
+    if (b->round_min_rtt >= b->rt_prop + eta)
+        b->filled_pipe = true;
+}
+
 /* Leaves Startup for Drain once the pipe is full, and Drain for ProbeBW
  * once the flight is down to one BDP (draft §4.3.3). */
 static void bbr_check_drain(rudp_cc *cc, uint64_t in_flight, rudp_tstamp now) {
@@ -314,6 +342,7 @@ static void bbr_update_rt_prop(rudp_bbr_state *b, rudp_tstamp rtt, rudp_tstamp n
         b->rt_prop != BBR_RTT_NONE && now > b->rt_prop_stamp + BBR_RTPROP_WINDOW;
     if (rtt == BBR_RTT_NONE)
         return;
+    b->round_rtt_samples++;
     if (rtt < b->round_min_rtt)
         b->round_min_rtt = rtt;
     if (rtt <= b->rt_prop || b->rt_prop_expired) {
@@ -494,6 +523,7 @@ static void bbr_on_ack_sample(rudp_cc *cc, rudp_rate *rate, uint64_t in_flight,
     bbr_check_full_pipe(b, rs);
     bbr_check_drain(cc, in_flight, now);
     bbr_update_rt_prop(b, sample, now);
+    bbr_check_startup_delay(b);
     bbr_check_probe_rtt(cc, rate, in_flight, now);
     bbr_set_pacing_rate(cc, rtt);
     bbr_set_send_quantum(cc);

@@ -38,12 +38,15 @@ void sim_link_config_default(sim_link_config *c) {
     memset(c, 0, sizeof(*c));
     c->burst_len = 4.0;
     c->queue_limit = 10000;
+    c->header_overhead = SIM_LINK_HEADER_OVERHEAD;
     c->max_datagram = 65535;
     c->max_in_flight = 1u << 20;
 }
 
 /* Returns true when |x| is a probability (a number in [0, 1]). */
-static bool is_probability(double x) { return x >= 0.0 && x <= 1.0; }
+static bool is_probability(double x) {
+    return x >= 0.0 && x <= 1.0;
+}
 
 /* Returns the Gilbert Good->Bad transition probability that yields a
  * long-run loss rate |rate| with mean burst length |len|; may exceed 1 when
@@ -201,7 +204,7 @@ static int depart_push(sim_link *l, rudp_tstamp t) {
 static rudp_tstamp serialisation_time(const sim_link *l, size_t len) {
     if (l->cfg.rate_bps == 0)
         return 0;
-    uint64_t bits = (uint64_t)(len + SIM_LINK_HEADER_OVERHEAD) * 8u;
+    uint64_t bits = (uint64_t)(len + l->cfg.header_overhead) * 8u;
     return (bits * 1000000000ull + l->cfg.rate_bps / 2) / l->cfg.rate_bps;
 }
 
@@ -229,8 +232,8 @@ static enum sim_link_verdict bottleneck(sim_link *l, size_t len, rudp_tstamp now
 
 /* Advances the Gilbert channel one step. */
 static void ge_step(sim_link *l) {
-    l->ge_bad = l->ge_bad ? !sim_prng_chance(&l->rng, l->ge_r)
-                          : sim_prng_chance(&l->rng, l->ge_p);
+    l->ge_bad =
+        l->ge_bad ? !sim_prng_chance(&l->rng, l->ge_r) : sim_prng_chance(&l->rng, l->ge_p);
 }
 
 /* Decides whether the wire loses a datagram sent at |now|: random loss
@@ -322,11 +325,20 @@ static enum sim_link_verdict launch_copy(sim_link *l, const uint8_t *pkt, size_t
  * and returns |v|. */
 static enum sim_link_verdict count_drop(sim_link *l, enum sim_link_verdict v) {
     switch (v) {
-    case SIM_LINK_DROP_PARTITION: l->stats.drop_partition++; break;
-    case SIM_LINK_DROP_QUEUE: l->stats.drop_queue++; break;
-    case SIM_LINK_DROP_LOSS: l->stats.drop_loss++; break;
-    case SIM_LINK_DROP_BURST: l->stats.drop_burst++; break;
-    default: break;
+    case SIM_LINK_DROP_PARTITION:
+        l->stats.drop_partition++;
+        break;
+    case SIM_LINK_DROP_QUEUE:
+        l->stats.drop_queue++;
+        break;
+    case SIM_LINK_DROP_LOSS:
+        l->stats.drop_loss++;
+        break;
+    case SIM_LINK_DROP_BURST:
+        l->stats.drop_burst++;
+        break;
+    default:
+        break;
     }
     return v;
 }
@@ -340,8 +352,10 @@ enum sim_link_verdict sim_link_send(sim_link *l, const uint8_t *pkt, size_t len,
     if (partitioned(l, now))
         return count_drop(l, SIM_LINK_DROP_PARTITION);
     rudp_tstamp leave;
-    enum sim_link_verdict v = bottleneck(l, len, now, &leave);
+    enum sim_link_verdict v = l->cfg.loss_first ? wire_loss(l, now) : SIM_LINK_SENT;
     if (v == SIM_LINK_SENT)
+        v = bottleneck(l, len, now, &leave);
+    if (v == SIM_LINK_SENT && !l->cfg.loss_first)
         v = wire_loss(l, leave);
     if (v != SIM_LINK_SENT)
         return count_drop(l, v);
@@ -371,17 +385,26 @@ size_t sim_link_receive(sim_link *l, rudp_tstamp now, uint8_t *buf, size_t cap) 
     return len;
 }
 
-uint32_t sim_link_in_flight(const sim_link *l) { return l->nheap; }
+uint32_t sim_link_in_flight(const sim_link *l) {
+    return l->nheap;
+}
 
 const char *sim_link_verdict_name(enum sim_link_verdict v) {
     switch (v) {
-    case SIM_LINK_SENT: return "sent";
-    case SIM_LINK_DROP_PARTITION: return "drop-partition";
-    case SIM_LINK_DROP_QUEUE: return "drop-queue";
-    case SIM_LINK_DROP_LOSS: return "drop-loss";
-    case SIM_LINK_DROP_BURST: return "drop-burst";
-    case SIM_LINK_DROP_OVERFLOW: return "drop-overflow";
-    case SIM_LINK_TOO_BIG: return "too-big";
+    case SIM_LINK_SENT:
+        return "sent";
+    case SIM_LINK_DROP_PARTITION:
+        return "drop-partition";
+    case SIM_LINK_DROP_QUEUE:
+        return "drop-queue";
+    case SIM_LINK_DROP_LOSS:
+        return "drop-loss";
+    case SIM_LINK_DROP_BURST:
+        return "drop-burst";
+    case SIM_LINK_DROP_OVERFLOW:
+        return "drop-overflow";
+    case SIM_LINK_TOO_BIG:
+        return "too-big";
     }
     return "?";
 }
@@ -432,8 +455,10 @@ static int selftest_delay(FILE *log) {
         test_fill(pkt, sizeof(pkt), i);
         bad += at != RUDP_MS(i) + c.delay || n != sizeof(pkt) || memcmp(got, pkt, n) != 0;
     }
-    int f = check(log, bad == 0, "delay: 100 datagrams arrive 20 ms later, intact, in order");
-    f += check(log, sim_link_next_arrival(&l) == RUDP_TSTAMP_NEVER, "delay: link empty after");
+    int f =
+        check(log, bad == 0, "delay: 100 datagrams arrive 20 ms later, intact, in order");
+    f += check(log, sim_link_next_arrival(&l) == RUDP_TSTAMP_NEVER,
+               "delay: link empty after");
     sim_link_free(&l);
     return f;
 }
@@ -524,7 +549,8 @@ static int selftest_loss_dup(FILE *log) {
     double dup = (double)st.duplicated / (1e5 - (double)st.drop_loss);
     int f = check(log, fabs(loss - 0.10) < 0.003, "loss: 10%% configured, %.2f%% measured",
                   loss * 100);
-    f += check(log, fabs(dup - 0.05) < 0.003, "dup: 5%% configured, %.2f%% measured", dup * 100);
+    f += check(log, fabs(dup - 0.05) < 0.003, "dup: 5%% configured, %.2f%% measured",
+               dup * 100);
     f += check(log, st.delivered == 100000 - st.drop_loss + st.duplicated,
                "dup: every surviving datagram and copy is delivered");
     return f;
@@ -544,7 +570,9 @@ static int selftest_burst(FILE *log) {
     bool prev_lost = false;
     const int n = 400000;
     for (int i = 0; i < n; i++) {
-        bool lost = sim_link_send(&l, pkt, sizeof(pkt), RUDP_US(i) /* back to back: no idle steps */) == SIM_LINK_DROP_BURST;
+        bool lost = sim_link_send(&l, pkt, sizeof(pkt),
+                                  RUDP_US(i) /* back to back: no idle steps */) ==
+                    SIM_LINK_DROP_BURST;
         bursts += lost && !prev_lost;
         prev_lost = lost;
         while (sim_link_receive(&l, RUDP_MS(i), got, sizeof(got)) > 0) {
@@ -552,8 +580,8 @@ static int selftest_burst(FILE *log) {
     }
     double rate = (double)l.stats.drop_burst / n;
     double mean = bursts ? (double)l.stats.drop_burst / (double)bursts : 0;
-    int f = check(log, fabs(rate - 0.03) < 0.004,
-                  "burst: 3%% configured, %.2f%% measured", rate * 100);
+    int f = check(log, fabs(rate - 0.03) < 0.004, "burst: 3%% configured, %.2f%% measured",
+                  rate * 100);
     f += check(log, fabs(mean - 4.0) < 0.4, "burst: mean burst length %.2f (want 4)", mean);
     sim_link_free(&l);
     return f;
@@ -582,8 +610,8 @@ static int selftest_corrupt(FILE *log) {
         hist[diff >= 1 && diff <= 3 ? diff : 0]++;
     }
     int f = check(log, bad == 0 && hist[1] > 800 && hist[2] > 800 && hist[3] > 800,
-                  "corrupt: 1/2/3 bits flipped in %d/%d/%d of 3000 copies", hist[1], hist[2],
-                  hist[3]);
+                  "corrupt: 1/2/3 bits flipped in %d/%d/%d of 3000 copies", hist[1],
+                  hist[2], hist[3]);
     sim_link_free(&l);
     return f;
 }

@@ -11,14 +11,18 @@
  *   2. queue: with a rate set, dropped if more than queue_limit datagrams
  *      are already waiting behind the one being serialised (drop-tail);
  *      otherwise it leaves the bottleneck when its bits have been clocked out
- *      (payload + 28 bytes of IPv4/UDP header, at rate_bps);
+ *      (payload + header_overhead bytes, 28 for IPv4/UDP by default, at
+ *      rate_bps);
  *   3. loss: dropped at random (loss), or by a two-state Gilbert–Elliott
  *      channel (burst_loss): in state Good nothing is lost, in state Bad
  *      everything is; after each datagram the channel moves Good->Bad with
  *      probability p and Bad->Good with probability r = 1 / burst_len, so
  *      bursts last burst_len datagrams on average (geometric) and the
  *      long-run loss rate is p / (p + r); p is chosen to make that equal to
- *      burst_loss.  A lost datagram still used its share of the bottleneck;
+ *      burst_loss.  A lost datagram still used its share of the bottleneck,
+ *      unless loss_first is set: then loss comes before the queue (stage
+ *      1.5), as in scripts/netem's NFQUEUE stand-in and tc netem with a tbf
+ *      child, and a lost datagram costs the bottleneck nothing;
  *   4. delay: it arrives delay + U[0, jitter] after leaving the bottleneck,
  *      so jitter reorders datagrams sent closer together than the jitter;
  *   5. duplication: with probability dup a second copy arrives too, a
@@ -39,6 +43,7 @@
 #ifndef RUDP_SIM_LINK_H
 #define RUDP_SIM_LINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,7 +51,8 @@
 #include "prng.h"
 #include "rudp/rudp.h"
 
-/* Bytes of IPv4 + UDP header charged per datagram by the rate limiter. */
+/* Bytes of IPv4 + UDP header charged per datagram by the rate limiter
+ * unless the configuration says otherwise. */
 #define SIM_LINK_HEADER_OVERHEAD 28
 
 typedef struct sim_link_config {
@@ -59,6 +65,8 @@ typedef struct sim_link_config {
     double corrupt;              /* corruption probability, 0..1 */
     uint64_t rate_bps;           /* bottleneck bit rate, 0 = unlimited */
     uint32_t queue_limit;        /* datagrams that may wait (with a rate) */
+    uint32_t header_overhead;    /* bytes charged per datagram besides its payload */
+    bool loss_first;             /* random/burst loss before the queue, not after */
     rudp_tstamp partition_start; /* partition window start */
     rudp_tstamp partition_len;   /* partition window length, 0 = none */
     size_t max_datagram;         /* largest datagram the link accepts */
@@ -67,28 +75,28 @@ typedef struct sim_link_config {
 
 /* What sim_link_send() did with a datagram. */
 enum sim_link_verdict {
-    SIM_LINK_SENT = 0,        /* on its way (it may still be partitioned) */
-    SIM_LINK_DROP_PARTITION,  /* sent during the partition window */
-    SIM_LINK_DROP_QUEUE,      /* bottleneck queue full */
-    SIM_LINK_DROP_LOSS,       /* random loss */
-    SIM_LINK_DROP_BURST,      /* Gilbert–Elliott loss */
-    SIM_LINK_DROP_OVERFLOW,   /* max_in_flight datagrams already in flight */
-    SIM_LINK_TOO_BIG,         /* longer than max_datagram: a caller bug */
+    SIM_LINK_SENT = 0,       /* on its way (it may still be partitioned) */
+    SIM_LINK_DROP_PARTITION, /* sent during the partition window */
+    SIM_LINK_DROP_QUEUE,     /* bottleneck queue full */
+    SIM_LINK_DROP_LOSS,      /* random loss */
+    SIM_LINK_DROP_BURST,     /* Gilbert–Elliott loss */
+    SIM_LINK_DROP_OVERFLOW,  /* max_in_flight datagrams already in flight */
+    SIM_LINK_TOO_BIG,        /* longer than max_datagram: a caller bug */
 };
 
 typedef struct sim_link_stats {
-    uint64_t sent;              /* datagrams offered */
-    uint64_t bytes_sent;        /* their payload bytes */
-    uint64_t delivered;         /* copies handed out by sim_link_receive */
-    uint64_t bytes_delivered;   /* their payload bytes */
-    uint64_t drop_partition;    /* copies sent or arriving in the window */
+    uint64_t sent;            /* datagrams offered */
+    uint64_t bytes_sent;      /* their payload bytes */
+    uint64_t delivered;       /* copies handed out by sim_link_receive */
+    uint64_t bytes_delivered; /* their payload bytes */
+    uint64_t drop_partition;  /* copies sent or arriving in the window */
     uint64_t drop_queue;
     uint64_t drop_loss;
     uint64_t drop_burst;
     uint64_t drop_overflow;
-    uint64_t duplicated;        /* extra copies created */
-    uint64_t corrupted;         /* copies with flipped bits */
-    uint64_t max_queued;        /* deepest bottleneck queue seen */
+    uint64_t duplicated; /* extra copies created */
+    uint64_t corrupted;  /* copies with flipped bits */
+    uint64_t max_queued; /* deepest bottleneck queue seen */
 } sim_link_stats;
 
 /* One datagram in flight: its arrival time, a tie-breaker and a length; the
@@ -105,20 +113,20 @@ typedef struct sim_link_slot {
 typedef struct sim_link {
     sim_link_config cfg;
     sim_prng rng;
-    double ge_p, ge_r;          /* Gilbert–Elliott transition probabilities */
-    int ge_bad;                 /* current Gilbert–Elliott state */
-    rudp_tstamp ge_last;        /* when the channel last stepped */
-    uint64_t seq;               /* send order, for FIFO among equal times */
+    double ge_p, ge_r;   /* Gilbert–Elliott transition probabilities */
+    int ge_bad;          /* current Gilbert–Elliott state */
+    rudp_tstamp ge_last; /* when the channel last stepped */
+    uint64_t seq;        /* send order, for FIFO among equal times */
     /* Slot pool and arrival heap. */
-    uint8_t *data;              /* nslots * cfg.max_datagram bytes */
+    uint8_t *data; /* nslots * cfg.max_datagram bytes */
     sim_link_slot *slots;
-    uint32_t *heap;             /* slot indices, min-heap on (at, seq) */
-    uint32_t *free;             /* free slot indices (a stack) */
+    uint32_t *heap; /* slot indices, min-heap on (at, seq) */
+    uint32_t *free; /* free slot indices (a stack) */
     uint32_t nslots, nheap, nfree;
     /* Bottleneck: departure times of datagrams not yet clocked out. */
-    rudp_tstamp *depart;        /* ring, capacity ndepart_cap (power of 2) */
+    rudp_tstamp *depart; /* ring, capacity ndepart_cap (power of 2) */
     uint32_t depart_head, ndepart, ndepart_cap;
-    rudp_tstamp busy_until;     /* when the bottleneck is next idle */
+    rudp_tstamp busy_until; /* when the bottleneck is next idle */
     sim_link_stats stats;
 } sim_link;
 

@@ -45,13 +45,13 @@
 #include "prng.h"
 #include "rudp/rudp.h"
 
-#define SIM_CHUNK 65536                 /* bytes per stream read/write call */
-#define SIM_BUF 65536                   /* datagram buffer size */
-#define SIM_T0 RUDP_SEC(1000)           /* virtual clock origin */
-#define SIM_MAX_BURST 100000            /* datagrams one write loop may emit */
-#define SIM_MAX_SAME_TIME 200000        /* steps without time advancing */
-#define SIM_DUMP_STREAMS 8              /* streams listed per side in a dump */
-#define SIM_BURST_LEN 4.0               /* mean Gilbert–Elliott burst length */
+#define SIM_CHUNK 65536          /* bytes per stream read/write call */
+#define SIM_BUF 65536            /* datagram buffer size */
+#define SIM_T0 RUDP_SEC(1000)    /* virtual clock origin */
+#define SIM_MAX_BURST 100000     /* datagrams one write loop may emit */
+#define SIM_MAX_SAME_TIME 200000 /* steps without time advancing */
+#define SIM_DUMP_STREAMS 8       /* streams listed per side in a dump */
+#define SIM_BURST_LEN 4.0        /* mean Gilbert–Elliott burst length */
 
 /* ---- Options ------------------------------------------------------------ */
 
@@ -63,14 +63,20 @@ typedef struct sim_opts {
     uint64_t rate_bps;
     uint32_t queue;
     rudp_tstamp partition[2]; /* start, length */
+    int loss_first;           /* loss before the bottleneck (as scripts/netem) */
+    uint32_t overhead;        /* per-datagram bytes the bottleneck charges */
+    int overhead_given;
     uint32_t streams;
-    uint64_t bytes;
+    uint64_t bytes;      /* per stream, client to server */
+    uint64_t bytes_back; /* per stream, server to client */
+    int bytes_back_given;
     enum rudp_cc_algo cc;
     int cc_given;
     uint32_t mtu;
     int mtu_given;
     int verbose, trace, selftest_link, help;
     rudp_tstamp time_limit;
+    rudp_tstamp stats_every; /* print both sessions' state this often (0: never) */
     uint64_t step_limit;
     char flags[1024]; /* the command-line flags except --seed/--seeds */
 } sim_opts;
@@ -105,19 +111,31 @@ static const opt_def opt_table[] = {
     {"--delay", OPT_MS, O(delay), 0, "MS", "one-way delay"},
     {"--jitter", OPT_MS, O(jitter), 0, "MS", "extra uniform delay per datagram (reorders)"},
     {"--loss", OPT_PCT, O(loss), 0, "PCT", "random loss"},
-    {"--burst-loss", OPT_PCT, O(burst_loss), 0, "PCT", "Gilbert-Elliott loss, bursts of ~4"},
-    {"--burst-len", OPT_REAL, O(burst_len), 0, "N", "mean burst length for --burst-loss (4)"},
+    {"--burst-loss", OPT_PCT, O(burst_loss), 0, "PCT",
+     "Gilbert-Elliott loss, bursts of ~4"},
+    {"--burst-len", OPT_REAL, O(burst_len), 0, "N",
+     "mean burst length for --burst-loss (4)"},
     {"--dup", OPT_PCT, O(dup), 0, "PCT", "duplication"},
     {"--corrupt", OPT_PCT, O(corrupt), 0, "PCT", "flip 1-3 bits of a datagram"},
     {"--rate", OPT_MBIT, O(rate_bps), 0, "MBIT", "bottleneck rate (default unlimited)"},
     {"--queue", OPT_U32, O(queue), 0, "PKTS", "drop-tail queue limit with --rate (10000)"},
-    {"--partition", OPT_PARTITION, O(partition), 0, "START_MS:LEN_MS", "drop all both ways"},
+    {"--partition", OPT_PARTITION, O(partition), 0, "START_MS:LEN_MS",
+     "drop all both ways"},
+    {"--loss-first", OPT_FLAG, O(loss_first), 0, "",
+     "lose datagrams before the bottleneck, not after (as scripts/netem)"},
+    {"--overhead", OPT_U32, O(overhead), O(overhead_given), "BYTES",
+     "bytes the bottleneck charges per datagram besides its payload (28)"},
     {"--streams", OPT_U32, O(streams), 0, "N", "streams the client opens (1)"},
     {"--bytes", OPT_U64, O(bytes), 0, "N", "bytes per stream per direction (100000)"},
+    {"--bytes-back", OPT_U64, O(bytes_back), O(bytes_back_given), "N",
+     "bytes per stream server to client (--bytes)"},
     {"--cc", OPT_CC, O(cc), O(cc_given), "NAME", "newreno, cubic or bbr (engine default)"},
     {"--mtu", OPT_U32, O(mtu), O(mtu_given), "BYTES", "max_packet_size (engine default)"},
     {"--time-limit", OPT_SEC, O(time_limit), 0, "SEC", "virtual time limit per run (600)"},
-    {"--step-limit", OPT_U64, O(step_limit), 0, "N", "event-loop steps per run (100000000)"},
+    {"--step-limit", OPT_U64, O(step_limit), 0, "N",
+     "event-loop steps per run (100000000)"},
+    {"--stats", OPT_MS, O(stats_every), 0, "MS",
+     "print cwnd, flight, pacing, RTT and loss every MS of virtual time"},
     {"--verbose", OPT_FLAG, O(verbose), 0, "", "one summary line per run"},
     {"--trace", OPT_FLAG, O(trace), 0, "", "log every datagram and event"},
     {"--selftest-link", OPT_FLAG, O(selftest_link), 0, "", "check the link model and exit"},
@@ -314,6 +332,8 @@ static int parse_args(int argc, char **argv, sim_opts *o) {
     for (int i = 1; i < argc; i++)
         if (parse_one(argc, argv, &i, o) != 0)
             return -1;
+    if (!o->bytes_back_given)
+        o->bytes_back = o->bytes;
     return check_opts(o);
 }
 
@@ -326,7 +346,8 @@ static int make_settings(const sim_opts *o, rudp_settings *s) {
     if (o->mtu_given)
         s->max_packet_size = o->mtu;
     if (rudp_settings_check(s) != RUDP_OK) {
-        fprintf(stderr, "rudp-sim: bad value for --mtu: '%" PRIu32 "' (settings rejected)\n",
+        fprintf(stderr,
+                "rudp-sim: bad value for --mtu: '%" PRIu32 "' (settings rejected)\n",
                 o->mtu);
         return -1;
     }
@@ -346,6 +367,9 @@ static int make_link_config(const sim_opts *o, uint32_t mtu, sim_link_config *c)
     c->corrupt = o->corrupt;
     c->rate_bps = o->rate_bps;
     c->queue_limit = o->queue;
+    c->loss_first = o->loss_first != 0;
+    if (o->overhead_given)
+        c->header_overhead = o->overhead;
     c->partition_start = SIM_T0 + o->partition[0];
     c->partition_len = o->partition[1];
     c->max_datagram = mtu;
@@ -394,27 +418,27 @@ typedef struct sim_stream {
     uint64_t sid;
     uint64_t send_key, recv_key; /* patterns written and expected */
     uint64_t sent, recvd;
-    uint64_t hash, want_hash;    /* FNV-1a of the bytes read / expected */
-    uint64_t mismatch_at;        /* first wrong byte read, or UINT64_MAX */
-    int write_blocked;           /* WOULDBLOCK seen, waiting for WRITABLE */
+    uint64_t hash, want_hash; /* FNV-1a of the bytes read / expected */
+    uint64_t mismatch_at;     /* first wrong byte read, or UINT64_MAX */
+    int write_blocked;        /* WOULDBLOCK seen, waiting for WRITABLE */
     int fin_sent, eof, released;
 } sim_stream;
 
 typedef struct sim_end {
-    const char *name;    /* "client" or "server" */
-    int dir;             /* direction of the bytes it sends: 0 c->s, 1 s->c */
-    rudp_session *sess;  /* NULL before creation and after deletion */
-    int gone;            /* session was done and has been deleted */
-    rudp_addr peer;      /* the other side's address */
-    sim_link *out;       /* link its datagrams go into */
-    sim_prng app;        /* sizes of the application's reads and writes */
-    uint8_t *stage;      /* pattern bytes generated but not yet accepted */
+    const char *name;              /* "client" or "server" */
+    int dir;                       /* direction of the bytes it sends: 0 c->s, 1 s->c */
+    rudp_session *sess;            /* NULL before creation and after deletion */
+    int gone;                      /* session was done and has been deleted */
+    rudp_addr peer;                /* the other side's address */
+    sim_link *out;                 /* link its datagrams go into */
+    sim_prng app;                  /* sizes of the application's reads and writes */
+    uint8_t *stage;                /* pattern bytes generated but not yet accepted */
     uint64_t stage_sid, stage_off; /* whose bytes, from which stream offset */
     size_t stage_len;
-    sim_stream *st;      /* streams in the order they were opened */
+    sim_stream *st; /* streams in the order they were opened */
     uint32_t nst, nreleased;
     int established, closed, close_called;
-    uint64_t drops[32];  /* read_pkt / new_server rejections by -error */
+    uint64_t drops[32];      /* read_pkt / new_server rejections by -error */
     rudp_session_info final; /* info taken just before deletion */
 } sim_end;
 
@@ -425,10 +449,11 @@ typedef struct sim_run {
     sim_link c2s, s2c;
     sim_end cli, srv;
     rudp_tstamp now;
-    uint64_t pattern_seed[2];    /* per direction */
+    uint64_t pattern_seed[2]; /* per direction */
     uint64_t steps, same_time;
+    rudp_tstamp next_stats; /* when --stats prints next */
     uint64_t dir_bytes[2];
-    rudp_tstamp dir_last[2];     /* virtual time the last byte was read */
+    rudp_tstamp dir_last[2]; /* virtual time the last byte was read */
     int failed;
     char reason[512];
     uint8_t pkt[SIM_BUF], io[SIM_CHUNK], pat[SIM_CHUNK];
@@ -449,7 +474,9 @@ static void fail(sim_run *r, const char *fmt, ...) {
 }
 
 /* Returns the virtual time of |r| in milliseconds since the run started. */
-static double ms_now(const sim_run *r) { return (double)(r->now - SIM_T0) / 1e6; }
+static double ms_now(const sim_run *r) {
+    return (double)(r->now - SIM_T0) / 1e6;
+}
 
 /* Prints a trace line for |r| when --trace is on. */
 static void trace(const sim_run *r, const char *fmt, ...) {
@@ -505,8 +532,8 @@ static sim_stream *find_stream(sim_end *e, uint64_t sid) {
  * NULL (after failing the run) when |e| already has --streams streams. */
 static sim_stream *add_stream(sim_run *r, sim_end *e, uint64_t sid) {
     if (e->nst >= r->o->streams) {
-        fail(r, "%s: stream %" PRIu64 " is one more than the %" PRIu32 " opened", e->name, sid,
-             r->o->streams);
+        fail(r, "%s: stream %" PRIu64 " is one more than the %" PRIu32 " opened", e->name,
+             sid, r->o->streams);
         return NULL;
     }
     sim_stream *s = &e->st[e->nst++];
@@ -519,13 +546,19 @@ static sim_stream *add_stream(sim_run *r, sim_end *e, uint64_t sid) {
     return s;
 }
 
+/* Returns the bytes every stream carries in direction |dir| (0: client to
+ * server, 1: server to client). */
+static uint64_t dir_total(const sim_run *r, int dir) {
+    return dir == 0 ? r->o->bytes : r->o->bytes_back;
+}
+
 /* Checks a finished receive half of |s| on |e|: byte count, pattern and
  * hash.  Fails the run with the first discrepancy. */
 static void verify_received(sim_run *r, sim_end *e, sim_stream *s) {
-    uint64_t want = r->o->bytes;
+    uint64_t want = dir_total(r, !e->dir);
     if (s->recvd != want)
-        fail(r, "%s: stream %" PRIu64 " EOF after %" PRIu64 " of %" PRIu64 " bytes", e->name,
-             s->sid, s->recvd, want);
+        fail(r, "%s: stream %" PRIu64 " EOF after %" PRIu64 " of %" PRIu64 " bytes",
+             e->name, s->sid, s->recvd, want);
     else if (s->mismatch_at != UINT64_MAX)
         fail(r, "%s: stream %" PRIu64 " byte %" PRIu64 " differs from what the peer wrote",
              e->name, s->sid, s->mismatch_at);
@@ -562,7 +595,7 @@ static void maybe_release(sim_run *r, sim_end *e, sim_stream *s) {
 
 /* Half-closes |s| once all its bytes are written. */
 static void maybe_shutdown(sim_run *r, sim_end *e, sim_stream *s) {
-    if (s->fin_sent || s->sent < r->o->bytes)
+    if (s->fin_sent || s->sent < dir_total(r, e->dir))
         return;
     int rc = rudp_stream_shutdown_write(e->sess, s->sid);
     trace(r, "%s: shutdown_write %" PRIu64 " -> %s", e->name, s->sid, rudp_strerror(rc));
@@ -583,7 +616,7 @@ static const uint8_t *next_chunk(sim_run *r, sim_end *e, sim_stream *s, size_t *
         s->sent >= e->stage_off + e->stage_len) {
         e->stage_sid = s->sid;
         e->stage_off = s->sent;
-        e->stage_len = io_size(e, r->o->bytes - s->sent);
+        e->stage_len = io_size(e, dir_total(r, e->dir) - s->sent);
         pattern_fill(s->send_key, s->sent, e->stage, e->stage_len);
     }
     size_t skip = (size_t)(s->sent - e->stage_off);
@@ -595,7 +628,7 @@ static const uint8_t *next_chunk(sim_run *r, sim_end *e, sim_stream *s, size_t *
  * until WOULDBLOCK (then waits for WRITABLE) or the end (then shuts the
  * write side). */
 static void write_some(sim_run *r, sim_end *e, sim_stream *s) {
-    while (!r->failed && !s->write_blocked && s->sent < r->o->bytes) {
+    while (!r->failed && !s->write_blocked && s->sent < dir_total(r, e->dir)) {
         size_t n;
         const uint8_t *data = next_chunk(r, e, s, &n);
         ssize_t w = rudp_stream_write(e->sess, s->sid, data, n);
@@ -616,7 +649,8 @@ static void write_some(sim_run *r, sim_end *e, sim_stream *s) {
 /* Accounts |n| bytes just read from |s| into |buf|: compares them with the
  * expected pattern, hashes both and records the delivery time. */
 static void absorb(sim_run *r, sim_end *e, sim_stream *s, const uint8_t *buf, size_t n) {
-    if (s->recvd + n <= r->o->bytes) {
+    uint64_t want = dir_total(r, !e->dir);
+    if (s->recvd + n <= want) {
         pattern_fill(s->recv_key, s->recvd, r->pat, n);
         s->want_hash = fnv1a(s->want_hash, r->pat, n);
         if (s->mismatch_at == UINT64_MAX && memcmp(buf, r->pat, n) != 0) {
@@ -630,9 +664,11 @@ static void absorb(sim_run *r, sim_end *e, sim_stream *s, const uint8_t *buf, si
     s->recvd += n;
     r->dir_bytes[!e->dir] += n;
     r->dir_last[!e->dir] = r->now;
-    if (s->recvd > r->o->bytes)
-        fail(r, "%s: stream %" PRIu64 " delivered %" PRIu64 " bytes, more than the %" PRIu64
-             " sent", e->name, s->sid, s->recvd, r->o->bytes);
+    if (s->recvd > want)
+        fail(r,
+             "%s: stream %" PRIu64 " delivered %" PRIu64 " bytes, more than the %" PRIu64
+             " sent",
+             e->name, s->sid, s->recvd, want);
 }
 
 /* Reads |s| until WOULDBLOCK or EOF, checking every byte. */
@@ -685,14 +721,20 @@ static void open_pending(sim_run *r, sim_end *e) {
 /* ---- Events ------------------------------------------------------------- */
 
 static const char *const event_names[] = {
-    "?", "SESSION_ESTABLISHED", "SESSION_CLOSED", "STREAM_OPENED", "STREAM_CONNECTED",
-    "STREAM_READABLE", "STREAM_WRITABLE", "STREAM_RESET",
+    "?",
+    "SESSION_ESTABLISHED",
+    "SESSION_CLOSED",
+    "STREAM_OPENED",
+    "STREAM_CONNECTED",
+    "STREAM_READABLE",
+    "STREAM_WRITABLE",
+    "STREAM_RESET",
 };
 
 /* Returns the name of event type |t|. */
 static const char *event_name(int t) {
     return t > 0 && t < (int)(sizeof(event_names) / sizeof(event_names[0])) ? event_names[t]
-                                                                              : "?";
+                                                                            : "?";
 }
 
 /* Handles SESSION_CLOSED with error |err| on |e|: only a normal close is
@@ -728,7 +770,8 @@ static void on_opened(sim_run *r, sim_end *e, uint64_t sid) {
 static void on_stream_event(sim_run *r, sim_end *e, const rudp_event *ev) {
     sim_stream *s = find_stream(e, ev->sid);
     if (s == NULL) {
-        fail(r, "%s: %s for unknown stream %" PRIu64, e->name, event_name(ev->type), ev->sid);
+        fail(r, "%s: %s for unknown stream %" PRIu64, e->name, event_name(ev->type),
+             ev->sid);
         return;
     }
     if (s->released)
@@ -742,7 +785,8 @@ static void on_stream_event(sim_run *r, sim_end *e, const rudp_event *ev) {
         write_some(r, e, s);
         break;
     case RUDP_EV_STREAM_RESET:
-        fail(r, "%s: stream %" PRIu64 " reset (%s)", e->name, s->sid, rudp_strerror(ev->error));
+        fail(r, "%s: stream %" PRIu64 " reset (%s)", e->name, s->sid,
+             rudp_strerror(ev->error));
         break;
     default: /* CONNECTED: nothing to do, writes started at open */
         break;
@@ -751,8 +795,8 @@ static void on_stream_event(sim_run *r, sim_end *e, const rudp_event *ev) {
 
 /* Dispatches event |ev| of |e|. */
 static void on_event(sim_run *r, sim_end *e, const rudp_event *ev) {
-    trace(r, "%s: event %s sid=%" PRIu64 " error=%s", e->name, event_name(ev->type), ev->sid,
-          rudp_strerror(ev->error));
+    trace(r, "%s: event %s sid=%" PRIu64 " error=%s", e->name, event_name(ev->type),
+          ev->sid, rudp_strerror(ev->error));
     switch (ev->type) {
     case RUDP_EV_SESSION_ESTABLISHED:
         if (e->established++)
@@ -818,7 +862,8 @@ static void count_drop(sim_run *r, sim_end *e, int rc, const char *what) {
 static void create_server(sim_run *r, sim_end *e, size_t len) {
     int err = RUDP_OK;
     uint64_t seed = sim_prng_derive(r->seed, 0x5e7e7);
-    e->sess = rudp_session_new_server(&r->settings, seed, r->pkt, len, &e->peer, r->now, &err);
+    e->sess =
+        rudp_session_new_server(&r->settings, seed, r->pkt, len, &e->peer, r->now, &err);
     trace(r, "%s: new_server -> %s", e->name, e->sess ? "created" : rudp_strerror(err));
     if (e->sess == NULL)
         count_drop(r, e, err, "rudp_session_new_server");
@@ -860,7 +905,8 @@ static void flush(sim_run *r, sim_end *e) {
                  SIM_MAX_BURST);
         else {
             enum sim_link_verdict v = sim_link_send(e->out, r->pkt, (size_t)n, r->now);
-            trace(r, "%s: wrote %zd-byte datagram: %s", e->name, n, sim_link_verdict_name(v));
+            trace(r, "%s: wrote %zd-byte datagram: %s", e->name, n,
+                  sim_link_verdict_name(v));
         }
     }
 }
@@ -913,9 +959,11 @@ static const char *progress(const sim_run *r, const sim_end *e, char *buf, size_
         sent += e->st[i].sent;
         recvd += e->st[i].recvd;
     }
-    snprintf(buf, cap, "%s %" PRIu32 "/%" PRIu32 " streams done, wrote %" PRIu64
-             " read %" PRIu64 " of %" PRIu64 " bytes", e->name, e->nreleased, r->o->streams,
-             sent, recvd, r->o->bytes * r->o->streams);
+    snprintf(buf, cap,
+             "%s %" PRIu32 "/%" PRIu32 " streams done, wrote %" PRIu64 " read %" PRIu64
+             " of %" PRIu64 " bytes",
+             e->name, e->nreleased, r->o->streams, sent, recvd,
+             dir_total(r, !e->dir) * r->o->streams);
     return buf;
 }
 
@@ -940,7 +988,8 @@ static int advance(sim_run *r) {
         return stall(r, "step limit"), -1;
     if (t <= r->now) {
         if (++r->same_time > SIM_MAX_SAME_TIME)
-            return stall(r, "time stopped advancing: a deadline in the past keeps firing"), -1;
+            return stall(r, "time stopped advancing: a deadline in the past keeps firing"),
+                   -1;
         return 0;
     }
     r->same_time = 0;
@@ -969,10 +1018,35 @@ static void step_now(sim_run *r) {
     flush(r, &r->srv);
 }
 
+/* Prints one line of the state of |e|'s session at the current time: the
+ * congestion window, the flight, the pacing rate, RTTs and loss so far. */
+static void print_stats(const sim_run *r, const sim_end *e) {
+    if (e->sess == NULL)
+        return;
+    rudp_session_info in;
+    rudp_session_get_info(e->sess, &in);
+    printf("stats %10.3f ms %s: cwnd %" PRIu64 " inflight %" PRIu64 " pacing %.2f Mbit/s "
+           "srtt %.3f min_rtt %.3f ms sent %" PRIu64 " lost %" PRIu64 " retx %" PRIu64
+           " B pkt %" PRIu32 "\n",
+           ms_now(r), e->name, in.cwnd, in.bytes_in_flight, (double)in.pacing_rate * 8e-6,
+           (double)in.srtt / 1e6, (double)in.min_rtt / 1e6, in.pkts_sent, in.pkts_lost,
+           in.stream_bytes_retransmitted, in.max_packet_size);
+}
+
+/* With --stats, prints both sessions whenever another interval began. */
+static void maybe_stats(sim_run *r) {
+    if (r->o->stats_every == 0 || r->now < r->next_stats)
+        return;
+    print_stats(r, &r->cli);
+    print_stats(r, &r->srv);
+    r->next_stats = r->now + r->o->stats_every;
+}
+
 /* Runs the event loop of |r| until it finishes or fails. */
 static void loop(sim_run *r) {
     for (;;) {
         step_now(r);
+        maybe_stats(r);
         if (r->failed || finished(r) || advance(r) != 0)
             return;
         deliver(r, &r->c2s, &r->srv);
@@ -1079,8 +1153,8 @@ static void dump_drops(const sim_end *e) {
     int any = 0;
     for (int i = 1; i < 32; i++)
         if (e->drops[i] != 0) {
-            printf("%s %s %" PRIu64, any++ ? "," : "  |   dropped on input:", rudp_strerror(-i),
-                   e->drops[i]);
+            printf("%s %s %" PRIu64,
+                   any++ ? "," : "  |   dropped on input:", rudp_strerror(-i), e->drops[i]);
         }
     if (any)
         putchar('\n');
@@ -1092,8 +1166,9 @@ static void dump_stream(const sim_end *e, const sim_stream *s) {
     memset(&si, 0, sizeof(si));
     int rc = e->sess && !s->released ? rudp_stream_get_info(e->sess, s->sid, &si) : 1;
     printf("  |   %s stream %" PRIu64 ": wrote %" PRIu64 "%s read %" PRIu64 "%s%s%s",
-           e->name, s->sid, s->sent, s->fin_sent ? "+FIN" : "", s->recvd, s->eof ? "+EOF" : "",
-           s->write_blocked ? " write-blocked" : "", s->released ? " released" : "");
+           e->name, s->sid, s->sent, s->fin_sent ? "+FIN" : "", s->recvd,
+           s->eof ? "+EOF" : "", s->write_blocked ? " write-blocked" : "",
+           s->released ? " released" : "");
     if (rc == RUDP_OK)
         printf(" | state=%d acked=%" PRIu64 " readable=%" PRIu64 " send_window=%" PRIu64
                " recv_window=%" PRIu64,
@@ -1116,15 +1191,16 @@ static void dump_streams(const sim_end *e) {
         }
     }
     if (unfinished > shown)
-        printf("  |   %s: %" PRIu32 " more unfinished streams\n", e->name, unfinished - shown);
+        printf("  |   %s: %" PRIu32 " more unfinished streams\n", e->name,
+               unfinished - shown);
 }
 
 /* Prints one dump line about link |l| named |name|. */
 static void dump_link(const char *name, const sim_link *l) {
     const sim_link_stats *s = &l->stats;
     printf("  | link %s: sent %" PRIu64 " delivered %" PRIu64 " in flight %" PRIu32
-           " dropped loss/burst/queue/partition %" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64
-           " dup %" PRIu64 " corrupt %" PRIu64 "\n",
+           " dropped loss/burst/queue/partition %" PRIu64 "/%" PRIu64 "/%" PRIu64
+           "/%" PRIu64 " dup %" PRIu64 " corrupt %" PRIu64 "\n",
            name, s->sent, s->delivered, sim_link_in_flight(l), s->drop_loss, s->drop_burst,
            s->drop_queue, s->drop_partition, s->duplicated, s->corrupted);
 }
@@ -1166,9 +1242,10 @@ static void print_summary(const sim_run *r, const sim_result *res) {
     end_info(&r->cli, &c);
     end_info(&r->srv, &s);
     printf("seed %" PRIu64 ": %s t=%.3f ms goodput %.2f Mbit/s (c->s %.2f, s->c %.2f)"
-           " | client pkts %" PRIu64 " lost %" PRIu64 " pto %" PRIu64 " | server pkts %" PRIu64
-           " lost %" PRIu64 " pto %" PRIu64 " | links c->s %" PRIu64 "/%" PRIu64
-           " s->c %" PRIu64 "/%" PRIu64 " delivered/sent\n",
+           " | client pkts %" PRIu64 " lost %" PRIu64 " pto %" PRIu64
+           " | server pkts %" PRIu64 " lost %" PRIu64 " pto %" PRIu64
+           " | links c->s %" PRIu64 "/%" PRIu64 " s->c %" PRIu64 "/%" PRIu64
+           " delivered/sent\n",
            r->seed, res->passed ? "pass" : "FAIL", ms_now(r), res->goodput,
            res->dir_goodput[0], res->dir_goodput[1], c.pkts_sent, c.pkts_lost,
            c.pto_count_total, s.pkts_sent, s.pkts_lost, s.pto_count_total,
@@ -1197,8 +1274,8 @@ static int run_seed(const sim_opts *o, const rudp_settings *s, const sim_link_co
     if (r->failed && strncmp(r->reason, "stalled", 7) == 0)
         dump(r);
     if (r->failed)
-        printf("FAIL seed=%" PRIu64 " reason=%s; replay: build/tests/rudp-sim --seed %" PRIu64
-               "%s%s\n",
+        printf("FAIL seed=%" PRIu64
+               " reason=%s; replay: build/tests/rudp-sim --seed %" PRIu64 "%s%s\n",
                seed, r->reason, seed, o->flags[0] ? " " : "", o->flags);
     fflush(stdout);
     run_free(r);
@@ -1209,7 +1286,8 @@ static int run_seed(const sim_opts *o, const rudp_settings *s, const sim_link_co
 /* Runs every selected seed and prints the goodput and the pass/fail line.
  * Returns the process exit status. */
 static int run_all(const sim_opts *o, const rudp_settings *s, const sim_link_config *lc) {
-    uint64_t first = o->seeds_given ? 1 : o->seed, last = o->seeds_given ? o->seeds : o->seed;
+    uint64_t first = o->seeds_given ? 1 : o->seed,
+             last = o->seeds_given ? o->seeds : o->seed;
     uint64_t passed = 0, failed = 0;
     double sum = 0, dir_sum[2] = {0, 0};
     for (uint64_t seed = first; seed >= first && seed <= last; seed++) {

@@ -31,6 +31,7 @@ typedef struct bbr_path {
     double rate;           /* bottleneck, bytes per second */
     rudp_tstamp delay;     /* one way, each direction */
     double loss;           /* fraction dropped after the bottleneck */
+    bool police;           /* drop what finds the bottleneck busy (no queue) */
     rudp_tstamp link_free; /* when the bottleneck finishes its last packet */
     rudp_tstamp app_gap;   /* 0: always data; else one packet per gap */
     rudp_tstamp app_next;  /* when the trickling application has a packet */
@@ -107,6 +108,8 @@ static void path_send(bbr_path *p) {
     rudp_pacer_on_sent(&p->pacer, MD, rudp_cc_pacing_rate(&p->rec.cc, &p->rec.rtt), p->now);
     if (p->app_gap > 0)
         p->app_next = (p->app_next > p->now ? p->app_next : p->now) + p->app_gap;
+    if (p->police && p->link_free > p->now)
+        return; /* a policer: no queue, the packet is dropped */
     leave =
         (p->link_free > p->now ? p->link_free : p->now) + (rudp_tstamp)(MD * 1e9 / p->rate);
     p->link_free = leave;
@@ -182,7 +185,7 @@ Test(bbr, selected_by_name_and_enum) {
     cr_assert_eq(cc.cwnd, rudp_cc_initial_window(MD));
     cr_assert_eq(cc.u.bbr.mode, RUDP_BBR_STARTUP);
     cr_assert_float_eq(cc.u.bbr.pacing_gain, 2.0 / log(2.0), 1e-9);
-    cr_assert_float_eq(cc.u.bbr.cwnd_gain, 2.0 / log(2.0), 1e-9);
+    cr_assert_float_eq(cc.u.bbr.cwnd_gain, 2.0, 1e-9);
 }
 
 Test(bbr, pacing_rate_is_bbrs_own) {
@@ -240,14 +243,30 @@ Test(bbr, startup_drain_probe_bw) {
     cr_assert(near((double)st()->rt_prop, (double)RUDP_MS(40), 0.05));
 }
 
+Test(bbr, startup_exits_when_a_queue_stands) {
+    /* The bottleneck queues: the round after the delivery rate reached it
+     * starts with every RTT at least 5 ms (40 ms / 8) above RTprop, and
+     * Startup ends then, before three flat rounds. */
+    path_run_to_mode(bp, RUDP_BBR_DRAIN, T0 + RUDP_SEC(3));
+    cr_assert_eq(st()->mode, RUDP_BBR_DRAIN);
+    cr_assert_lt(st()->full_bw_count, 3);
+    cr_assert_geq(st()->round_min_rtt, st()->rt_prop + RUDP_MS(5));
+    cr_assert(near((double)st()->btl_bw, bp->rate, 0.1), "BtlBw %lu",
+              (unsigned long)st()->btl_bw);
+    cr_assert_lt(st()->round_count, 12);
+}
+
 Test(bbr, startup_exits_after_three_flat_rounds) {
+    /* A policer drops what exceeds the rate instead of queueing it: the RTT
+     * never rises, so Startup ends on the bandwidth plateau. */
     uint64_t round_full = 0;
 
+    bp->police = true;
     path_run_to_mode(bp, RUDP_BBR_DRAIN, T0 + RUDP_SEC(3));
     cr_assert_eq(st()->mode, RUDP_BBR_DRAIN);
     cr_assert_eq(st()->full_bw_count, 3);
     round_full = st()->round_count;
-    /* The bottleneck (50 packets per 40 ms) is reached after about
+    /* The rate (50 packets per 40 ms) is reached after about
      * log2.89(50 / 10) + 3 rounds of plateau; far from 10 s of rounds. */
     cr_assert_lt(round_full, 15);
     cr_assert(near(st()->pacing_gain, log(2.0) / 2.0, 1e-9));
