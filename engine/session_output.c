@@ -179,14 +179,16 @@ bool rudp_sess_has_pending(const rudp_session *s) {
 /* A datagram being filled. */
 typedef struct out_ctx {
     uint8_t *buf;
-    size_t pos;       /* next byte to write */
-    size_t end;       /* where the CRC trailer starts */
+    size_t pos; /* next byte to write */
+    size_t end; /* where the CRC trailer starts */
     rudp_sent_pkt *pkt;
-    bool eliciting;   /* an ack-eliciting frame was written */
+    bool eliciting; /* an ack-eliciting frame was written */
 } out_ctx;
 
 /* Returns true when one more frame can be recorded in the packet. */
-static bool out_can_record(const out_ctx *c) { return c->pkt->nframes < RUDP_SENT_MAX_FRAMES; }
+static bool out_can_record(const out_ctx *c) {
+    return c->pkt->nframes < RUDP_SENT_MAX_FRAMES;
+}
 
 /* Encodes |f| if it fits; returns true when written. */
 static bool out_put(out_ctx *c, const rudp_frame *f) {
@@ -279,7 +281,8 @@ static void out_control(rudp_session *s, out_ctx *c) {
             s->fc.update_pending = false;
     }
     if (s->path_response_pending) {
-        f = (rudp_frame){.type = RUDP_FRAME_PATH_RESPONSE, .u.path_data = s->path_response_data};
+        f = (rudp_frame){.type = RUDP_FRAME_PATH_RESPONSE,
+                         .u.path_data = s->path_response_data};
         if (out_put(c, &f))
             s->path_response_pending = false;
     }
@@ -325,13 +328,14 @@ static void out_stream_control(out_ctx *c, rudp_stream *st) {
 /* Writes one DATA frame of |st|; returns false when none fits or is due. */
 static bool out_stream_data(rudp_session *s, out_ctx *c, rudp_stream *st) {
     size_t room = c->end - c->pos;
-    if (!out_can_record(c) || room <= RUDP_DATA_FRAME_OVERHEAD)
+    /* The frame's offset is at most snd_next, so this overhead is enough. */
+    size_t over = rudp_wire_data_overhead(st->sid, st->snd_next);
+    if (!out_can_record(c) || room <= over)
         return false;
     uint64_t off;
     size_t len;
     uint8_t flags;
-    if (!rudp_stream_send_next(st, out_session_room(s), room - RUDP_DATA_FRAME_OVERHEAD,
-                               &off, &len, &flags))
+    if (!rudp_stream_send_next(st, out_session_room(s), room - over, &off, &len, &flags))
         return false;
     rudp_frame f = {.type = RUDP_FRAME_DATA};
     if (len > 0) {
@@ -363,7 +367,7 @@ static void out_stream(rudp_session *s, out_ctx *c, rudp_stream *st) {
 
 /* Returns true while the packet can take another stream frame. */
 static bool out_has_room(const out_ctx *c) {
-    return out_can_record(c) && c->end - c->pos > RUDP_DATA_FRAME_OVERHEAD;
+    return out_can_record(c) && c->end - c->pos > RUDP_DATA_FRAME_MIN_OVERHEAD;
 }
 
 /* Sends the pending ACK flags of accepted streams. */
@@ -482,10 +486,9 @@ static ssize_t out_finish(rudp_session *s, out_ctx *c, rudp_addr *to, rudp_tstam
         if (s->probes > 0)
             s->probes--;
         s->pacer.burst = 10ull * s->max_packet_size;
-        rudp_pacer_on_sent(&s->pacer, (uint64_t)len,
-                           s->settings.pacing ? rudp_cc_pacing_rate(&s->rec.cc, &s->rec.rtt)
-                                              : 0,
-                           now);
+        rudp_pacer_on_sent(
+            &s->pacer, (uint64_t)len,
+            s->settings.pacing ? rudp_cc_pacing_rate(&s->rec.cc, &s->rec.rtt) : 0, now);
         s->last_activity = now;
     }
     s->bytes_sent += (uint64_t)len;
@@ -508,7 +511,8 @@ ssize_t rudp_session_write_pkt(rudp_session *s, uint8_t *buf, size_t cap, rudp_a
     if (!elicit && !ack_due)
         return 0;
     uint32_t probe = elicit ? out_probe_next(s, cap) : 0;
-    out_ctx c = {.buf = buf, .pos = RUDP_HDR_LEN,
+    out_ctx c = {.buf = buf,
+                 .pos = RUDP_HDR_LEN,
                  .end = (probe ? probe : s->max_packet_size) - RUDP_CRC_LEN};
     c.pkt = rudp_recovery_prepare(&s->rec);
     if (!c.pkt)

@@ -93,8 +93,7 @@ static bool wire_impossible_len(size_t len) {
  * RUDP_ERR_CHECKSUM otherwise.  |len| must be at least RUDP_CRC_LEN. */
 static int wire_check_crc(const uint8_t *buf, size_t len) {
     size_t body = len - RUDP_CRC_LEN;
-    return rudp_get32(buf + body) == rudp_crc32c(buf, body) ? RUDP_OK
-                                                                 : RUDP_ERR_CHECKSUM;
+    return rudp_get32(buf + body) == rudp_crc32c(buf, body) ? RUDP_OK : RUDP_ERR_CHECKSUM;
 }
 
 /* Returns RUDP_OK when the (CRC-checked) type byte names a packet type whose
@@ -309,25 +308,71 @@ static ssize_t session_decode(const uint8_t *p, size_t len, rudp_session_frame *
     return RUDP_SESSION_FRAME_LEN;
 }
 
+/* ---- Variable-length integers (DATA frames) ----------------------------- */
+
+/* Returns the bytes the varint encoding of |v| (< 2^62) takes: 1, 2, 4 or 8. */
+static size_t varint_len(uint64_t v) {
+    return v < (1ull << 6) ? 1 : v < (1ull << 14) ? 2 : v < (1ull << 30) ? 4 : 8;
+}
+
+/* Writes |v| at |p| as a varint of |n| bytes (n == varint_len(v)). */
+static void varint_put(uint8_t *p, uint64_t v, size_t n) {
+    static const uint8_t prefix[9] = {0, 0x00, 0x40, 0, 0x80, 0, 0, 0, 0xc0};
+    for (size_t i = n; i-- > 0; v >>= 8)
+        p[i] = (uint8_t)v;
+    p[0] |= prefix[n];
+}
+
+/* Reads a varint at |p| (|len| bytes available) into *v; returns its size,
+ * or 0 when it is truncated or not in its shortest form (every value has
+ * one encoding, so a decoded frame re-encodes to the same bytes). */
+static size_t varint_get(const uint8_t *p, size_t len, uint64_t *v) {
+    if (len == 0)
+        return 0;
+    size_t n = (size_t)1 << (p[0] >> 6);
+    if (len < n)
+        return 0;
+    uint64_t x = p[0] & 0x3f;
+    for (size_t i = 1; i < n; i++)
+        x = (x << 8) | p[i];
+    if (varint_len(x) != n)
+        return 0;
+    *v = x;
+    return n;
+}
+
+size_t rudp_wire_data_overhead(uint64_t sid, uint64_t offset) {
+    return 4 + varint_len(sid) + varint_len(offset); /* type, flags, len, varints */
+}
+
 /* Decodes a DATA frame, pointing d->data into |p|; returns its size or
  * RUDP_ERR_MALFORMED (truncated, unknown flag, stream 0, or an end offset not
  * below 2^62). */
 static ssize_t data_decode(const uint8_t *p, size_t len, rudp_data_frame *d) {
-    if (len < RUDP_DATA_FRAME_OVERHEAD ||
+    uint64_t sid, offset;
+    size_t pos = 2, n;
+
+    if (len < RUDP_DATA_FRAME_MIN_OVERHEAD ||
         (p[1] & ~(RUDP_FLAG_SYN | RUDP_FLAG_ACK | RUDP_FLAG_FIN))) {
         return RUDP_ERR_MALFORMED;
     }
-    uint64_t sid = rudp_get64(p + 2), offset = rudp_get64(p + 10);
-    uint16_t n = rudp_get16(p + 18);
-    if (sid == 0 || len - RUDP_DATA_FRAME_OVERHEAD < n || offset >= WIRE_MAX_OFFSET - n) {
+    if ((n = varint_get(p + pos, len - pos, &sid)) == 0)
+        return RUDP_ERR_MALFORMED;
+    pos += n;
+    if ((n = varint_get(p + pos, len - pos, &offset)) == 0 || len - pos - n < 2)
+        return RUDP_ERR_MALFORMED;
+    pos += n;
+    uint16_t dlen = rudp_get16(p + pos);
+    pos += 2;
+    if (sid == 0 || len - pos < dlen || offset >= WIRE_MAX_OFFSET - dlen) {
         return RUDP_ERR_MALFORMED;
     }
     d->flags = p[1];
     d->sid = sid;
     d->offset = offset;
-    d->len = n;
-    d->data = p + RUDP_DATA_FRAME_OVERHEAD;
-    return RUDP_DATA_FRAME_OVERHEAD + (ssize_t)n;
+    d->len = dlen;
+    d->data = p + pos;
+    return (ssize_t)(pos + dlen);
 }
 
 /* Decodes a WINDOW_UPDATE frame; returns its size or RUDP_ERR_MALFORMED. */
@@ -423,7 +468,10 @@ size_t rudp_wire_frame_len(const rudp_frame *f) {
     case RUDP_FRAME_SESSION:
         return RUDP_SESSION_FRAME_LEN;
     case RUDP_FRAME_DATA:
-        return RUDP_DATA_FRAME_OVERHEAD + (size_t)f->u.data.len;
+        if (f->u.data.sid >= WIRE_MAX_OFFSET || f->u.data.offset >= WIRE_MAX_OFFSET)
+            return 0;
+        return rudp_wire_data_overhead(f->u.data.sid, f->u.data.offset) +
+               (size_t)f->u.data.len;
     case RUDP_FRAME_WINDOW_UPDATE:
         return RUDP_WINDOW_FRAME_LEN;
     case RUDP_FRAME_RST:
@@ -453,12 +501,13 @@ static void session_write(uint8_t *p, const rudp_session_frame *s) {
 
 /* Writes the body of a DATA frame after its type byte, copying its bytes. */
 static void data_write(uint8_t *p, const rudp_data_frame *d) {
+    size_t ns = varint_len(d->sid), no = varint_len(d->offset);
     p[1] = d->flags;
-    rudp_put64(p + 2, d->sid);
-    rudp_put64(p + 10, d->offset);
-    rudp_put16(p + 18, d->len);
+    varint_put(p + 2, d->sid, ns);
+    varint_put(p + 2 + ns, d->offset, no);
+    rudp_put16(p + 2 + ns + no, d->len);
     if (d->len > 0) {
-        memcpy(p + RUDP_DATA_FRAME_OVERHEAD, d->data, d->len);
+        memcpy(p + 4 + ns + no, d->data, d->len);
     }
 }
 

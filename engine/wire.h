@@ -19,8 +19,8 @@ enum rudp_pkt_type {
     RUDP_PKT_STATELESS_RESET = 1,
 };
 
-#define RUDP_HDR_LEN 18     /* version, type, dcid, packet number */
-#define RUDP_RESET_LEN 14   /* version, type, cid, crc */
+#define RUDP_HDR_LEN 18   /* version, type, dcid, packet number */
+#define RUDP_RESET_LEN 14 /* version, type, cid, crc */
 #define RUDP_CRC_LEN 4
 #define RUDP_MIN_PACKET_SIZE 1200
 
@@ -127,7 +127,9 @@ typedef struct rudp_frame {
 } rudp_frame;
 
 /* Encoded sizes. */
-#define RUDP_DATA_FRAME_OVERHEAD 20 /* type, flags, sid, offset, len */
+/* DATA: type, flags, varint sid, varint offset, u16 len: 6 to 20 bytes. */
+#define RUDP_DATA_FRAME_MIN_OVERHEAD 6
+#define RUDP_DATA_FRAME_MAX_OVERHEAD 20
 #define RUDP_SESSION_FRAME_LEN 38
 #define RUDP_WINDOW_FRAME_LEN 17
 #define RUDP_RST_FRAME_LEN 21
@@ -166,8 +168,12 @@ ssize_t rudp_wire_decode_frame(const uint8_t *p, size_t len, rudp_frame *f);
  * whole is not shortened: use rudp_wire_ack_fit first. */
 ssize_t rudp_wire_encode_frame(uint8_t *p, size_t cap, const rudp_frame *f);
 
-/* Returns the encoded size of |f|. */
+/* Returns the encoded size of |f|, or 0 when it cannot be encoded. */
 size_t rudp_wire_frame_len(const rudp_frame *f);
+
+/* Returns the bytes a DATA frame of stream |sid| at |offset| takes besides
+ * its data (sid and offset below 2^62). */
+size_t rudp_wire_data_overhead(uint64_t sid, uint64_t offset);
 
 /* Drops the oldest (lowest) ranges of |ack| until it fits in |cap| bytes;
  * returns false when not even one range fits. */
