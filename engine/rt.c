@@ -165,10 +165,22 @@ static void rt_exit_check(rt_engine *e) {
     pthread_mutex_unlock(&e->lock);
 }
 
-/* ev_async callback: drains the command queue. */
+/* Parks the thread while an application thread asks it to (under the
+ * engine lock, which the wait releases). */
+static void rt_park_if_asked(rt_engine *e) {
+    while (e->park_req) {
+        e->parked = true;
+        pthread_cond_broadcast(&e->parked_cv);
+        pthread_cond_wait(&e->resume_cv, &e->lock);
+    }
+    e->parked = false;
+}
+
+/* ev_async callback: parks if asked, drains the command queue. */
 static void rt_on_wake(struct ev_loop *loop, ev_async *w, int revents) {
     rt_engine *e = w->data;
     pthread_mutex_lock(&e->lock);
+    rt_park_if_asked(e);
     rt_cmd *c = e->cmd_head;
     e->cmd_head = e->cmd_tail = NULL;
     bool start_exit = e->exiting && !e->exit_done;
@@ -277,6 +289,8 @@ static int rt_create(void) {
     }
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->flushed, NULL);
+    pthread_cond_init(&e->parked_cv, NULL);
+    pthread_cond_init(&e->resume_cv, NULL);
     ev_async_init(&e->wake, rt_on_wake);
     e->wake.data = e;
     ev_async_start(e->loop, &e->wake);
@@ -427,6 +441,39 @@ void rudp_rt_unlisten(int id) {
     c->type = RT_CMD_UNLISTEN;
     c->listener_id = id;
     rt_send(engine, c);
+}
+
+/* Returns this process's running engine, or NULL. */
+static rt_engine *rt_own_engine(void) {
+    rt_forget_if_cloned();
+    pthread_mutex_lock(&start_lock);
+    rt_engine *e = engine;
+    pthread_mutex_unlock(&start_lock);
+    return e;
+}
+
+void rudp_rt_quiesce(void) {
+    rt_engine *e = rt_own_engine();
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->lock);
+    e->park_req = true;
+    pthread_mutex_unlock(&e->lock);
+    ev_async_send(e->loop, &e->wake);
+    pthread_mutex_lock(&e->lock);
+    while (!e->parked)
+        pthread_cond_wait(&e->parked_cv, &e->lock);
+    pthread_mutex_unlock(&e->lock);
+}
+
+void rudp_rt_resume(void) {
+    rt_engine *e = rt_own_engine();
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->lock);
+    e->park_req = false;
+    pthread_cond_broadcast(&e->resume_cv);
+    pthread_mutex_unlock(&e->lock);
 }
 
 void rudp_rt_exit_flush(void) {

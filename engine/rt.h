@@ -95,6 +95,9 @@ struct rt_engine {
     pthread_t thread;
     pthread_mutex_t lock; /* commands, fd registry, exit flush */
     pthread_cond_t flushed;
+    pthread_cond_t parked_cv; /* the thread parked (park_req seen) */
+    pthread_cond_t resume_cv; /* park_req cleared */
+    bool park_req, parked;    /* rudp_rt_quiesce handshake, under lock */
     rt_cmd *cmd_head, *cmd_tail;
     rudp_rt_config cfg;
     rudp_board *board;

@@ -32,10 +32,10 @@
 #include "rudp/rudp.h"
 
 typedef struct rudp_rt_config {
-    rudp_settings settings;   /* per-session settings (cc, idle timeout...) */
-    rudp_tstamp exit_linger;  /* at process exit, wait this long for queued data */
-    int log_level;            /* 0 off, 1 errors, 2 info, 3 debug */
-    int log_fd;               /* where log lines go (-1: stderr) */
+    rudp_settings settings;  /* per-session settings (cc, idle timeout...) */
+    rudp_tstamp exit_linger; /* at process exit, wait this long for queued data */
+    int log_level;           /* 0 off, 1 errors, 2 info, 3 debug */
+    int log_fd;              /* where log lines go (-1: stderr) */
 } rudp_rt_config;
 
 /* Sets the configuration used when the engine starts (call before the first
@@ -77,6 +77,14 @@ void rudp_rt_unlisten(int id);
  * its end as if closed) and wait until it is acknowledged or the configured
  * linger passes.  Returns at once when no engine runs in this process. */
 void rudp_rt_exit_flush(void);
+
+/* Before a raw clone() (not fork(): no atfork handler runs): parks the
+ * engine thread in a wait that holds no lock, malloc's included, and
+ * returns once it is there, so the child's copy of memory has no lock held
+ * by a thread it does not have.  rudp_rt_resume() lets it go on.  Both do
+ * nothing when no engine of this process runs. */
+void rudp_rt_quiesce(void);
+void rudp_rt_resume(void);
 
 /* Maps an rudp_error to the errno a TCP socket would report. */
 int rudp_rt_errno(int rudp_err);

@@ -56,7 +56,7 @@ ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
     X(close_range) X(closefrom) X(read) X(recv) X(recvfrom) X(recvmsg) X(readv)            \
     X(__read_chk) X(__recv_chk) X(__recvfrom_chk) X(write) X(send) X(sendto) X(sendmsg)    \
     X(writev) X(getsockopt) X(setsockopt) X(getpeername) X(getsockname) X(dup) X(dup2)     \
-    X(dup3) X(fcntl) X(fcntl64) X(prctl)
+    X(dup3) X(fcntl) X(fcntl64) X(prctl) X(syscall)
 
 enum rudp_real_id {
 #define RUDP_REAL_ENUM(name) RUDP_REAL_ID_##name,
