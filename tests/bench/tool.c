@@ -6,8 +6,12 @@
  * is measured here, with CLOCK_MONOTONIC, by a plain TCP program that knows
  * nothing of rudp (the bench runs it under the LD_PRELOAD shim or not):
  *
- *   server PORT                 epoll echo server on 127.0.0.1:PORT; every
- *                               byte read is written back; prints "ready"
+ *   server PORT [WORKERS]       epoll echo server on 127.0.0.1:PORT; every
+ *                               byte read is written back; prints "ready".
+ *                               With WORKERS, the process listens, forks that
+ *                               many workers that accept on the inherited
+ *                               listener (pre-fork), and waits for them: a
+ *                               process may hold only RLIMIT_NOFILE fds
  *   rr HOST PORT COUNT SIZE     COUNT fresh connections in sequence, each:
  *                               socket, connect, write SIZE bytes, read SIZE
  *                               bytes, close; prints the first, the second,
@@ -41,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -302,27 +307,11 @@ static void accept_all(int ep, int lfd) {
     }
 }
 
-/* server: the epoll echo server; runs until killed. */
-__attribute__((noreturn)) static void cmd_server(void) {
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
-    struct rlimit rl;
-    raise_nofile();
-    getrlimit(RLIMIT_NOFILE, &rl);
-    size_t maxfd = (size_t)rl.rlim_cur + 16;
-    struct pending *pend = calloc(maxfd, sizeof *pend);
-    if (lfd < 0)
-        fail("socket", -1);
-    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(lfd, (struct sockaddr *)&g_addr, sizeof g_addr) < 0)
-        fail("bind", -1);
-    if (listen(lfd, 4096) < 0)
-        fail("listen", -1);
+/* Runs the epoll echo loop on the listener LFD forever. */
+__attribute__((noreturn)) static void serve(int lfd, struct pending *pend, size_t maxfd) {
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd}, evs[256];
     epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
-    alarm(0);
-    printf("ready\n");
-    fflush(stdout);
     for (;;) {
         int n = epoll_wait(ep, evs, 256, -1);
         for (int i = 0; i < n; i++) {
@@ -338,9 +327,50 @@ __attribute__((noreturn)) static void cmd_server(void) {
     }
 }
 
+/* server: the epoll echo server, in this process or in WORKERS pre-forked
+ * ones; runs until killed (workers die with the SIGTERM sent to the
+ * group or with the parent: PR_SET_PDEATHSIG). */
+__attribute__((noreturn)) static void cmd_server(long workers) {
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
+    struct rlimit rl;
+    raise_nofile();
+    getrlimit(RLIMIT_NOFILE, &rl);
+    size_t maxfd = (size_t)rl.rlim_cur + 16;
+    struct pending *pend = calloc(maxfd, sizeof *pend);
+    if (lfd < 0)
+        fail("socket", -1);
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(lfd, (struct sockaddr *)&g_addr, sizeof g_addr) < 0)
+        fail("bind", -1);
+    if (listen(lfd, 4096) < 0)
+        fail("listen", -1);
+    alarm(0);
+    if (workers == 0) {
+        printf("ready\n");
+        fflush(stdout);
+        serve(lfd, pend, maxfd);
+    }
+    printf("workers=");
+    for (long w = 0; w < workers; w++) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid < 0)
+            fail("fork", w);
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+            serve(lfd, pend, maxfd);
+        }
+        printf("%s%d", w ? "," : "", (int)pid);
+    }
+    printf("\nready\n");
+    fflush(stdout);
+    for (;;)
+        pause();
+}
+
 /* Prints the usage and exits with EXIT_USAGE. */
 static void usage(void) {
-    fprintf(stderr, "usage: rudp-bench-tool [--timeout SECS] server PORT\n"
+    fprintf(stderr, "usage: rudp-bench-tool [--timeout SECS] server PORT [WORKERS]\n"
                     "       rudp-bench-tool [--timeout SECS] rr HOST PORT COUNT SIZE\n"
                     "       rudp-bench-tool [--timeout SECS] churn HOST PORT SECS SIZE\n"
                     "       rudp-bench-tool [--timeout SECS] pingpong HOST PORT COUNT SIZE\n"
@@ -371,9 +401,9 @@ int main(int argc, char **argv) {
     alarm((unsigned)timeout);
     char **v = argv + a + 1;
     int n = argc - a - 1;
-    if (strcmp(g_cmd, "server") == 0 && n == 1) {
+    if (strcmp(g_cmd, "server") == 0 && (n == 1 || (n == 2 && atol(v[1]) > 0))) {
         set_addr("127.0.0.1", v[0]);
-        cmd_server();
+        cmd_server(n == 2 ? atol(v[1]) : 0);
     }
     if (n < 3)
         usage();
