@@ -34,10 +34,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Ceiling of the engine's lowest descriptor number, and how many numbers
+ * above it rudp_rt_reserve_fds makes room for. */
+#define RT_FD_BASE_MAX 16384
+#define RT_FD_RESERVE 256
 
 static rt_engine *engine; /* this process's engine, or NULL */
 static pid_t engine_pid;  /* the process that started it */
@@ -69,13 +75,34 @@ void rt_log(rt_engine *e, int level, const char *fmt, ...) {
     (void)w;
 }
 
-int rt_fd_adopt(int fd) {
+/* Returns the lowest descriptor number the engine's own fds take: 512, or
+ * half of RLIMIT_NOFILE when that is above 1024, at most RT_FD_BASE_MAX (the
+ * fd table costs 8 bytes an entry, and limits run into the millions). */
+static int rt_fd_base(void) {
     struct rlimit rl;
-    int base = 512;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        rl.rlim_cur > 1024)
-        base = (int)(rl.rlim_cur / 2);
-    int hi = fcntl(fd, F_DUPFD_CLOEXEC, base);
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return RT_FD_BASE_MAX;
+    if (rl.rlim_cur <= 1024)
+        return 512;
+    return rl.rlim_cur / 2 > RT_FD_BASE_MAX ? RT_FD_BASE_MAX : (int)(rl.rlim_cur / 2);
+}
+
+void rudp_rt_reserve_fds(void) {
+    int fd = eventfd(0, EFD_CLOEXEC);
+    if (fd < 0)
+        return;
+    int hi = fcntl(fd, F_DUPFD_CLOEXEC, rt_fd_base() + RT_FD_RESERVE);
+    if (hi >= 0)
+        close(hi);
+    close(fd);
+}
+
+int rudp_rt_fd_high(int fd) {
+    return rt_fd_adopt(fd);
+}
+
+int rt_fd_adopt(int fd) {
+    int hi = fcntl(fd, F_DUPFD_CLOEXEC, rt_fd_base());
     if (hi < 0) {
         fcntl(fd, F_SETFD, FD_CLOEXEC);
         return fd;

@@ -86,6 +86,17 @@ void rudp_rt_exit_flush(void);
 void rudp_rt_quiesce(void);
 void rudp_rt_resume(void);
 
+/* Moves |fd| to the engine's high descriptor range (512, or half of
+ * RLIMIT_NOFILE, at most 16384), close-on-exec, and returns the new number
+ * (|fd| itself, made close-on-exec, when none is free there). */
+int rudp_rt_fd_high(int fd);
+
+/* Grows the process's fd table now to hold the engine's range.  Growing it
+ * later, once the engine thread exists, costs the kernel an RCU grace
+ * period (35 ms measured here) in the middle of the first connect; call it
+ * while the process is single-threaded (the shim's constructor). */
+void rudp_rt_reserve_fds(void);
+
 /* Maps an rudp_error to the errno a TCP socket would report. */
 int rudp_rt_errno(int rudp_err);
 

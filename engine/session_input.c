@@ -274,11 +274,15 @@ static int input_frame(rudp_session *s, const rudp_frame *f, bool eager, rudp_ts
 
 /* Applies every frame of a validated payload; stops at the first error. */
 static int input_frames(rudp_session *s, const uint8_t *p, size_t len, rudp_tstamp now) {
-    bool eager = true; /* a SYN with no stream data is answered at once */
+    /* A SYN with no stream bytes is answered at once: the client is waiting
+     * for the handshake before it writes (a blocking connect), so there is
+     * no response for the SYN-ACK to ride on.  0-RTT bytes will be answered
+     * by the application, and the SYN-ACK waits for that answer. */
+    bool eager = true;
     for (size_t i = 0; i < len;) {
         rudp_frame f;
         ssize_t n = rudp_wire_decode_frame(p + i, len - i, &f);
-        if (f.type == RUDP_FRAME_DATA)
+        if (f.type == RUDP_FRAME_DATA && f.u.data.len > 0)
             eager = false;
         i += (size_t)n;
     }

@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #define ERR_VALUE_MAX 200 /* bytes of a bad value quoted in the message */
@@ -356,28 +355,6 @@ static void die(const char *msg) {
     _exit(2);
 }
 
-/* Moves the log file's descriptor |fd| up to a high number (close-on-exec),
- * as the engine places its own descriptors: at 512, or at half of
- * RLIMIT_NOFILE when that is above 1024.  A low number would be the first
- * one a program closes in bulk (ssh and sshd call closefrom(3) first thing)
- * and then reuses, and the log lines would go into the program's own file
- * or socket.  Returns the descriptor to use (|fd| itself if none is free). */
-static int log_fd_high(int fd) {
-    struct rlimit rl;
-    int base = 512, hi;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        rl.rlim_cur > 1024)
-        base = (int)(rl.rlim_cur / 2);
-    if (fd >= base)
-        return fd;
-    hi = fcntl(fd, F_DUPFD_CLOEXEC, base);
-    if (hi < 0)
-        return fd;
-    close(fd);
-    return hi;
-}
-
 void rudp_config_load(rudp_shim_config *cfg) {
     char err[RUDP_CONFIG_ERR_MAX];
 
@@ -393,5 +370,4 @@ void rudp_config_load(rudp_shim_config *cfg) {
         bad_value(err, sizeof(err), "RUDP_LOG_FILE", cfg->log_file, hint);
         die(err);
     }
-    cfg->log_fd = log_fd_high(cfg->log_fd);
 }

@@ -93,7 +93,7 @@ bool rudp_config_host_matches(const rudp_shim_config *cfg, const struct sockaddr
                               bool wildcard_ok);
 
 /* Reads the environment into |cfg|, opens RUDP_LOG_FILE (O_APPEND,
- * O_CLOEXEC, moved to a high descriptor number) into cfg->log_fd.  On a malformed value it writes the message
+ * O_CLOEXEC) into cfg->log_fd.  On a malformed value it writes the message
  * and a newline to stderr and calls _exit(2); it never returns then. */
 void rudp_config_load(rudp_shim_config *cfg);
 

@@ -89,6 +89,12 @@ __attribute__((constructor)) static void rudp_shim_init(void) {
     rudp_config_load(&rudp_cfg);
     if (!rudp_cfg.active)
         return;
+    /* A low log descriptor would be the first a program closes in bulk (ssh
+     * and sshd call closefrom(3) at once) and then reuses, and log lines
+     * would go into its own file or socket: it lives high, as the engine's. */
+    rudp_rt_reserve_fds();
+    if (rudp_cfg.log_fd >= 0)
+        rudp_cfg.log_fd = rudp_rt_fd_high(rudp_cfg.log_fd);
     shim_rt_config(&rudp_cfg, &rc);
     rudp_rt_configure(&rc);
     atomic_store_explicit(&rudp_shim_on, true, memory_order_release);

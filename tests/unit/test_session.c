@@ -177,6 +177,30 @@ Test(session, cold_connect_without_data_is_answered_at_once) {
     test_pair_free(&p);
 }
 
+Test(session, cold_connect_with_an_empty_stream_is_answered_at_once) {
+    /* A blocking connect: session SYN and stream SYN, no bytes.  The client
+     * waits for the SYN-ACK before it writes, so it must not wait for the
+     * server's ACK delay. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, NULL);
+    uint8_t d[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    seen s;
+    decode(d, n, &s);
+    cr_assert_not_null(find_frame(&s, RUDP_FRAME_DATA), "the stream SYN rides along");
+    int err;
+    rudp_session *srv = rudp_session_new_server(&p.sset, 5, d, n, &p.caddr, p.now, &err);
+    cr_assert_not_null(srv);
+    n = one_dgram(srv, d, p.now);
+    cr_assert_gt(n, 0, "nothing sent at once");
+    decode(d, n, &s);
+    cr_assert_not_null(find_frame(&s, RUDP_FRAME_SESSION));
+    rudp_session_del(srv);
+    test_pair_free(&p);
+}
+
 Test(session, new_stream_on_established_session_costs_no_round_trip) {
     test_pair p;
     test_pair_init(&p, NULL, NULL, DELAY);
