@@ -219,6 +219,11 @@ static bool bridge_pump_in(rt_bridge *b) {
         if (n > 0) {
             rudp_stream_write(s, b->sid, buf, (size_t)n);
             rt_sess_touch(b->rs);
+            /* A short read emptied the socket: the watcher (level-triggered)
+             * says when more comes, without a recv that finds nothing.  The
+             * exit drain must see that nothing is left, so it reads on. */
+            if ((size_t)n < want && !b->exit_drain)
+                return true;
             continue;
         }
         if (n == 0) {
