@@ -173,8 +173,10 @@ static void rt_run_cmd(rt_engine *e, rt_cmd *c) {
 static void rt_exit_begin(rt_engine *e) {
     for (rt_udp *u = e->udps; u; u = u->next)
         for (rt_sess *rs = u->sessions; rs; rs = rs->next) {
-            for (rt_bridge *b = rs->bridges; b; b = b->next)
+            for (rt_bridge *b = rs->bridges, *next; b; b = next) {
+                next = b->next; /* draining may end (free) the bridge */
                 rt_bridge_exit_drain(b);
+            }
             rt_sess_touch(rs);
         }
 }
