@@ -38,7 +38,7 @@ void rudp_settings_default(rudp_settings *s) {
     s->handshake_timeout = RUDP_SEC(15);
     s->max_ack_delay = RUDP_MS(25);
     s->initial_rtt = RUDP_MS(333);
-    s->cc = RUDP_CC_CUBIC;
+    s->cc = RUDP_CC_BBR;
     s->pacing = true;
 }
 
@@ -214,14 +214,14 @@ static void sess_window_set(rudp_session *s, uint64_t want) {
     }
 }
 
-static void sess_window_for_streams(rudp_session *s) {
-    sess_window_set(s, (uint64_t)s->nstreams * s->settings.initial_stream_window);
-}
-
-/* A stream's window auto-tuned up by |delta|: the session window follows,
- * so a stream that grew and then stalled cannot hold the others up. */
-static void sess_window_grow(rudp_session *s, uint64_t delta) {
-    sess_window_set(s, s->fc.window + delta);
+/* The open streams' windows changed by |delta| bytes (a stream opened,
+ * closed or auto-tuned): the session window follows their sum, so streams
+ * the application does not read, each holding a full window, can never
+ * use up the credit of one it reads (it only ever grows, up to
+ * max_session_window, so it bounds memory by the largest sum seen). */
+static void sess_window_track(rudp_session *s, int64_t delta) {
+    s->stream_windows += (uint64_t)delta;
+    sess_window_set(s, s->stream_windows);
 }
 
 rudp_stream *rudp_sess_stream_new(rudp_session *s, uint64_t sid, bool local,
@@ -237,7 +237,7 @@ rudp_stream *rudp_sess_stream_new(rudp_session *s, uint64_t sid, bool local,
     st->hnext = s->buckets[h];
     s->buckets[h] = st;
     s->nstreams++;
-    sess_window_for_streams(s);
+    sess_window_track(s, (int64_t)st->fc.window);
     return st;
 }
 
@@ -248,6 +248,7 @@ static void sess_stream_destroy(rudp_session *s, rudp_stream *st) {
         pp = &(*pp)->hnext;
     *pp = st->hnext;
     s->nstreams--;
+    s->stream_windows -= st->fc.window;
     rudp_sess_send_list_remove(s, st);
     rudp_sess_lazy_list_remove(s, st);
     sess_stream_events_clear(s, st);
@@ -772,6 +773,7 @@ void rudp_session_get_info(const rudp_session *s, rudp_session_info *info) {
     info->stream_bytes_sent = s->stream_bytes_sent;
     info->pto_count_total = s->rec.pto_total;
     info->streams_open = s->nstreams;
+    info->recv_window = s->fc.window;
     info->chunks_in_use = s->pool.in_use;
     info->max_packet_size = s->max_packet_size;
     for (uint32_t i = 0; i < s->nbuckets; i++)
@@ -842,7 +844,7 @@ static void sess_app_consumed(rudp_session *s, rudp_stream *st, uint64_t n) {
         !rudp_stream_recv_finished(st))
         rudp_sess_send_list_add(s, st);
     if (st->fc.window > before)
-        sess_window_grow(s, st->fc.window - before);
+        sess_window_track(s, (int64_t)(st->fc.window - before));
     rudp_sess_consume(s, n, s->now);
 }
 

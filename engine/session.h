@@ -18,8 +18,8 @@
 enum rudp_session_state {
     RUDP_SESS_CONNECTING = 1, /* client: SYN sent, no SYN-ACK yet */
     RUDP_SESS_ESTABLISHED,
-    RUDP_SESS_CLOSING,        /* closing: streams finishing, then GoAway until acked */
-    RUDP_SESS_DRAINING,       /* only ACKs go out, until drain_end */
+    RUDP_SESS_CLOSING,  /* closing: streams finishing, then GoAway until acked */
+    RUDP_SESS_DRAINING, /* only ACKs go out, until drain_end */
     RUDP_SESS_DONE,
 };
 
@@ -60,7 +60,7 @@ struct rudp_session {
     /* Session-level frames waiting to go out. */
     bool session_frame_pending; /* SYN (client) or SYN-ACK (server) */
     bool session_frame_acked;
-    bool session_frame_eager;   /* server: send SYN-ACK without waiting */
+    bool session_frame_eager; /* server: send SYN-ACK without waiting */
     bool goaway_pending;
     bool goaway_sent;
     uint32_t goaway_code;
@@ -70,39 +70,40 @@ struct rudp_session {
     uint64_t path_challenge_data, path_response_data;
     bool path_validated;
     uint64_t migrations;
-    uint32_t probes;           /* PTO probe packets owed */
-    bool ping_pending;         /* keepalive */
+    uint32_t probes;   /* PTO probe packets owed */
+    bool ping_pending; /* keepalive */
 
     /* Streams. */
     rudp_stream **buckets;
     uint32_t nbuckets;
     uint32_t nstreams;
-    rudp_list send_list; /* streams that may have frames to send (round robin) */
-    rudp_list lazy_list; /* accepted streams whose ACK flag rides the next packet */
-    rudp_list ev_list;   /* streams with events to report */
-    uint64_t local_opened;    /* streams opened here so far */
-    uint64_t local_allowed;   /* cumulative streams the peer lets us open */
-    uint64_t peer_opened;     /* peer stream IDs seen so far (count) */
-    uint64_t peer_allowed;    /* cumulative streams we let the peer open */
-    uint64_t peer_freed;      /* peer streams finished and freed */
+    rudp_list send_list;        /* streams that may have frames to send (round robin) */
+    rudp_list lazy_list;        /* accepted streams whose ACK flag rides the next packet */
+    rudp_list ev_list;          /* streams with events to report */
+    uint64_t local_opened;      /* streams opened here so far */
+    uint64_t local_allowed;     /* cumulative streams the peer lets us open */
+    uint64_t peer_opened;       /* peer stream IDs seen so far (count) */
+    uint64_t peer_allowed;      /* cumulative streams we let the peer open */
+    uint64_t peer_freed;        /* peer streams finished and freed */
     uint64_t peer_allowed_sent; /* last MAX_STREAMS value sent */
 
     /* Session flow control. */
-    rudp_fc fc;           /* receive */
-    uint64_t snd_limit;   /* the peer's session limit */
-    uint64_t snd_sent;    /* new stream bytes sent in total */
+    rudp_fc fc;              /* receive */
+    uint64_t stream_windows; /* sum of the open streams' receive windows */
+    uint64_t snd_limit;      /* the peer's session limit */
+    uint64_t snd_sent;       /* new stream bytes sent in total */
 
     rudp_chunk_pool pool;
     rudp_recovery rec;
     rudp_acktr acktr;
     rudp_pacer pacer;
 
-    rudp_tstamp now;           /* latest time any call handed in */
+    rudp_tstamp now; /* latest time any call handed in */
     rudp_tstamp created;
-    rudp_tstamp last_recv;     /* last valid packet */
-    rudp_tstamp last_activity; /* last packet sent or received (keepalive) */
-    rudp_tstamp drain_end;     /* DRAINING ends, or NEVER */
-    rudp_tstamp close_deadline;/* CLOSING: stop waiting for the GoAway's ACK, or NEVER */
+    rudp_tstamp last_recv;      /* last valid packet */
+    rudp_tstamp last_activity;  /* last packet sent or received (keepalive) */
+    rudp_tstamp drain_end;      /* DRAINING ends, or NEVER */
+    rudp_tstamp close_deadline; /* CLOSING: stop waiting for the GoAway's ACK, or NEVER */
 
     /* Session events not yet polled. */
     bool ev_established, ev_closed;
@@ -117,7 +118,8 @@ struct rudp_session {
 uint64_t rudp_sess_rand(rudp_session *s);
 rudp_stream *rudp_sess_find(const rudp_session *s, uint64_t sid);
 /* Creates the record of a stream the peer opened; returns NULL on NOMEM. */
-rudp_stream *rudp_sess_stream_new(rudp_session *s, uint64_t sid, bool local, rudp_tstamp now);
+rudp_stream *rudp_sess_stream_new(rudp_session *s, uint64_t sid, bool local,
+                                  rudp_tstamp now);
 /* Frees |st| if both halves are finished and the application released it. */
 void rudp_sess_stream_maybe_free(rudp_session *s, rudp_stream *st);
 void rudp_sess_stream_event(rudp_session *s, rudp_stream *st, uint8_t ev);

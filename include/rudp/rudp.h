@@ -163,6 +163,7 @@ typedef struct rudp_session_info {
     uint64_t stream_bytes_unacked; /* written by the application, not yet acknowledged */
     uint64_t pto_count_total;
     uint32_t streams_open;  /* stream records still held */
+    uint64_t recv_window;   /* the session receive window we advertise */
     uint64_t chunks_in_use; /* buffer chunks held by streams */
     uint32_t max_packet_size;
 } rudp_session_info;

@@ -891,6 +891,52 @@ Test(session, migration_to_a_new_address_keeps_streams) {
     test_pair_free(&p);
 }
 
+Test(session, the_session_window_covers_every_stream_window) {
+    /* Four streams are read for a while, so their windows auto-tune, and
+     * then never again (a program that stopped reading); their sender keeps
+     * them full.  The session window must hold all of their windows and
+     * the whole window of a fifth stream opened then, or the fifth could
+     * not send although its program reads. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    static uint8_t big[4 << 20], got[1 << 20];
+    test_fill_pattern(big, sizeof(big), 6);
+    uint64_t sids[5], taken[4] = {0}, sent[4] = {0};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(rudp_stream_open(p.cli, &sids[i]), RUDP_OK);
+    rudp_tstamp until = p.now + RUDP_SEC(3);
+    while (test_pair_step(&p, p.now + RUDP_SEC(1)) && p.now < until) {
+        for (int i = 0; i < 4; i++) {
+            ssize_t w =
+                rudp_stream_write(p.cli, sids[i], big + sent[i], sizeof(big) - sent[i]);
+            if (w > 0)
+                sent[i] += (uint64_t)w;
+            if (taken[i] < (1u << 20) && p.srv) {
+                bool eof;
+                int err;
+                taken[i] +=
+                    test_read_all(p.srv, sids[i], got, (1u << 20) - taken[i], &eof, &err);
+            }
+        }
+    }
+    uint64_t sum = 0;
+    for (int i = 0; i < 4; i++) {
+        rudp_stream_info si;
+        cr_assert_eq(rudp_stream_get_info(p.srv, sids[i], &si), RUDP_OK);
+        cr_assert_gt(si.recv_window, 256 * 1024, "stream %d did not auto-tune", i);
+        sum += si.recv_window;
+    }
+    cr_assert_eq(rudp_stream_open(p.cli, &sids[4]), RUDP_OK);
+    cr_assert_eq(rudp_stream_write(p.cli, sids[4], "x", 1), 1);
+    test_pair_run(&p, p.now + RUDP_MS(100));
+    rudp_session_info in;
+    rudp_session_get_info(p.srv, &in);
+    cr_assert_geq(in.recv_window, sum + 256 * 1024, "session window %lu, streams %lu",
+                  (unsigned long)in.recv_window, (unsigned long)sum);
+    test_pair_free(&p);
+}
+
 Test(session, unread_streams_do_not_starve_a_read_one) {
     /* Twenty streams each send a full stream window the server never reads
      * (connections waiting in a backlog); the one it reads must finish. */
