@@ -38,7 +38,7 @@ void rudp_settings_default(rudp_settings *s) {
     s->handshake_timeout = RUDP_SEC(15);
     s->max_ack_delay = RUDP_MS(25);
     s->initial_rtt = RUDP_MS(333);
-    s->cc = RUDP_CC_BBR;
+    s->cc = RUDP_CC_BBR; /* docs/BENCHMARKS.md: it wins on lossy paths */
     s->pacing = true;
 }
 

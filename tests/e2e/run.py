@@ -706,6 +706,13 @@ def t_cubic(t):
               client_env={"RUDP_CC": "cubic"})
 
 
+@test("cc-newreno", limit=40)
+def t_newreno(t):
+    """RUDP_CC=newreno on both ends: 4 clients x 4 MiB."""
+    echo_test(t, [], 4, 4 * MIB, server_env={"RUDP_CC": "newreno"},
+              client_env={"RUDP_CC": "newreno"})
+
+
 @test("stalled-streams-no-hol", limit=60)
 def t_hol(t):
     """4, then 16, connections whose server never reads them are filled to
@@ -906,8 +913,8 @@ def t_rudp_run(t):
         t.expect(rc == 2 and p.err().strip(), f"rudp-run {' '.join(args)}: status {rc}, want 2",
                  p)
     env = {"RUDP_SHIM": t.runner.shim}
-    srv = t.spawn("server", [wrapper, "-p", str(t.port), "--"] + t.tool("echo-server", t.port),
-                  shim=False, env=env)
+    srv = t.spawn("server", [wrapper, "-p", str(t.port), "--cc", "bbr", "--"] +
+                  t.tool("echo-server", t.port), shim=False, env=env)
     t.wait_listening(srv)
     cli = t.spawn("client", [wrapper, "-p", str(t.port), "--cc", "newreno", "--"] +
                   t.tool("threads-client", "127.0.0.1", t.port, 4, 256 * 1024),
