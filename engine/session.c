@@ -507,7 +507,11 @@ void rudp_sess_die(rudp_session *s, int error, rudp_tstamp now) {
 
 void rudp_sess_stream_abort(rudp_session *s, rudp_stream *st, uint32_t code, int error) {
     uint64_t unconsumed = rudp_stream_abort(st, code, error);
-    s->fc.consumed += unconsumed;
+    /* The discarded bytes count as consumed, and like any consumption they
+     * may be what makes a session WINDOW_UPDATE due: adding them without the
+     * check could leave the limit at exactly what was consumed, and every
+     * other stream of the session blocked for good. */
+    rudp_sess_consume(s, unconsumed, s->now);
     rudp_sess_lazy_list_remove(s, st);
     rudp_sess_send_list_add(s, st);
 }

@@ -891,6 +891,49 @@ Test(session, migration_to_a_new_address_keeps_streams) {
     test_pair_free(&p);
 }
 
+Test(session, bytes_discarded_by_a_reset_reopen_the_session_window) {
+    /* The server's session window (1 MiB, the least a server advertises)
+     * cannot grow: four streams fill it, and the server resets them unread
+     * (a program that closes with unread data).  The discarded bytes must
+     * give the credit back, or the next stream could never send. */
+    test_pair p;
+    rudp_settings ss;
+    rudp_settings_default(&ss);
+    ss.initial_session_window = ss.max_session_window = 1024 * 1024;
+    ss.initial_stream_window = ss.max_stream_window = 256 * 1024;
+    test_pair_init(&p, NULL, &ss, DELAY);
+    establish(&p);
+    static uint8_t big[256 * 1024], got[20001];
+    test_fill_pattern(big, sizeof(big), 8);
+    uint64_t a[4], b;
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(rudp_stream_open(p.cli, &a[i]), RUDP_OK);
+        cr_assert_eq(rudp_stream_write(p.cli, a[i], big, sizeof(big)),
+                     (ssize_t)sizeof(big));
+    }
+    test_pair_run(&p, p.now + RUDP_SEC(2));
+    for (int i = 0; i < 4; i++) {
+        rudp_stream_info si;
+        cr_assert_eq(rudp_stream_get_info(p.srv, a[i], &si), RUDP_OK);
+        cr_assert_eq(si.bytes_readable, sizeof(big), "stream %d did not fill its window",
+                     i);
+        cr_assert_eq(rudp_stream_reset(p.srv, a[i], 0), RUDP_OK);
+    }
+    cr_assert_eq(rudp_stream_open(p.cli, &b), RUDP_OK);
+    cr_assert_eq(rudp_stream_write(p.cli, b, big, 20000), 20000);
+    rudp_stream_shutdown_write(p.cli, b);
+    size_t rcv = 0;
+    bool eof = false;
+    int err;
+    rudp_tstamp limit = p.now + RUDP_SEC(10);
+    while (!eof && test_pair_step(&p, limit))
+        rcv += test_read_all(p.srv, b, got + rcv, sizeof(got) - rcv, &eof, &err);
+    cr_assert(eof, "the next stream stalled after %zu bytes", rcv);
+    cr_assert_eq(rcv, 20000);
+    cr_assert_eq(memcmp(got, big, 20000), 0);
+    test_pair_free(&p);
+}
+
 Test(session, the_session_window_covers_every_stream_window) {
     /* Four streams are read for a while, so their windows auto-tune, and
      * then never again (a program that stopped reading); their sender keeps
