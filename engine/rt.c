@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,6 +44,8 @@
 /* Ceiling of the engine's lowest descriptor number, and how many numbers
  * above it rudp_rt_reserve_fds makes room for. */
 #define RT_FD_BASE_MAX 16384
+/* Wasted spins in a row after which rt_spin backs off. */
+#define RT_SPIN_MAX_WASTED 4
 #define RT_FD_RESERVE 256
 
 static rt_engine *engine; /* this process's engine, or NULL */
@@ -247,6 +250,41 @@ static void rt_on_check(struct ev_loop *loop, ev_prepare *w, int revents) {
     rt_exit_check(e);
 }
 
+void rt_spin(rt_engine *e, rudp_tstamp ns) {
+    rudp_tstamp now = rt_now();
+    if (now < e->spin_resume)
+        return;
+    if (now + ns > e->spin_until)
+        e->spin_until = now + ns;
+    if (!ev_is_active(&e->spin)) {
+        e->spin_iter0 = ev_iteration(e->loop);
+        e->spin_idles = 0;
+        ev_idle_start(e->loop, &e->spin);
+    }
+}
+
+/* ev_idle callback (the loop had nothing to do): stops polling once the
+ * spin time is over.  A spin in which nothing happened was wasted CPU; after
+ * RT_SPIN_MAX_WASTED of them in a row the engine stops spinning for a while
+ * (10 ms per wasted spin, at most 1 s), so a program that does not answer
+ * at once costs no busy loop. */
+static void rt_on_spin(struct ev_loop *loop, ev_idle *w, int revents) {
+    rt_engine *e = w->data;
+    e->spin_idles++;
+    rudp_tstamp now = rt_now();
+    if (now < e->spin_until) {
+        sched_yield(); /* the program we wait for may share this CPU */
+        return;
+    }
+    ev_idle_stop(loop, w);
+    bool wasted = ev_iteration(loop) - e->spin_iter0 <= e->spin_idles;
+    e->spin_wasted = wasted ? e->spin_wasted + 1 : 0;
+    if (e->spin_wasted >= RT_SPIN_MAX_WASTED) {
+        unsigned n = e->spin_wasted < 100 ? e->spin_wasted : 100;
+        e->spin_resume = now + (rudp_tstamp)n * RUDP_MS(10);
+    }
+}
+
 /* The 1 s tick: warm sessions, exit deadline. */
 static void rt_on_tick(struct ev_loop *loop, ev_timer *w, int revents) {
     rt_engine *e = w->data;
@@ -255,6 +293,8 @@ static void rt_on_tick(struct ev_loop *loop, ev_timer *w, int revents) {
 
 static void *rt_main(void *arg) {
     rt_engine *e = arg;
+    ev_idle_init(&e->spin, rt_on_spin);
+    e->spin.data = e;
     ev_timer_init(&e->warm_timer, rt_on_tick, 1.0, 1.0);
     e->warm_timer.data = e;
     ev_timer_start(e->loop, &e->warm_timer);

@@ -109,10 +109,18 @@ struct rt_engine {
     rudp_tstamp exit_deadline;
     bool exit_done;
     ev_timer warm_timer; /* closes warm client sessions nobody uses */
+    ev_idle spin;        /* polls instead of sleeping until spin_until */
+    rudp_tstamp spin_until;
+    unsigned spin_iter0, spin_idles; /* loop iterations and idle ones of this spin */
+    unsigned spin_wasted;            /* spins in a row that saw no event */
+    rudp_tstamp spin_resume;         /* no spinning before this (backing off) */
 };
 
 /* --- rt.c --- */
 rudp_tstamp rt_now(void);
+/* Keeps the loop polling, not sleeping, for |ns| from now: an answer the
+ * program is about to write is picked up without waking the thread. */
+void rt_spin(rt_engine *e, rudp_tstamp ns);
 void rt_log(rt_engine *e, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Moves |fd| high and marks it close-on-exec; returns the fd to use. */

@@ -34,6 +34,10 @@
 #include <unistd.h>
 
 #define RT_IO_CHUNK 65536
+/* A small message handed to the program is often a request it answers at
+ * once: the loop polls that long for the answer instead of sleeping. */
+#define RT_SPIN_MAX_MSG 4096
+#define RT_SPIN_NS RUDP_US(30)
 
 static void rt_bridge_on_readable(struct ev_loop *loop, ev_io *w, int revents);
 static void rt_bridge_on_writable(struct ev_loop *loop, ev_io *w, int revents);
@@ -302,6 +306,8 @@ static bool bridge_pump_out(rt_bridge *b) {
         if (w > 0) {
             rudp_stream_consume(s, b->sid, (size_t)w);
             rt_sess_touch(b->rs);
+            if (w < RT_SPIN_MAX_MSG)
+                rt_spin(b->rs->eng, RT_SPIN_NS);
             continue;
         }
         if (w < 0 && errno == EINTR)

@@ -1019,7 +1019,8 @@ static void step_now(sim_run *r) {
 }
 
 /* Prints one line of the state of |e|'s session at the current time: the
- * congestion window, the flight, the pacing rate, RTTs and loss so far. */
+ * congestion window, the flight, the pacing rate, RTTs, loss so far and
+ * the session receive window it advertises. */
 static void print_stats(const sim_run *r, const sim_end *e) {
     if (e->sess == NULL)
         return;
@@ -1027,10 +1028,10 @@ static void print_stats(const sim_run *r, const sim_end *e) {
     rudp_session_get_info(e->sess, &in);
     printf("stats %10.3f ms %s: cwnd %" PRIu64 " inflight %" PRIu64 " pacing %.2f Mbit/s "
            "srtt %.3f min_rtt %.3f ms sent %" PRIu64 " lost %" PRIu64 " retx %" PRIu64
-           " B pkt %" PRIu32 "\n",
+           " B pkt %" PRIu32 " rwnd %" PRIu64 "\n",
            ms_now(r), e->name, in.cwnd, in.bytes_in_flight, (double)in.pacing_rate * 8e-6,
            (double)in.srtt / 1e6, (double)in.min_rtt / 1e6, in.pkts_sent, in.pkts_lost,
-           in.stream_bytes_retransmitted, in.max_packet_size);
+           in.stream_bytes_retransmitted, in.max_packet_size, in.recv_window);
 }
 
 /* With --stats, prints both sessions whenever another interval began. */
