@@ -4,10 +4,13 @@
  * Follows RFC 9000 §13.2.1–13.2.4: an ACK is owed for ack-eliciting packets;
  * it is sent at once after the second one, or when a packet arrives out of
  * order (a gap below it, or lower than the largest), and otherwise no later
- * than max_ack_delay after the first.  ACK frames carry the newest
- * RUDP_ACK_SENT_RANGES ranges (older ones were reported while they were
- * among the newest, and repeating 32 ranges on every packet cost a fifth of
- * the payload at 5 % loss); older state is pruned once the peer has
+ * than max_ack_delay after the first.  An ACK that rides on data carries
+ * the newest RUDP_ACK_SENT_RANGES ranges (older ones were reported while
+ * they were among the newest, and repeating 32 ranges on every packet cost
+ * a fifth of the payload at 5 % loss); an ACK sent alone carries up to 32,
+ * so a packet that fills an old hole, late because the path reorders, is
+ * still reported and its sender learns that its loss was spurious.  Older
+ * state is pruned once the peer has
  * acknowledged a packet carrying an ACK that covered it (§13.2.4), and the
  * tracker never holds more than RUDP_ACKTR_MAX_RANGES ranges.
  */
@@ -26,7 +29,9 @@ void rudp_acktr_init(rudp_acktr *a) {
     a->deadline = RUDP_TSTAMP_NEVER;
 }
 
-void rudp_acktr_free(rudp_acktr *a) { rudp_ranges_free(&a->recv); }
+void rudp_acktr_free(rudp_acktr *a) {
+    rudp_ranges_free(&a->recv);
+}
 
 /* Returns true when |pn| arriving now leaves a gap or fills one: the peer
  * should hear about it at once (RFC 9000 §13.2.1). */
@@ -69,9 +74,12 @@ rudp_tstamp rudp_acktr_deadline(const rudp_acktr *a) {
     return a->immediate ? 0 : a->deadline;
 }
 
-void rudp_acktr_fill(const rudp_acktr *a, rudp_ack_frame *f, rudp_tstamp now) {
+void rudp_acktr_fill(const rudp_acktr *a, rudp_ack_frame *f, rudp_tstamp now,
+                     uint32_t max_ranges) {
     uint32_t n = 0;
-    for (uint32_t i = a->recv.n; i > 0 && n < RUDP_ACK_SENT_RANGES; i--, n++) {
+    if (max_ranges > RUDP_ACK_MAX_RANGES)
+        max_ranges = RUDP_ACK_MAX_RANGES;
+    for (uint32_t i = a->recv.n; i > 0 && n < max_ranges; i--, n++) {
         f->ranges[n].largest = a->recv.v[i - 1].end - 1;
         f->ranges[n].smallest = a->recv.v[i - 1].start;
     }

@@ -15,17 +15,17 @@
 #include "wire.h"
 
 #define RUDP_ACKTR_MAX_RANGES 64
-#define RUDP_ACK_SENT_RANGES 8 /* ranges an ACK frame carries, newest first */
+#define RUDP_ACK_SENT_RANGES 8 /* ranges an ACK riding on other frames carries */
 
 typedef struct rudp_acktr {
-    rudp_ranges recv;          /* packet numbers received, above floor */
-    uint64_t floor;            /* below this: forgotten, drop as duplicate */
-    uint64_t largest;          /* largest received, RUDP_PN_NONE if none */
-    rudp_tstamp largest_time;  /* when it arrived */
-    uint32_t eliciting;        /* ack-eliciting packets not yet acknowledged */
-    bool dirty;                /* received something since the last ACK sent */
-    bool immediate;            /* the next ACK must not wait */
-    rudp_tstamp deadline;      /* latest time to send the owed ACK, or NEVER */
+    rudp_ranges recv;         /* packet numbers received, above floor */
+    uint64_t floor;           /* below this: forgotten, drop as duplicate */
+    uint64_t largest;         /* largest received, RUDP_PN_NONE if none */
+    rudp_tstamp largest_time; /* when it arrived */
+    uint32_t eliciting;       /* ack-eliciting packets not yet acknowledged */
+    bool dirty;               /* received something since the last ACK sent */
+    bool immediate;           /* the next ACK must not wait */
+    rudp_tstamp deadline;     /* latest time to send the owed ACK, or NEVER */
 } rudp_acktr;
 
 void rudp_acktr_init(rudp_acktr *a);
@@ -46,9 +46,11 @@ static inline bool rudp_acktr_has_news(const rudp_acktr *a) {
     return a->dirty && a->recv.n > 0;
 }
 
-/* Fills |f| with the received ranges, newest first (at most
- * RUDP_ACK_SENT_RANGES) and the delay since the largest arrived. */
-void rudp_acktr_fill(const rudp_acktr *a, rudp_ack_frame *f, rudp_tstamp now);
+/* Fills |f| with the received ranges, newest first (at most |max_ranges|,
+ * itself at most RUDP_ACK_MAX_RANGES) and the delay since the largest
+ * arrived. */
+void rudp_acktr_fill(const rudp_acktr *a, rudp_ack_frame *f, rudp_tstamp now,
+                     uint32_t max_ranges);
 
 /* The ACK just built was sent: nothing is owed any more. */
 void rudp_acktr_on_ack_sent(rudp_acktr *a);

@@ -89,6 +89,7 @@ int rudp_recovery_init(rudp_recovery *r, const rudp_recovery_config *cfg, rudp_t
     r->max_ack_delay = cfg->max_ack_delay;
     r->largest_acked = RUDP_PN_NONE;
     r->loss_time = RUDP_TSTAMP_NEVER;
+    r->now = now;
     r->last_ack_eliciting_time = now;
     r->first_rtt_sample_time = RUDP_TSTAMP_NEVER;
     return RUDP_OK;
@@ -101,10 +102,22 @@ void rudp_recovery_free(rudp_recovery *r) {
     r->cap = 0;
 }
 
-/* Moves oldest_pn past the records that are DONE. */
+/* Returns how long a packet declared lost is kept to recognise a late ACK
+ * for it: its time threshold again, plus the peer's ACK delay. */
+static rudp_tstamp rec_lost_hold(const rudp_recovery *r);
+
+/* Moves oldest_pn past the records that are DONE, and past LOST ones held
+ * long enough (an ACK for them would have come). */
 static void rec_advance_oldest(rudp_recovery *r) {
-    while (r->oldest_pn < r->next_pn && rec_slot(r, r->oldest_pn)->state == RUDP_SENT_DONE)
+    rudp_tstamp hold = rec_lost_hold(r);
+    while (r->oldest_pn < r->next_pn) {
+        rudp_sent_pkt *p = rec_slot(r, r->oldest_pn);
+        if (p->state == RUDP_SENT_LOST && p->time_sent + hold <= r->now)
+            p->state = RUDP_SENT_DONE;
+        if (p->state != RUDP_SENT_DONE)
+            return;
         r->oldest_pn++;
+    }
 }
 
 /* Doubles the ring and lays the live window out again.  Returns RUDP_OK or
@@ -146,6 +159,7 @@ rudp_sent_pkt *rudp_recovery_prepare(rudp_recovery *r) {
  * counts in flight and toward the PTO as its flags say, and next_pn
  * advances. */
 void rudp_recovery_on_sent(rudp_recovery *r, rudp_sent_pkt *pkt, rudp_tstamp now) {
+    r->now = now;
     pkt->time_sent = now;
     pkt->state = RUDP_SENT_OUTSTANDING;
     r->next_pn = pkt->pn + 1;
@@ -194,8 +208,23 @@ static bool rec_clamp(const rudp_recovery *r, const rudp_ack_range *rg, uint64_t
     return *lo <= *hi;
 }
 
+/* A packet declared lost was acknowledged after all: the path reorders.
+ * The packet threshold goes off and the time threshold widens a step (RFC
+ * 8985 §6.2: reo_wnd grows by min_rtt/4 per round with a spurious loss). */
+static void rec_on_spurious(rudp_recovery *r, rudp_sent_pkt *p) {
+    p->state = RUDP_SENT_DONE;
+    r->spurious_losses++;
+    if (r->reorder_calm > 0 || !r->reorder_seen) {
+        if (r->reorder_steps < RUDP_REORDER_MAX_STEPS)
+            r->reorder_steps++;
+        r->reorder_seen = true;
+    }
+    r->reorder_calm = 0;
+}
+
 /* Marks the OUTSTANDING records acknowledged by |ack| as REC_ACKED_NOW and
- * takes them out of the flight.  Returns how many there were and sets
+ * takes them out of the flight; LOST ones it acknowledges were spurious
+ * losses.  Returns how many outstanding ones there were and sets
  * *eliciting when one was ack-eliciting. */
 static uint64_t rec_mark_acked(rudp_recovery *r, const rudp_ack_frame *ack,
                                bool *eliciting) {
@@ -207,6 +236,8 @@ static uint64_t rec_mark_acked(rudp_recovery *r, const rudp_ack_frame *ack,
             continue;
         for (uint64_t pn = lo; pn <= hi; pn++) {
             rudp_sent_pkt *p = rec_slot(r, pn);
+            if (p->state == RUDP_SENT_LOST)
+                rec_on_spurious(r, p);
             if (p->state != RUDP_SENT_OUTSTANDING)
                 continue;
             p->state = REC_ACKED_NOW;
@@ -244,12 +275,19 @@ static void rec_finish_acked(rudp_recovery *r, const rudp_ack_frame *ack, rudp_t
 }
 
 /* Returns the time-threshold delay: max(9/8 * max(latest, smoothed),
- * kGranularity) (RFC 9002 §6.1.2). */
+ * kGranularity) (RFC 9002 §6.1.2), widened by min_rtt/4 for each reordering
+ * step, at most twice max(latest, smoothed). */
 static rudp_tstamp rec_loss_delay(const rudp_recovery *r) {
     rudp_tstamp base = r->rtt.latest > r->rtt.smoothed ? r->rtt.latest : r->rtt.smoothed;
-    rudp_tstamp delay = base * 9 / 8;
+    rudp_tstamp delay = base * 9 / 8 + r->reorder_steps * (r->rtt.min / 4);
 
+    if (delay > 2 * base)
+        delay = 2 * base;
     return delay > RUDP_GRANULARITY ? delay : RUDP_GRANULARITY;
+}
+
+static rudp_tstamp rec_lost_hold(const rudp_recovery *r) {
+    return rec_loss_delay(r) + r->max_ack_delay;
 }
 
 /* Returns the persistent-congestion duration (RFC 9002 §7.6.1). */
@@ -284,7 +322,7 @@ static void rec_pc_add(const rudp_recovery *r, rec_pc_run *run, const rudp_sent_
  * reported through |h|. */
 static void rec_declare_lost(rudp_recovery *r, rudp_sent_pkt *p, rudp_tstamp now,
                              const rudp_recovery_handler *h) {
-    p->state = RUDP_SENT_DONE;
+    p->state = RUDP_SENT_LOST;
     rec_leave_flight(r, p);
     if (p->in_flight)
         rudp_rate_on_lost(&r->rate, p->size);
@@ -294,12 +332,26 @@ static void rec_declare_lost(rudp_recovery *r, rudp_sent_pkt *p, rudp_tstamp now
         h->on_lost(h->user, p, now);
 }
 
-/* Returns true when outstanding |p| is lost at |now| by the packet or time
- * threshold (RFC 9002 §6.1). */
+/* Returns true when outstanding |p| is lost at |now| by the packet
+ * threshold (unless the path was seen to reorder) or the time threshold
+ * (RFC 9002 §6.1). */
 static bool rec_is_lost(const rudp_recovery *r, const rudp_sent_pkt *p, rudp_tstamp now,
                         rudp_tstamp loss_delay) {
-    return r->largest_acked >= p->pn + RUDP_PACKET_THRESHOLD ||
+    return (!r->reorder_seen && r->largest_acked >= p->pn + RUDP_PACKET_THRESHOLD) ||
            p->time_sent + loss_delay <= now;
+}
+
+/* A loss episode passed: after RUDP_REORDER_CALM of them without a
+ * spurious loss, the reordering tolerance steps back (and, at zero, the
+ * packet threshold returns). */
+static void rec_reorder_calm(rudp_recovery *r) {
+    if (!r->reorder_seen || ++r->reorder_calm < RUDP_REORDER_CALM)
+        return;
+    r->reorder_calm = 0;
+    if (r->reorder_steps > 0)
+        r->reorder_steps--;
+    if (r->reorder_steps == 0)
+        r->reorder_seen = false;
 }
 
 /* Detects and removes lost packets below largest_acked (RFC 9002 appendix
@@ -334,8 +386,10 @@ static void rec_detect_lost(rudp_recovery *r, rudp_tstamp now,
                 r->loss_time = p->time_sent + delay;
         }
     }
-    if (lost_in_flight)
+    if (lost_in_flight) {
+        rec_reorder_calm(r);
         r->cc.ops->on_congestion(&r->cc, last_lost_sent, &r->rtt, now);
+    }
     if (run.found)
         r->cc.ops->on_persistent_congestion(&r->cc, now);
 }
@@ -382,6 +436,7 @@ int rudp_recovery_on_ack(rudp_recovery *r, const rudp_ack_frame *ack, rudp_tstam
 
     if (rc != RUDP_OK)
         return rc;
+    r->now = now;
     largest = ack->ranges[0].largest;
     lp = rec_outstanding(r, largest);
     if (lp != NULL)
@@ -389,8 +444,10 @@ int rudp_recovery_on_ack(rudp_recovery *r, const rudp_ack_frame *ack, rudp_tstam
     if (r->largest_acked == RUDP_PN_NONE || largest > r->largest_acked)
         r->largest_acked = largest;
     rudp_rate_ack_begin(&r->rate, r->bytes_in_flight);
-    if (rec_mark_acked(r, ack, &eliciting) == 0)
+    if (rec_mark_acked(r, ack, &eliciting) == 0) {
+        rec_advance_oldest(r); /* it may have acknowledged lost ones */
         return RUDP_OK;
+    }
     if (lp != NULL && eliciting)
         rec_sample_rtt(r, now > largest_sent ? now - largest_sent : 0, ack->ack_delay_us,
                        now);
@@ -440,6 +497,7 @@ int rudp_recovery_on_timeout(rudp_recovery *r, rudp_tstamp now, bool client_unco
 
     if (deadline == RUDP_TSTAMP_NEVER || now < deadline)
         return 0;
+    r->now = now;
     if (r->loss_time != RUDP_TSTAMP_NEVER) {
         rec_detect_lost(r, now, h);
         rec_advance_oldest(r);

@@ -23,14 +23,16 @@
 #define RUDP_PACKET_THRESHOLD 3
 #define RUDP_SENT_MAX_FRAMES 8
 #define RUDP_MAX_PTO RUDP_SEC(2) /* ceiling of the backed-off PTO */
+#define RUDP_REORDER_MAX_STEPS 4 /* time threshold at most 2 x RTT (4 x min_rtt/4) */
+#define RUDP_REORDER_CALM 16     /* episodes without a spurious loss before a step back */
 
 /* What one frame in a sent packet was, so it can be retransmitted or
  * acknowledged.  Only reliable frames are recorded. */
 enum rudp_sent_kind {
-    RUDP_SENT_DATA = 1,       /* sid, offset, len, flags (FIN/SYN/ACK) */
-    RUDP_SENT_WINDOW,         /* WINDOW_UPDATE for sid (0 = session) */
-    RUDP_SENT_RST,            /* RST for sid */
-    RUDP_SENT_SESSION,        /* SESSION SYN or SYN|ACK */
+    RUDP_SENT_DATA = 1, /* sid, offset, len, flags (FIN/SYN/ACK) */
+    RUDP_SENT_WINDOW,   /* WINDOW_UPDATE for sid (0 = session) */
+    RUDP_SENT_RST,      /* RST for sid */
+    RUDP_SENT_SESSION,  /* SESSION SYN or SYN|ACK */
     RUDP_SENT_GOAWAY,
     RUDP_SENT_MAX_STREAMS,
     RUDP_SENT_PATH_CHALLENGE,
@@ -46,9 +48,11 @@ typedef struct rudp_sent_frame {
 } rudp_sent_frame;
 
 enum rudp_sent_state {
-    RUDP_SENT_FREE = 0,  /* slot unused */
+    RUDP_SENT_FREE = 0, /* slot unused */
     RUDP_SENT_OUTSTANDING,
-    RUDP_SENT_DONE,      /* acknowledged or declared lost */
+    RUDP_SENT_DONE, /* acknowledged, or declared lost long enough ago */
+    RUDP_SENT_LOST, /* declared lost, kept a while: an ACK for it means
+                       the loss was reordering (spurious) */
 };
 
 typedef struct rudp_sent_pkt {
@@ -57,10 +61,10 @@ typedef struct rudp_sent_pkt {
     uint64_t ack_largest; /* largest pn in the ACK frame it carried, or RUDP_PN_NONE */
     uint32_t size;        /* datagram bytes */
     uint8_t ack_eliciting;
-    uint8_t in_flight;    /* counts toward bytes_in_flight (ack-eliciting or padded) */
-    uint8_t state;        /* enum rudp_sent_state */
+    uint8_t in_flight; /* counts toward bytes_in_flight (ack-eliciting or padded) */
+    uint8_t state;     /* enum rudp_sent_state */
     uint8_t nframes;
-    rudp_rate_pkt rate;   /* delivery state at send time (in-flight packets) */
+    rudp_rate_pkt rate; /* delivery state at send time (in-flight packets) */
     rudp_sent_frame frames[RUDP_SENT_MAX_FRAMES];
 } rudp_sent_pkt;
 
@@ -82,16 +86,24 @@ typedef struct rudp_recovery_config {
 typedef struct rudp_recovery {
     rudp_rtt rtt;
     rudp_cc cc;
-    rudp_rate rate;       /* delivery-rate sampler */
+    rudp_rate rate; /* delivery-rate sampler */
     rudp_tstamp max_ack_delay;
 
-    rudp_sent_pkt *ring;  /* ring[pn % cap] for pn in [oldest_pn, next_pn) */
-    uint64_t cap;         /* power of two */
-    uint64_t oldest_pn;   /* lowest pn that may still be outstanding */
-    uint64_t next_pn;     /* pn of the next packet to send */
+    rudp_sent_pkt *ring; /* ring[pn % cap] for pn in [oldest_pn, next_pn) */
+    uint64_t cap;        /* power of two */
+    uint64_t oldest_pn;  /* lowest pn that may still be outstanding */
+    uint64_t next_pn;    /* pn of the next packet to send */
 
-    uint64_t largest_acked;  /* RUDP_PN_NONE before any ACK */
-    rudp_tstamp loss_time;   /* time-threshold timer, or NEVER */
+    uint64_t largest_acked; /* RUDP_PN_NONE before any ACK */
+    rudp_tstamp now;        /* latest time handed in */
+
+    /* Reordering tolerance (RFC 8985 §6.2): after a spurious loss the packet
+     * threshold is off and the time threshold widens by min_rtt/4 a step. */
+    bool reorder_seen;      /* packet threshold disabled */
+    uint32_t reorder_steps; /* time-threshold steps, 0..RUDP_REORDER_MAX_STEPS */
+    uint32_t reorder_calm;  /* loss episodes since the last spurious loss */
+    uint64_t spurious_losses;
+    rudp_tstamp loss_time; /* time-threshold timer, or NEVER */
     rudp_tstamp last_ack_eliciting_time;
     uint32_t pto_count;
     uint64_t bytes_in_flight;
@@ -104,8 +116,7 @@ typedef struct rudp_recovery {
 } rudp_recovery;
 
 /* Returns RUDP_OK or RUDP_ERR_NOMEM. */
-int rudp_recovery_init(rudp_recovery *r, const rudp_recovery_config *cfg,
-                       rudp_tstamp now);
+int rudp_recovery_init(rudp_recovery *r, const rudp_recovery_config *cfg, rudp_tstamp now);
 void rudp_recovery_free(rudp_recovery *r);
 
 /* Returns the record to fill for the next packet (pn = next_pn, frames

@@ -771,6 +771,7 @@ void rudp_session_get_info(const rudp_session *s, rudp_session_info *info) {
     info->pkts_sent = s->rec.pkts_sent;
     info->pkts_recv = s->pkts_recv;
     info->pkts_lost = s->rec.pkts_lost;
+    info->pkts_spurious = s->rec.spurious_losses;
     info->pkts_dropped = s->pkts_dropped;
     info->bytes_sent = s->bytes_sent;
     info->bytes_recv = s->bytes_recv;

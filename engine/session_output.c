@@ -220,10 +220,13 @@ static bool out_put_recorded(out_ctx *c, const rudp_frame *f, uint8_t kind, uint
     return true;
 }
 
-/* Writes the ACK frame (as many ranges as fit). */
-static void out_ack(rudp_session *s, out_ctx *c, rudp_tstamp now) {
+/* Writes the ACK frame (as many ranges as fit): the newest
+ * RUDP_ACK_SENT_RANGES when frames of the packet's own follow (|alone|
+ * false), up to RUDP_ACK_MAX_RANGES when the ACK is all it carries. */
+static void out_ack(rudp_session *s, out_ctx *c, rudp_tstamp now, bool alone) {
     rudp_frame f = {.type = RUDP_FRAME_ACK};
-    rudp_acktr_fill(&s->acktr, &f.u.ack, now);
+    rudp_acktr_fill(&s->acktr, &f.u.ack, now,
+                    alone ? RUDP_ACK_MAX_RANGES : RUDP_ACK_SENT_RANGES);
     if (f.u.ack.nranges == 0 || !rudp_wire_ack_fit(&f.u.ack, c->end - c->pos))
         return;
     if (out_put(c, &f)) {
@@ -518,7 +521,7 @@ ssize_t rudp_session_write_pkt(rudp_session *s, uint8_t *buf, size_t cap, rudp_a
     if (!c.pkt)
         return RUDP_ERR_NOMEM;
     if (rudp_acktr_has_news(&s->acktr))
-        out_ack(s, &c, now);
+        out_ack(s, &c, now, !elicit && !probe);
     if (probe)
         out_probe_fill(&c);
     else

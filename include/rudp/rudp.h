@@ -158,6 +158,7 @@ typedef struct rudp_session_info {
     uint64_t cwnd, ssthresh, bytes_in_flight;
     uint64_t pacing_rate; /* bytes per second, 0 when not pacing */
     uint64_t pkts_sent, pkts_recv, pkts_lost, pkts_dropped;
+    uint64_t pkts_spurious; /* declared lost, then acknowledged: the path reorders */
     uint64_t bytes_sent, bytes_recv;
     uint64_t stream_bytes_sent, stream_bytes_retransmitted;
     uint64_t stream_bytes_unacked; /* written by the application, not yet acknowledged */

@@ -1243,15 +1243,15 @@ static void print_summary(const sim_run *r, const sim_result *res) {
     end_info(&r->cli, &c);
     end_info(&r->srv, &s);
     printf("seed %" PRIu64 ": %s t=%.3f ms goodput %.2f Mbit/s (c->s %.2f, s->c %.2f)"
-           " | client pkts %" PRIu64 " lost %" PRIu64 " pto %" PRIu64
-           " | server pkts %" PRIu64 " lost %" PRIu64 " pto %" PRIu64
+           " | client pkts %" PRIu64 " lost %" PRIu64 " (spurious %" PRIu64 ") pto %" PRIu64
+           " | server pkts %" PRIu64 " lost %" PRIu64 " (spurious %" PRIu64 ") pto %" PRIu64
            " | links c->s %" PRIu64 "/%" PRIu64 " s->c %" PRIu64 "/%" PRIu64
            " delivered/sent\n",
            r->seed, res->passed ? "pass" : "FAIL", ms_now(r), res->goodput,
            res->dir_goodput[0], res->dir_goodput[1], c.pkts_sent, c.pkts_lost,
-           c.pto_count_total, s.pkts_sent, s.pkts_lost, s.pto_count_total,
-           r->c2s.stats.delivered, r->c2s.stats.sent, r->s2c.stats.delivered,
-           r->s2c.stats.sent);
+           c.pkts_spurious, c.pto_count_total, s.pkts_sent, s.pkts_lost, s.pkts_spurious,
+           s.pto_count_total, r->c2s.stats.delivered, r->c2s.stats.sent,
+           r->s2c.stats.delivered, r->s2c.stats.sent);
 }
 
 /* Runs seed |seed| and stores its outcome in *res, printing the FAIL line

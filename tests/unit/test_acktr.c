@@ -64,7 +64,7 @@ Test(acktr, fill_reports_ranges_newest_first_with_delay) {
     for (size_t i = 0; i < 6; i++)
         rudp_acktr_on_pkt(&a, pns[i], true, MAD, RUDP_MS(i));
     rudp_ack_frame f;
-    rudp_acktr_fill(&a, &f, RUDP_MS(5) + RUDP_US(1234));
+    rudp_acktr_fill(&a, &f, RUDP_MS(5) + RUDP_US(1234), RUDP_ACK_SENT_RANGES);
     cr_assert_eq(f.nranges, 3);
     cr_assert_eq(f.ranges[0].largest, 9);
     cr_assert_eq(f.ranges[0].smallest, 9);
@@ -83,7 +83,7 @@ Test(acktr, acked_ack_prunes_old_ranges_and_their_packets_become_duplicates) {
         rudp_acktr_on_pkt(&a, pn, true, MAD, 0); /* 0 2 4 6 8 */
     rudp_acktr_on_ack_acked(&a, 6);
     rudp_ack_frame f;
-    rudp_acktr_fill(&a, &f, 0);
+    rudp_acktr_fill(&a, &f, 0, RUDP_ACK_SENT_RANGES);
     cr_assert_eq(f.nranges, 2);
     cr_assert_eq(f.ranges[1].smallest, 6);
     cr_assert_eq(rudp_acktr_on_pkt(&a, 3, true, MAD, 0), RUDP_ERR_DUPLICATE);
@@ -98,10 +98,16 @@ Test(acktr, range_count_is_bounded) {
         cr_assert_eq(rudp_acktr_on_pkt(&a, pn, true, MAD, 0), RUDP_OK);
     cr_assert_leq(a.recv.n, RUDP_ACKTR_MAX_RANGES);
     rudp_ack_frame f;
-    rudp_acktr_fill(&a, &f, 0);
+    rudp_acktr_fill(&a, &f, 0, RUDP_ACK_SENT_RANGES);
     cr_assert_eq(f.nranges, RUDP_ACK_SENT_RANGES); /* only the newest go out */
     cr_assert_eq(f.ranges[0].largest, 998);
-    cr_assert_eq(f.ranges[RUDP_ACK_SENT_RANGES - 1].smallest, 998 - 2 * (RUDP_ACK_SENT_RANGES - 1));
+    cr_assert_eq(f.ranges[RUDP_ACK_SENT_RANGES - 1].smallest,
+                 998 - 2 * (RUDP_ACK_SENT_RANGES - 1));
+    /* An ACK sent alone reports more of them, newest first. */
+    rudp_acktr_fill(&a, &f, 0, RUDP_ACK_MAX_RANGES + 10);
+    cr_assert_eq(f.nranges, RUDP_ACK_MAX_RANGES);
+    cr_assert_eq(f.ranges[RUDP_ACK_MAX_RANGES - 1].smallest,
+                 998 - 2 * (RUDP_ACK_MAX_RANGES - 1));
     /* Forgotten packets are treated as duplicates, never re-delivered. */
     cr_assert_eq(rudp_acktr_on_pkt(&a, 1, true, MAD, 0), RUDP_ERR_DUPLICATE);
     rudp_acktr_free(&a);

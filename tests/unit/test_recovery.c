@@ -294,6 +294,57 @@ Test(recovery, packet_threshold_is_exactly_three) {
     cr_assert_eq(rudp_recovery_oldest_outstanding(&rr)->pn, 2);
 }
 
+Test(recovery, a_late_ack_for_a_lost_packet_turns_off_the_packet_threshold) {
+    /* Packets 0..5; 4 and 5 are acknowledged first, so 0, 1 and 2 are lost
+     * by the packet threshold; then they are acknowledged: spurious losses.
+     * The next reordering of the same kind loses nothing, and the time
+     * threshold is wider by min_rtt/4. */
+    for (int i = 0; i < 6; i++)
+        send_pkt(T0);
+    ack_range(4, 5, T0 + RUDP_MS(10));
+    cr_assert_eq(lg->nlost, 3);
+    cr_assert_not(rr.reorder_seen);
+    ack_range(0, 3, T0 + RUDP_MS(11));
+    cr_assert_eq(rr.spurious_losses, 3);
+    cr_assert(rr.reorder_seen);
+    cr_assert_eq(rr.reorder_steps, 1);
+    cr_assert_eq(lg->acked[0] + lg->lost[0], 1, "pn 0 reported twice");
+    rudp_tstamp t = T0 + RUDP_MS(20);
+    for (int i = 0; i < 6; i++)
+        send_pkt(t);
+    ack_range(10, 11, t + RUDP_MS(10));
+    cr_assert_eq(lg->nlost, 3, "the packet threshold still declares losses");
+    /* The time threshold: 9/8 of the RTT plus a quarter of min_rtt. */
+    rudp_tstamp base = rr.rtt.latest > rr.rtt.smoothed ? rr.rtt.latest : rr.rtt.smoothed;
+    cr_assert_eq(rr.loss_time, t + base * 9 / 8 + rr.rtt.min / 4);
+    ack_range(6, 9, t + RUDP_MS(11));
+    cr_assert_eq(lg->nlost, 3);
+    cr_assert_eq(rr.oldest_pn, rr.next_pn);
+}
+
+Test(recovery, the_reordering_tolerance_steps_back_when_calm) {
+    /* One spurious loss, then RUDP_REORDER_CALM loss episodes without one:
+     * the step goes and the packet threshold returns. */
+    rudp_tstamp t = T0;
+    for (int i = 0; i < 6; i++)
+        send_pkt(t);
+    ack_range(4, 5, t + RUDP_MS(10));
+    ack_range(0, 3, t + RUDP_MS(10));
+    cr_assert(rr.reorder_seen);
+    for (int e = 0; e < RUDP_REORDER_CALM; e++) {
+        t += RUDP_MS(100);
+        uint64_t first = send_pkt(t);
+        send_pkt(t);
+        /* The first is really lost: acknowledged only its successor, it is
+         * declared lost by the (widened) time threshold. */
+        ack_range(first + 1, first + 1, t + RUDP_MS(10));
+        rudp_recovery_on_timeout(&rr, rr.loss_time, false, &hd);
+        cr_assert_eq(lg->lost[first], 1, "episode %d", e);
+    }
+    cr_assert_eq(rr.reorder_steps, 0);
+    cr_assert_not(rr.reorder_seen);
+}
+
 Test(recovery, time_threshold_boundary_via_timer) {
     send_pkt(T0);
     send_pkt(T0 + RUDP_MS(8));
