@@ -454,6 +454,27 @@ Test(session, rst_reports_event_with_error) {
     test_pair_free(&p);
 }
 
+/* Link filters and conditions shared by the tests below. */
+static bool drop_all(test_pair *p, int dir, uint8_t *pkt, size_t len) {
+    return false;
+}
+
+static bool drop_c2s(test_pair *p, int dir, uint8_t *pkt, size_t len) {
+    return dir != TEST_DIR_C2S;
+}
+
+static bool drop_s2c(test_pair *p, int dir, uint8_t *pkt, size_t len) {
+    return dir != TEST_DIR_S2C;
+}
+
+static bool cli_done(test_pair *p) {
+    return rudp_session_is_done(p->cli);
+}
+
+static bool cli_settled(test_pair *p) {
+    return rudp_session_is_settled(p->cli);
+}
+
 static bool srv_settled(test_pair *p) {
     return rudp_session_is_settled(p->srv);
 }
@@ -475,14 +496,6 @@ Test(session, settled_only_once_the_rst_is_acknowledged) {
     cr_assert(test_pair_run_until(&p, srv_settled, LIMIT(&p)));
     cr_assert_eq(state_of(p.cli, sid), RUDP_STREAM_RESET, "settled before the peer had it");
     test_pair_free(&p);
-}
-
-static bool drop_s2c(test_pair *p, int dir, uint8_t *pkt, size_t len) {
-    return dir != TEST_DIR_S2C;
-}
-
-static bool cli_settled(test_pair *p) {
-    return rudp_session_is_settled(p->cli);
 }
 
 Test(session, leave_after_settling_keeps_delivered_bytes_readable) {
@@ -533,18 +546,6 @@ Test(session, leave_after_settling_keeps_delivered_bytes_readable) {
     cr_assert(rudp_session_is_done(p.cli));
     cr_assert(rudp_session_is_done(p.srv));
     test_pair_free(&p);
-}
-
-static bool drop_all(test_pair *p, int dir, uint8_t *pkt, size_t len) {
-    return false;
-}
-
-static bool drop_c2s(test_pair *p, int dir, uint8_t *pkt, size_t len) {
-    return dir != TEST_DIR_C2S;
-}
-
-static bool cli_done(test_pair *p) {
-    return rudp_session_is_done(p->cli);
 }
 
 Test(session, dead_peer_gives_timedout_within_the_idle_timeout) {
