@@ -12,11 +12,12 @@
  *
  * fork(): pthread_atfork holds the engine lock across the fork, so a child
  * never inherits a half-written queue.  A child of a raw clone(), which
- * runs no atfork handler, is recognised by its pid at its first call.  The child has no
- * engine thread: it forgets the parent's engine (connections it inherited are still served
- * by the parent through their socketpairs), closes the parent's UDP and
- * bridge descriptors so its copies do not keep sockets alive, and starts an
- * engine of its own on its first new rerouted socket.
+ * runs no atfork handler, is recognised by its pid at its first call.  The
+ * child has no engine thread: it forgets the parent's engine (connections
+ * it inherited are still served by the parent through their socketpairs),
+ * closes the parent's UDP and bridge descriptors so its copies do not keep
+ * sockets alive, and starts an engine of its own on its first new rerouted
+ * socket.
  *
  * exit(): the shim's destructor calls rudp_rt_exit_flush, which asks the
  * engine to read what every program end still holds, send it with a FIN,
@@ -44,9 +45,9 @@
 /* Ceiling of the engine's lowest descriptor number, and how many numbers
  * above it rudp_rt_reserve_fds makes room for. */
 #define RT_FD_BASE_MAX 16384
+#define RT_FD_RESERVE 256
 /* Wasted spins in a row after which rt_spin backs off. */
 #define RT_SPIN_MAX_WASTED 4
-#define RT_FD_RESERVE 256
 
 static rt_engine *engine; /* this process's engine, or NULL */
 static pid_t engine_pid;  /* the process that started it */
@@ -250,39 +251,43 @@ static void rt_on_check(struct ev_loop *loop, ev_prepare *w, int revents) {
     rt_exit_check(e);
 }
 
-void rt_spin(rt_engine *e, rudp_tstamp ns) {
-    rudp_tstamp now = rt_now();
-    if (now < e->spin_resume)
-        return;
-    if (now + ns > e->spin_until)
-        e->spin_until = now + ns;
-    if (!ev_is_active(&e->spin)) {
-        e->spin_iter0 = ev_iteration(e->loop);
-        e->spin_idles = 0;
-        ev_idle_start(e->loop, &e->spin);
+/* Counts whether the program answered the delivery that started or last
+ * extended the spin (wrote anything since); after RT_SPIN_MAX_WASTED
+ * unanswered ones in a row the engine stops spinning for 10 ms per
+ * unanswered delivery, at most 1 s: a bulk receiver, which never answers,
+ * costs no busy loop. */
+static void rt_spin_judge(rt_engine *e, rudp_tstamp now) {
+    bool wasted = e->app_reads == e->spin_answers0;
+    e->spin_wasted = wasted ? e->spin_wasted + 1 : 0;
+    if (e->spin_wasted >= RT_SPIN_MAX_WASTED) {
+        unsigned n = e->spin_wasted < 100 ? e->spin_wasted : 100;
+        e->spin_resume = now + (rudp_tstamp)n * RUDP_MS(10);
+        e->spin_until = now;
     }
 }
 
-/* ev_idle callback (the loop had nothing to do): stops polling once the
- * spin time is over.  A spin in which nothing happened was wasted CPU; after
- * RT_SPIN_MAX_WASTED of them in a row the engine stops spinning for a while
- * (10 ms per wasted spin, at most 1 s), so a program that does not answer
- * at once costs no busy loop. */
+void rt_spin(rt_engine *e, rudp_tstamp ns) {
+    rudp_tstamp now = rt_now();
+    if (ev_is_active(&e->spin))
+        rt_spin_judge(e, now);
+    if (now < e->spin_resume)
+        return;
+    e->spin_until = now + ns;
+    e->spin_answers0 = e->app_reads;
+    ev_idle_start(e->loop, &e->spin);
+}
+
+/* ev_idle callback (the loop had nothing to do): yields the CPU while the
+ * spin lasts, and stops polling once it is over. */
 static void rt_on_spin(struct ev_loop *loop, ev_idle *w, int revents) {
     rt_engine *e = w->data;
-    e->spin_idles++;
     rudp_tstamp now = rt_now();
     if (now < e->spin_until) {
         sched_yield(); /* the program we wait for may share this CPU */
         return;
     }
     ev_idle_stop(loop, w);
-    bool wasted = ev_iteration(loop) - e->spin_iter0 <= e->spin_idles;
-    e->spin_wasted = wasted ? e->spin_wasted + 1 : 0;
-    if (e->spin_wasted >= RT_SPIN_MAX_WASTED) {
-        unsigned n = e->spin_wasted < 100 ? e->spin_wasted : 100;
-        e->spin_resume = now + (rudp_tstamp)n * RUDP_MS(10);
-    }
+    rt_spin_judge(e, now);
 }
 
 /* The 1 s tick: warm sessions, exit deadline. */

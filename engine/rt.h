@@ -111,15 +111,17 @@ struct rt_engine {
     ev_timer warm_timer; /* closes warm client sessions nobody uses */
     ev_idle spin;        /* polls instead of sleeping until spin_until */
     rudp_tstamp spin_until;
-    unsigned spin_iter0, spin_idles; /* loop iterations and idle ones of this spin */
-    unsigned spin_wasted;            /* spins in a row that saw no event */
-    rudp_tstamp spin_resume;         /* no spinning before this (backing off) */
+    uint64_t app_reads;      /* reads of program bytes into streams, ever */
+    uint64_t spin_answers0;  /* app_reads when the spin began */
+    unsigned spin_wasted;    /* spins in a row in which no program wrote */
+    rudp_tstamp spin_resume; /* no spinning before this (backing off) */
 };
 
 /* --- rt.c --- */
 rudp_tstamp rt_now(void);
-/* Keeps the loop polling, not sleeping, for |ns| from now: an answer the
- * program is about to write is picked up without waking the thread. */
+/* Keeps the loop polling, not sleeping, for |ns| from now (unless it is
+ * polling already or backing off): an answer the program is about to write
+ * is picked up without waking the thread. */
 void rt_spin(rt_engine *e, rudp_tstamp ns);
 void rt_log(rt_engine *e, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -37,7 +37,7 @@
 /* A small message handed to the program is often a request it answers at
  * once: the loop polls that long for the answer instead of sleeping. */
 #define RT_SPIN_MAX_MSG 4096
-#define RT_SPIN_NS RUDP_US(30)
+#define RT_SPIN_NS RUDP_US(60)
 
 static void rt_bridge_on_readable(struct ev_loop *loop, ev_io *w, int revents);
 static void rt_bridge_on_writable(struct ev_loop *loop, ev_io *w, int revents);
@@ -223,6 +223,7 @@ static bool bridge_pump_in(rt_bridge *b) {
         if (n > 0) {
             rudp_stream_write(s, b->sid, buf, (size_t)n);
             rt_sess_touch(b->rs);
+            b->rs->eng->app_reads++;
             /* A short read emptied the socket: the watcher (level-triggered)
              * says when more comes, without a recv that finds nothing.  The
              * exit drain must see that nothing is left, so it reads on. */
