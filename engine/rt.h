@@ -49,6 +49,7 @@ struct rt_sess {
     bool closing;             /* GoAway sent or session dying */
     rudp_tstamp idle_since;   /* client: no stream since then (warm) */
     rudp_tstamp last_publish; /* statistics last copied to the slots */
+    bool publish_pending;     /* a copy was skipped as too soon after the last */
     rt_sess *next;            /* in udp->sessions */
     rt_sess *dirty_next;      /* in eng->dirty */
     bool dirty;

@@ -88,6 +88,10 @@ static void rt_sess_on_timer(struct ev_loop *loop, ev_timer *w, int revents) {
 /* Re-arms the session's timer to its next deadline. */
 static void rt_sess_arm(rt_sess *rs, rudp_tstamp now) {
     rudp_tstamp d = rudp_session_deadline(rs->s);
+    /* A skipped copy of the statistics is made once it is due, so what
+     * TCP_INFO reports catches up even when the session then goes quiet. */
+    if (rs->publish_pending && rs->last_publish + RT_PUBLISH_NS < d)
+        d = rs->last_publish + RT_PUBLISH_NS;
     ev_timer_stop(rs->eng->loop, &rs->timer);
     if (d == RUDP_TSTAMP_NEVER)
         return;
@@ -234,10 +238,18 @@ static void rt_sess_send(rt_sess *rs, rudp_tstamp now) {
     }
 }
 
-/* Publishes statistics to every bridge's slot, at most every 100 ms. */
+/* Publishes statistics to every bridge's slot, at most every 100 ms; a
+ * change within that time is published when it is up (rt_sess_arm). */
 static void rt_sess_publish(rt_sess *rs, rudp_tstamp now) {
-    if (!rs->bridges || now - rs->last_publish < RT_PUBLISH_NS)
+    if (!rs->bridges) {
+        rs->publish_pending = false;
         return;
+    }
+    if (now - rs->last_publish < RT_PUBLISH_NS) {
+        rs->publish_pending = true;
+        return;
+    }
+    rs->publish_pending = false;
     rs->last_publish = now;
     rudp_session_info info;
     rudp_session_get_info(rs->s, &info);

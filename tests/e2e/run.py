@@ -367,7 +367,6 @@ class Test:
                 raise Failure(f"{proc.name} exited ({proc.popen.returncode}) before "
                               f"listening on {port}", proc.evidence())
             if port_bound(proc.pid, port):
-                time.sleep(0.05)
                 return
             time.sleep(0.02)
         raise Failure(f"{proc.name} not listening on {port} after {timeout} s", proc.evidence())
@@ -763,7 +762,6 @@ def t_killed(t):
     cli = t.spawn("reader", t.tool("read-until-error", "127.0.0.1", t.port, timeout=25),
                   env=env)
     cli.wait_line("receiving", 10)
-    time.sleep(0.3)
     kill_group(srv.popen, signal.SIGKILL)
     killed = time.monotonic()
     srv.stop()

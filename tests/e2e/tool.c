@@ -42,6 +42,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -792,6 +793,38 @@ static int cmd_write_exit(int argc, char **argv) {
 /* abort HOST PORT BYTES: connects, writes BYTES of the pattern, sets
  * SO_LINGER {1, 0} and closes: an abortive close that must reach the peer
  * as a reset.  Prints "aborted BYTES". */
+/* glibc's struct tcp_info stops at tcpi_total_retrans; the kernel's goes
+ * on, in this order (linux/tcp.h, which clashes with netinet/tcp.h). */
+struct tcp_info_acked {
+    struct tcp_info base;
+    uint64_t pacing_rate;
+    uint64_t max_pacing_rate;
+    uint64_t bytes_acked;
+};
+_Static_assert(offsetof(struct tcp_info_acked, bytes_acked) == 120,
+               "tcpi_bytes_acked is at offset 120 of the kernel's struct tcp_info");
+
+/* Waits, polling TCP_INFO, until the peer has acknowledged at least |bytes|
+ * bytes of |fd|'s stream; false after |timeout_ms|. */
+static bool wait_acked(int fd, uint64_t bytes, int timeout_ms) {
+    int64_t end = now_ms() + timeout_ms;
+    for (;;) {
+        struct tcp_info_acked ti;
+        socklen_t len = sizeof ti;
+        if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+            die_sys("getsockopt TCP_INFO");
+        if (len < sizeof ti) {
+            result("FAIL TCP_INFO is %u bytes, too short for tcpi_bytes_acked", (unsigned)len);
+            return false;
+        }
+        if (ti.bytes_acked >= bytes)
+            return true;
+        if (now_ms() > end)
+            return false;
+        usleep(1000);
+    }
+}
+
 static int cmd_abort(int argc, char **argv) {
     uint16_t port;
     uint64_t bytes;
@@ -809,7 +842,12 @@ static int cmd_abort(int argc, char **argv) {
         if (write_all(fd, buf, n) < 0)
             die_sys("write");
     }
-    usleep(200 * 1000); /* let the bytes leave before the reset */
+    /* The reset must follow the bytes, not overtake them in the sender's
+     * queue: wait until the peer has acknowledged them all. */
+    if (!wait_acked(fd, bytes, 10000)) {
+        result("FAIL the peer acknowledged too few bytes within 10 s");
+        return EXIT_CHECK;
+    }
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0)
         die_sys("setsockopt SO_LINGER");
@@ -1163,7 +1201,13 @@ static int cmd_epipe_client(int argc, char **argv) {
     }
     if (write_all(fd, "?", 1) < 0)
         die_sys("write request");
-    usleep(300 * 1000);
+    /* The reset makes the socket readable (POLLIN | POLLHUP | POLLERR)
+     * without consuming the error the writes below must see. */
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    if (poll(&pfd, 1, 10000) != 1) {
+        result("FAIL no reset within 10 s");
+        return EXIT_CHECK;
+    }
     char errs[128] = "";
     int last = 0;
     for (int i = 0; i < 100 && last != EPIPE; i++, usleep(10 * 1000)) {

@@ -316,6 +316,19 @@ class Test:
         with open(os.path.join(self.dir, name + ".out")) as f:
             return json.loads(f.read() or "{}")
 
+    def wait_ready(self, p, timeout=10):
+        """Waits until helper |p| prints "ready" (its socket is bound)."""
+        out = os.path.join(self.dir, p.name + ".out")
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if "ready" in tail(out, 5):
+                return
+            if p.poll() is not None:
+                raise Failure(f"{p.name} exited ({p.returncode}) before it was ready",
+                              self.evidence(p))
+            time.sleep(0.02)
+        raise Failure(f"{p.name} not ready after {timeout} s", self.evidence(p))
+
     def wait_listening(self, p, timeout=10):
         """Waits until the shim under |p| logs that it listens."""
         log = os.path.join(self.dir, p.name + ".rudp")
@@ -411,7 +424,7 @@ def t_control(t):
     for kind, shim in (("udp", False), ("tcp", False), ("tcp", True)):
         server = t.spawn(f"echo-{kind}{'-rudp' if shim else ''}",
                          [PYTHON, SELF, "--helper", f"{kind}-echo", t.port], shim=shim)
-        time.sleep(0.3)
+        t.wait_ready(server)
         if shim:
             t.wait_listening(server)
         name = f"ping-{kind}{'-rudp' if shim else ''}"
@@ -423,11 +436,11 @@ def t_control(t):
         t.notes.append(f"{label} RTT min {r['min_ms']:.1f} ms, median {r['median_ms']:.1f} ms "
                        f"({r['count']} replies)")
     sink = t.spawn("sink", [PYTHON, SELF, "--helper", "sink", t.port, 8])
-    time.sleep(0.3)
+    t.wait_ready(sink)
     t.helper("blast", "blast", t.port, 3000, timeout=30)
     t.wait(sink, 15)
     with open(os.path.join(t.dir, "sink.out")) as f:
-        got = json.loads(f.read())["received"]
+        got = json.loads(f.read().splitlines()[-1])["received"]
     frac = 1 - got / 3000
     t.notes.append(f"one-way blast: {got} of 3000 datagrams arrived ({100 * frac:.1f} % lost)")
     if not 0.07 <= frac <= 0.13:
@@ -519,6 +532,7 @@ def helper_main(argv):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         s.bind(("127.0.0.1", int(argv[1])))
+        print("ready", flush=True)
         end, got = time.monotonic() + float(argv[2]), set()
         while time.monotonic() < end:
             s.settimeout(max(end - time.monotonic(), 0.01))
@@ -535,6 +549,7 @@ def echo_server(kind, port):
     if kind == "udp":
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("127.0.0.1", port))
+        print("ready", flush=True)
         while True:
             data, peer = s.recvfrom(4096)
             s.sendto(data, peer)
@@ -542,6 +557,7 @@ def echo_server(kind, port):
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", port))
     ls.listen(4)
+    print("ready", flush=True)
     c, _ = ls.accept()
     c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     while True:
