@@ -316,31 +316,27 @@ class Test:
         with open(os.path.join(self.dir, name + ".out")) as f:
             return json.loads(f.read() or "{}")
 
-    def wait_ready(self, p, timeout=10):
-        """Waits until helper |p| prints "ready" (its socket is bound)."""
-        out = os.path.join(self.dir, p.name + ".out")
+    def wait_line(self, p, ext, word, what, timeout=10):
+        """Waits until a line of |p|'s file |ext| ("out", "rudp") contains
+        |word|; raises Failure, naming |what|, when |p| exits or time passes."""
+        path = os.path.join(self.dir, f"{p.name}.{ext}")
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            if "ready" in tail(out, 5):
+            if any(word in x for x in tail(path, 20)):
                 return
             if p.poll() is not None:
-                raise Failure(f"{p.name} exited ({p.returncode}) before it was ready",
+                raise Failure(f"{p.name} exited ({p.returncode}) before {what}",
                               self.evidence(p))
             time.sleep(0.02)
-        raise Failure(f"{p.name} not ready after {timeout} s", self.evidence(p))
+        raise Failure(f"{p.name} not {what} after {timeout} s", self.evidence(p))
+
+    def wait_ready(self, p, timeout=10):
+        """Waits until helper |p| prints "ready" (its socket is bound)."""
+        self.wait_line(p, "out", "ready", "ready", timeout)
 
     def wait_listening(self, p, timeout=10):
         """Waits until the shim under |p| logs that it listens."""
-        log = os.path.join(self.dir, p.name + ".rudp")
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if any("listening" in x for x in tail(log, 20)):
-                return
-            if p.poll() is not None:
-                raise Failure(f"{p.name} exited ({p.returncode}) before listening",
-                              self.evidence(p))
-            time.sleep(0.02)
-        raise Failure(f"{p.name} not listening after {timeout} s", self.evidence(p))
+        self.wait_line(p, "rudp", "listening", "listening", timeout)
 
     def teardown(self):
         """Stops every program and the link, whatever happened."""
