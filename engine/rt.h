@@ -17,6 +17,16 @@ typedef struct rt_engine rt_engine;
 typedef struct rt_udp rt_udp;
 typedef struct rt_sess rt_sess;
 typedef struct rt_bridge rt_bridge;
+typedef struct rt_wait rt_wait;
+
+/* A stream a peer opened while the program's listener queue was full: it
+ * waits, in order, for the program to accept (rt_udp.c). */
+struct rt_wait {
+    rt_sess *rs;
+    uint64_t sid;
+    rudp_tstamp since;
+    rt_wait *next;
+};
 
 /* A UDP socket: a client's (connected, one session) or a listener's
  * (bound to the TCP listener's address, many sessions). */
@@ -31,6 +41,9 @@ struct rt_udp {
     struct sockaddr_storage local; /* bound / local address */
     socklen_t local_len;
     rt_sess *sessions; /* sessions carried by this socket */
+    rt_wait *waiting;  /* listener: streams its full queue could not take */
+    rt_wait **waiting_tail;
+    ev_timer accept_retry; /* listener: tries the waiting streams again */
     rt_udp *next;
 };
 
@@ -181,7 +194,11 @@ void rt_bridge_publish(rt_bridge *b, const rudp_session_info *info);
 /* Exit flush: reads everything the program wrote (as the send buffer
  * frees) and then ends the stream with a FIN. */
 void rt_bridge_exit_drain(rt_bridge *b);
-/* Server: a peer opened stream |sid|; connect it to the program's listener. */
-void rt_bridge_accept(rt_sess *rs, uint64_t sid);
+/* Server: a peer opened stream |sid|; connect it to the program's listener.
+ * Returns 0 (accepted, or refused with a reset) or -EAGAIN when the
+ * listener's queue is full and the stream should wait. */
+int rt_bridge_accept(rt_sess *rs, uint64_t sid);
+/* Refuses stream |sid| with a reset and lets it go. */
+void rt_stream_refuse(rt_sess *rs, uint64_t sid);
 
 #endif /* RUDP_RT_H */

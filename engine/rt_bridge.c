@@ -424,7 +424,13 @@ static int bridge_dial_listener(rt_sess *rs, const rudp_slot_ref *slot) {
     return fd;
 }
 
-void rt_bridge_accept(rt_sess *rs, uint64_t sid) {
+void rt_stream_refuse(rt_sess *rs, uint64_t sid) {
+    rudp_stream_reset(rs->s, sid, 1 /* refused */);
+    rudp_stream_release(rs->s, sid);
+    rt_sess_touch(rs);
+}
+
+int rt_bridge_accept(rt_sess *rs, uint64_t sid) {
     rt_engine *e = rs->eng;
     rudp_slot_ref slot = {0};
     int fd = -ENOSPC;
@@ -432,17 +438,18 @@ void rt_bridge_accept(rt_sess *rs, uint64_t sid) {
         fd = bridge_dial_listener(rs, &slot);
     rt_bridge *b = fd >= 0 ? rt_bridge_new(rs, sid, fd, &slot, 0) : NULL;
     if (!b) {
-        /* No listener (closed, or its backlog is full): refuse the stream. */
-        rt_log(e, 2, "refusing stream %llu: %s", (unsigned long long)sid, strerror(-fd));
         if (fd >= 0)
             close(fd);
         if (slot.slot)
             rudp_board_release(e->board, slot.index);
-        rudp_stream_reset(rs->s, sid, 1 /* refused */);
-        rudp_stream_release(rs->s, sid);
-        rt_sess_touch(rs);
-        return;
+        if (fd == -EAGAIN) /* the listener's queue is full */
+            return -EAGAIN;
+        /* No listener (closed), or no memory: refuse the stream. */
+        rt_log(e, 2, "refusing stream %llu: %s", (unsigned long long)sid, strerror(-fd));
+        rt_stream_refuse(rs, sid);
+        return 0;
     }
     rt_bridge_connected(b);
     bridge_pump_out(b);
+    return 0;
 }

@@ -31,6 +31,11 @@
 #define RT_MAX_DGRAM 65536
 #define RT_PUBLISH_NS RUDP_MS(100)
 #define RT_SOCKBUF (4 * 1024 * 1024)
+/* A stream waiting for room in a full listener queue is tried again every
+ * RT_ACCEPT_RETRY_S, and refused after RT_ACCEPT_WAIT_NS (kernel TCP's
+ * client gives up a SYN nobody answers after about two minutes). */
+#define RT_ACCEPT_RETRY_S 0.01
+#define RT_ACCEPT_WAIT_NS RUDP_SEC(60)
 
 static uint8_t rxbuf[RT_BATCH][RT_MAX_DGRAM]; /* engine thread only */
 static uint8_t txbuf[RT_BATCH][RT_MAX_DGRAM];
@@ -134,12 +139,87 @@ static void rt_udp_free(rt_udp *u) {
     free(u);
 }
 
+/* --- streams waiting for a full listener queue --- */
+
+/* Forgets the waiting streams of session |rs| (it is going away). */
+static void rt_wait_drop_sess(rt_udp *u, rt_sess *rs) {
+    rt_wait **pp = &u->waiting;
+    while (*pp) {
+        rt_wait *w = *pp;
+        if (w->rs == rs) {
+            *pp = w->next;
+            free(w);
+        } else {
+            pp = &w->next;
+        }
+    }
+    u->waiting_tail = &u->waiting;
+    for (rt_wait *w = u->waiting; w; w = w->next)
+        u->waiting_tail = &w->next;
+    if (!u->waiting)
+        ev_timer_stop(u->eng->loop, &u->accept_retry);
+}
+
+/* Tries the waiting streams of listener |u| in the order they came, until
+ * the queue is full again; refuses those that waited too long or whose
+ * listener closed, and lets go of those the peer reset meanwhile. */
+static void rt_wait_retry(struct ev_loop *loop, ev_timer *t, int revents) {
+    rt_udp *u = t->data;
+    rudp_tstamp now = rt_now();
+    while (u->waiting) {
+        rt_wait *w = u->waiting;
+        rudp_stream_info si;
+        if (rudp_stream_get_info(w->rs->s, w->sid, &si) != RUDP_OK) {
+            /* gone with its session's streams */
+        } else if (si.state == RUDP_STREAM_RESET || w->rs->closing) {
+            rudp_stream_release(w->rs->s, w->sid);
+            rt_sess_touch(w->rs);
+        } else if (u->unix_name_len == 0 || now - w->since > RT_ACCEPT_WAIT_NS) {
+            rt_log(u->eng, 2, "refusing stream %llu: %s", (unsigned long long)w->sid,
+                   u->unix_name_len ? "the listener's queue stayed full" : "listener closed");
+            rt_stream_refuse(w->rs, w->sid);
+        } else if (rt_bridge_accept(w->rs, w->sid) == -EAGAIN) {
+            return;
+        }
+        u->waiting = w->next;
+        free(w);
+    }
+    u->waiting_tail = &u->waiting;
+    ev_timer_stop(loop, t);
+}
+
+/* Hands stream |sid| of |rs| to the program's listener, or queues it when
+ * the listener's queue is full (or others already wait: they go first). */
+static void rt_udp_accept(rt_sess *rs, uint64_t sid) {
+    rt_udp *u = rs->udp;
+    if (!u->waiting && rt_bridge_accept(rs, sid) != -EAGAIN)
+        return;
+    rt_wait *w = calloc(1, sizeof(*w));
+    if (!w) {
+        rt_stream_refuse(rs, sid);
+        return;
+    }
+    w->rs = rs;
+    w->sid = sid;
+    w->since = rt_now();
+    *u->waiting_tail = w;
+    u->waiting_tail = &w->next;
+    rt_log(u->eng, 3, "stream %llu waits: the listener's queue is full",
+           (unsigned long long)sid);
+    if (!ev_is_active(&u->accept_retry)) {
+        ev_timer_set(&u->accept_retry, RT_ACCEPT_RETRY_S, RT_ACCEPT_RETRY_S);
+        ev_timer_start(u->eng->loop, &u->accept_retry);
+    }
+}
+
 /* Destroys a finished session: its bridges, its timer, and for a client
  * its UDP socket. */
 static void rt_sess_destroy(rt_sess *rs) {
     rt_udp *u = rs->udp;
     while (rs->bridges)
         rt_bridge_free(rs->bridges);
+    if (u->waiting)
+        rt_wait_drop_sess(u, rs);
     for (rt_sess **pp = &rs->eng->dirty; *pp; pp = &(*pp)->dirty_next)
         if (*pp == rs) {
             *pp = rs->dirty_next;
@@ -183,7 +263,7 @@ static void rt_sess_events(rt_sess *rs) {
             rt_sess_on_session_event(rs, &ev);
         } else if (ev.type == RUDP_EV_STREAM_OPENED) {
             if (rs->udp->is_listener && rs->udp->unix_name_len > 0)
-                rt_bridge_accept(rs, ev.sid);
+                rt_udp_accept(rs, ev.sid);
             else
                 rudp_stream_reset(rs->s, ev.sid, 1 /* refused */);
         } else {
@@ -476,6 +556,9 @@ static rt_udp *rt_udp_new(rt_engine *e, int fd, bool listener) {
     ev_io_init(&u->io, rt_udp_on_read, fd, EV_READ);
     u->io.data = u;
     ev_io_start(e->loop, &u->io);
+    u->waiting_tail = &u->waiting;
+    ev_timer_init(&u->accept_retry, rt_wait_retry, 0.0, 0.0);
+    u->accept_retry.data = u;
     u->next = e->udps;
     e->udps = u;
     return u;

@@ -727,6 +727,20 @@ def t_hol(t):
         srv.stop()
 
 
+@test("full-accept-queue", limit=40)
+def t_full_queue(t):
+    """With net.core.somaxconn at 4 in the namespace, 20 connections reach a
+    server that is not accepting yet; as with TCP, those beyond the queue
+    wait instead of being refused, and every one echoes once it accepts."""
+    must(["ip", "netns", "exec", t.ns, "sysctl", "-q", "-w", "net.core.somaxconn=4"])
+    flag = os.path.join(t.dir, "accept-now")
+    srv = t.spawn("late-accept-server", t.tool("late-accept-server", t.port, flag))
+    t.wait_listening(srv)
+    cli = t.spawn("burst-client", t.tool("burst-client", "127.0.0.1", t.port, 20, flag,
+                                         timeout=30))
+    cli.wait_ok(35, "ok 20")
+
+
 def refused_test(t, extra):
     """Connects where nothing listens: ECONNREFUSED in under 1 s."""
     p = t.spawn("connect", t.tool("connect-errno", "127.0.0.1", t.port, *extra, timeout=10))

@@ -805,7 +805,8 @@ _Static_assert(offsetof(struct tcp_info_acked, bytes_acked) == 120,
                "tcpi_bytes_acked is at offset 120 of the kernel's struct tcp_info");
 
 /* Waits, polling TCP_INFO, until the peer has acknowledged at least |bytes|
- * bytes of |fd|'s stream; false after |timeout_ms|. */
+ * bytes of |fd|'s stream; prints why and returns false when the connection
+ * closes first or |timeout_ms| passes. */
 static bool wait_acked(int fd, uint64_t bytes, int timeout_ms) {
     int64_t end = now_ms() + timeout_ms;
     for (;;) {
@@ -819,8 +820,16 @@ static bool wait_acked(int fd, uint64_t bytes, int timeout_ms) {
         }
         if (ti.bytes_acked >= bytes)
             return true;
-        if (now_ms() > end)
+        if (ti.base.tcpi_state == TCP_CLOSE) {
+            result("FAIL the connection closed with %llu of %llu bytes acknowledged",
+                   (unsigned long long)ti.bytes_acked, (unsigned long long)bytes);
             return false;
+        }
+        if (now_ms() > end) {
+            result("FAIL %llu of %llu bytes acknowledged after %d ms",
+                   (unsigned long long)ti.bytes_acked, (unsigned long long)bytes, timeout_ms);
+            return false;
+        }
         usleep(1000);
     }
 }
@@ -844,10 +853,8 @@ static int cmd_abort(int argc, char **argv) {
     }
     /* The reset must follow the bytes, not overtake them in the sender's
      * queue: wait until the peer has acknowledged them all. */
-    if (!wait_acked(fd, bytes, 10000)) {
-        result("FAIL the peer acknowledged too few bytes within 10 s");
+    if (!wait_acked(fd, bytes, 10000))
         return EXIT_CHECK;
-    }
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0)
         die_sys("setsockopt SO_LINGER");
@@ -1228,6 +1235,76 @@ static int cmd_epipe_client(int argc, char **argv) {
     return ok ? EXIT_OK : EXIT_CHECK;
 }
 
+/* ------------------------------------------------------------ late accept */
+
+/* late-accept-server PORT FLAGFILE: listens, accepts nothing until
+ * FLAGFILE exists, then echoes each connection to its end in turn. */
+static int cmd_late_accept_server(int argc, char **argv) {
+    uint16_t port;
+    if (argc != 2 || !parse_port(argv[0], &port))
+        return EXIT_USAGE;
+    int lfd = tcp_listen(port, false);
+    result("listening %u", port);
+    wait_for_file(argv[1]);
+    serve_sequential(lfd);
+    return EXIT_OK;
+}
+
+/* burst-client HOST PORT N FLAGFILE: opens N connections to a server that
+ * is not accepting yet, sends 1 KiB on each and half-closes; once the peer
+ * has acknowledged every byte (so each connection reached the server),
+ * creates FLAGFILE and checks every echo.  Prints "ok N" or the failure. */
+static int cmd_burst_client(int argc, char **argv) {
+    uint16_t port;
+    uint64_t n;
+    if (argc != 4 || !parse_port(argv[1], &port) || !parse_size(argv[2], &n) || n == 0 ||
+        n > 1000)
+        return EXIT_USAGE;
+    int *fds = calloc(n, sizeof *fds);
+    uint8_t buf[1024];
+    if (!fds)
+        die_sys("calloc");
+    for (uint64_t i = 0; i < n; i++) {
+        if ((fds[i] = tcp_connect(argv[0], port)) < 0) {
+            result("FAIL connection %llu: connect %s", (unsigned long long)i, errname(errno));
+            return EXIT_CHECK;
+        }
+        pattern_fill(100 + i, 0, buf, sizeof buf);
+        if (write_all(fds[i], buf, sizeof buf) < 0 || shutdown(fds[i], SHUT_WR) < 0)
+            die_sys("write");
+    }
+    for (uint64_t i = 0; i < n; i++)
+        if (!wait_acked(fds[i], sizeof buf, 10000)) {
+            result("FAIL on connection %llu", (unsigned long long)i);
+            return EXIT_CHECK;
+        }
+    int flag = open(argv[3], O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (flag < 0)
+        die_sys("open flag file");
+    close(flag);
+    for (uint64_t i = 0; i < n; i++) {
+        size_t got = 0;
+        ssize_t r;
+        while ((r = read(fds[i], buf + got, sizeof buf - got)) > 0 && (got += (size_t)r) < sizeof buf)
+            ;
+        if (r < 0) {
+            result("FAIL connection %llu: read %s after %zu bytes", (unsigned long long)i,
+                   errname(errno), got);
+            return EXIT_CHECK;
+        }
+        if (got != sizeof buf || pattern_check(100 + i, 0, buf, got) >= 0 ||
+            read(fds[i], buf, 1) != 0) {
+            result("FAIL connection %llu: echo of %zu bytes differs or did not end",
+                   (unsigned long long)i, got);
+            return EXIT_CHECK;
+        }
+        close(fds[i]);
+    }
+    free(fds);
+    result("ok %llu", (unsigned long long)n);
+    return EXIT_OK;
+}
+
 /* ------------------------------------------------------ read-until-error */
 
 /* read-until-error HOST PORT: sends one request byte, prints "receiving"
@@ -1548,6 +1625,8 @@ static const command commands[] = {
     {"epipe-client", cmd_epipe_client, "HOST PORT"},
     {"restart-client", cmd_restart_client, "HOST PORT FLAGFILE"},
     {"hol-client", cmd_hol_client, "HOST PORT NSTALL BYTES"},
+    {"late-accept-server", cmd_late_accept_server, "PORT FLAGFILE"},
+    {"burst-client", cmd_burst_client, "HOST PORT N FLAGFILE"},
     {"sockopts", cmd_sockopts, "HOST PORT"},
     {"sockopts-server", cmd_sockopts_server, "PORT [--v6]"},
     {"pattern", cmd_pattern, "SEED BYTES"},
