@@ -60,6 +60,8 @@ struct rt_sess {
     uint32_t nbridges;
     bool established;
     bool closing;             /* GoAway sent or session dying */
+    int close_err;            /* once closed: why (rudp_error) */
+    uint32_t nwaiting;        /* streams in udp->waiting */
     rudp_tstamp idle_since;   /* client: no stream since then (warm) */
     rudp_tstamp last_publish; /* statistics last copied to the slots */
     bool publish_pending;     /* a copy was skipped as too soon after the last */

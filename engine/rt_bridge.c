@@ -450,6 +450,9 @@ int rt_bridge_accept(rt_sess *rs, uint64_t sid) {
         return 0;
     }
     rt_bridge_connected(b);
-    bridge_pump_out(b);
+    if (rs->closing) /* it waited for a full queue while its session ended */
+        rt_bridge_session_closed(b, rs->close_err);
+    else
+        bridge_pump_out(b);
     return 0;
 }

@@ -148,6 +148,7 @@ static void rt_wait_drop_sess(rt_udp *u, rt_sess *rs) {
         rt_wait *w = *pp;
         if (w->rs == rs) {
             *pp = w->next;
+            rs->nwaiting--;
             free(w);
         } else {
             pp = &w->next;
@@ -162,7 +163,11 @@ static void rt_wait_drop_sess(rt_udp *u, rt_sess *rs) {
 
 /* Tries the waiting streams of listener |u| in the order they came, until
  * the queue is full again; refuses those that waited too long or whose
- * listener closed, and lets go of those the peer reset meanwhile. */
+ * listener closed, and lets go of those the peer reset meanwhile.  A
+ * stream whose session has ended since (which resets its streams) is
+ * still accepted: the bytes it acknowledged are the program's, as those of
+ * a TCP connection in the accept queue whose client has gone; the bridge
+ * hands them over, then EOF or the session's error. */
 static void rt_wait_retry(struct ev_loop *loop, ev_timer *t, int revents) {
     rt_udp *u = t->data;
     rudp_tstamp now = rt_now();
@@ -170,8 +175,8 @@ static void rt_wait_retry(struct ev_loop *loop, ev_timer *t, int revents) {
         rt_wait *w = u->waiting;
         rudp_stream_info si;
         if (rudp_stream_get_info(w->rs->s, w->sid, &si) != RUDP_OK) {
-            /* gone with its session's streams */
-        } else if (si.state == RUDP_STREAM_RESET || w->rs->closing) {
+            rt_sess_touch(w->rs); /* gone with its session's streams */
+        } else if (si.state == RUDP_STREAM_RESET && !w->rs->closing) {
             rudp_stream_release(w->rs->s, w->sid);
             rt_sess_touch(w->rs);
         } else if (u->unix_name_len == 0 || now - w->since > RT_ACCEPT_WAIT_NS) {
@@ -182,6 +187,7 @@ static void rt_wait_retry(struct ev_loop *loop, ev_timer *t, int revents) {
             return;
         }
         u->waiting = w->next;
+        w->rs->nwaiting--;
         free(w);
     }
     u->waiting_tail = &u->waiting;
@@ -204,6 +210,7 @@ static void rt_udp_accept(rt_sess *rs, uint64_t sid) {
     w->since = rt_now();
     *u->waiting_tail = w;
     u->waiting_tail = &w->next;
+    rs->nwaiting++;
     rt_log(u->eng, 3, "stream %llu waits: the listener's queue is full",
            (unsigned long long)sid);
     if (!ev_is_active(&u->accept_retry)) {
@@ -218,7 +225,7 @@ static void rt_sess_destroy(rt_sess *rs) {
     rt_udp *u = rs->udp;
     while (rs->bridges)
         rt_bridge_free(rs->bridges);
-    if (u->waiting)
+    if (rs->nwaiting)
         rt_wait_drop_sess(u, rs);
     for (rt_sess **pp = &rs->eng->dirty; *pp; pp = &(*pp)->dirty_next)
         if (*pp == rs) {
@@ -248,6 +255,7 @@ static void rt_sess_on_session_event(rt_sess *rs, const rudp_event *ev) {
     /* RUDP_EV_SESSION_CLOSED */
     rs->closing = true;
     int err = ev->error == RUDP_OK ? RUDP_ERR_CLOSED : ev->error;
+    rs->close_err = err;
     for (rt_bridge *b = rs->bridges, *next; b; b = next) {
         next = b->next;
         rt_bridge_session_closed(b, err);
@@ -360,9 +368,10 @@ static bool rt_sess_flush(rt_sess *rs, rudp_tstamp now) {
     rt_sess_events(rs);
     if (rudp_session_is_done(rs->s)) {
         rt_sess_events(rs);
-        if (rs->bridges) {
-            /* Bridges still hand the program bytes it has not read; the
-             * last one to finish brings the session back here. */
+        if (rs->bridges || rs->nwaiting) {
+            /* Bridges still hand the program bytes it has not read, and
+             * waiting streams still wait for the program to accept them;
+             * the last one to finish brings the session back here. */
             ev_timer_stop(rs->eng->loop, &rs->timer);
             return true;
         }

@@ -731,14 +731,26 @@ def t_hol(t):
 def t_full_queue(t):
     """With net.core.somaxconn at 4 in the namespace, 20 connections reach a
     server that is not accepting yet; as with TCP, those beyond the queue
-    wait instead of being refused, and every one echoes once it accepts."""
+    wait instead of being refused, and every one echoes once it accepts;
+    and every one is delivered when the client has exited meanwhile."""
     must(["ip", "netns", "exec", t.ns, "sysctl", "-q", "-w", "net.core.somaxconn=4"])
     flag = os.path.join(t.dir, "accept-now")
     srv = t.spawn("late-accept-server", t.tool("late-accept-server", t.port, flag))
     t.wait_listening(srv)
     cli = t.spawn("burst-client", t.tool("burst-client", "127.0.0.1", t.port, 20, flag,
-                                         timeout=30))
-    cli.wait_ok(35, "ok 20")
+                                         timeout=15))
+    cli.wait_ok(20, "ok 20")
+    srv.stop()
+    # The same, but the client exits once its bytes are acknowledged: the
+    # connections still waiting for the queue are accepted with all their
+    # bytes, as TCP connections in the accept queue whose client has gone.
+    os.unlink(flag)
+    srv = t.spawn("late-accept-server-2", t.tool("late-accept-server", t.port, flag, 20))
+    t.wait_listening(srv)
+    cli = t.spawn("burst-client-2", t.tool("burst-client", "127.0.0.1", t.port, 20, flag,
+                                           "--leave", timeout=15))
+    cli.wait_ok(20, "left 20")
+    srv.wait_ok(15, "received 20")
 
 
 def refused_test(t, extra):

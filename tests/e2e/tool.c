@@ -1237,28 +1237,69 @@ static int cmd_epipe_client(int argc, char **argv) {
 
 /* ------------------------------------------------------------ late accept */
 
-/* late-accept-server PORT FLAGFILE: listens, accepts nothing until
- * FLAGFILE exists, then echoes each connection to its end in turn. */
+/* Reads connection |fd| to its end and checks that it carried 1 KiB of the
+ * pattern of one of the seeds 100..100+n-1 not seen before (marked in
+ * |seen|).  Returns false, printing why, otherwise. */
+static bool burst_check(int fd, uint64_t n, bool *seen) {
+    uint8_t buf[1024 + 1];
+    size_t got = 0;
+    ssize_t r;
+    while ((r = read(fd, buf + got, sizeof buf - got)) > 0 && (got += (size_t)r) < sizeof buf)
+        ;
+    if (r < 0 || got != 1024) {
+        result("FAIL a connection carried %zu bytes, then %s", got,
+               r < 0 ? errname(errno) : "EOF");
+        return false;
+    }
+    for (uint64_t i = 0; i < n; i++)
+        if (!seen[i] && pattern_check(100 + i, 0, buf, got) < 0)
+            return seen[i] = true;
+    result("FAIL a connection's 1 KiB matches no connection not seen yet");
+    return false;
+}
+
+/* late-accept-server PORT FLAGFILE [N]: listens, accepts nothing until
+ * FLAGFILE exists, then echoes each connection to its end in turn; with N,
+ * instead reads N connections of burst-client and checks each (the client
+ * may be gone), printing "received N". */
 static int cmd_late_accept_server(int argc, char **argv) {
     uint16_t port;
-    if (argc != 2 || !parse_port(argv[0], &port))
+    uint64_t n = 0;
+    if ((argc != 2 && argc != 3) || !parse_port(argv[0], &port) ||
+        (argc == 3 && (!parse_size(argv[2], &n) || n == 0 || n > 1000)))
         return EXIT_USAGE;
     int lfd = tcp_listen(port, false);
     result("listening %u", port);
     wait_for_file(argv[1]);
-    serve_sequential(lfd);
+    if (n == 0)
+        serve_sequential(lfd);
+    bool *seen = calloc(n, sizeof *seen);
+    if (!seen)
+        die_sys("calloc");
+    for (uint64_t i = 0; i < n; i++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            die_sys("accept4");
+        if (!burst_check(fd, n, seen))
+            return EXIT_CHECK;
+        close(fd);
+    }
+    free(seen);
+    result("received %llu", (unsigned long long)n);
     return EXIT_OK;
 }
 
-/* burst-client HOST PORT N FLAGFILE: opens N connections to a server that
- * is not accepting yet, sends 1 KiB on each and half-closes; once the peer
- * has acknowledged every byte (so each connection reached the server),
- * creates FLAGFILE and checks every echo.  Prints "ok N" or the failure. */
+/* burst-client HOST PORT N FLAGFILE [--leave]: opens N connections to a
+ * server that is not accepting yet, sends 1 KiB on each and half-closes;
+ * once the peer has acknowledged every byte (so each connection reached
+ * the server), creates FLAGFILE and checks every echo, or with --leave
+ * exits at once.  Prints "ok N" (or "left N") or the failure. */
 static int cmd_burst_client(int argc, char **argv) {
     uint16_t port;
     uint64_t n;
-    if (argc != 4 || !parse_port(argv[1], &port) || !parse_size(argv[2], &n) || n == 0 ||
-        n > 1000)
+    bool leave = argc == 5 && strcmp(argv[4], "--leave") == 0;
+    if ((argc != 4 && !leave) || !parse_port(argv[1], &port) || !parse_size(argv[2], &n) ||
+        n == 0 || n > 1000)
         return EXIT_USAGE;
     int *fds = calloc(n, sizeof *fds);
     uint8_t buf[1024];
@@ -1282,6 +1323,11 @@ static int cmd_burst_client(int argc, char **argv) {
     if (flag < 0)
         die_sys("open flag file");
     close(flag);
+    if (leave) {
+        free(fds); /* the connections close as the process exits */
+        result("left %llu", (unsigned long long)n);
+        return EXIT_OK;
+    }
     for (uint64_t i = 0; i < n; i++) {
         size_t got = 0;
         ssize_t r;
@@ -1625,8 +1671,8 @@ static const command commands[] = {
     {"epipe-client", cmd_epipe_client, "HOST PORT"},
     {"restart-client", cmd_restart_client, "HOST PORT FLAGFILE"},
     {"hol-client", cmd_hol_client, "HOST PORT NSTALL BYTES"},
-    {"late-accept-server", cmd_late_accept_server, "PORT FLAGFILE"},
-    {"burst-client", cmd_burst_client, "HOST PORT N FLAGFILE"},
+    {"late-accept-server", cmd_late_accept_server, "PORT FLAGFILE [N]"},
+    {"burst-client", cmd_burst_client, "HOST PORT N FLAGFILE [--leave]"},
     {"sockopts", cmd_sockopts, "HOST PORT"},
     {"sockopts-server", cmd_sockopts_server, "PORT [--v6]"},
     {"pattern", cmd_pattern, "SEED BYTES"},
