@@ -474,17 +474,11 @@ static int rt_listen_socket(const struct sockaddr *local, socklen_t len) {
     return rt_fd_adopt(fd);
 }
 
-int rudp_rt_listen(const struct sockaddr *local, socklen_t len, const char *unix_name,
-                   size_t name_len, int backlog) {
-    if (len > sizeof(struct sockaddr_storage) ||
-        name_len > sizeof(((rt_cmd *)0)->unix_name))
-        return -EINVAL;
-    int rv = rudp_rt_start();
-    if (rv < 0)
-        return rv;
-    int fd = rt_listen_socket(local, len);
-    if (fd < 0)
-        return fd;
+/* Hands the engine UDP socket |fd| (bound to |local|) to serve the
+ * program's AF_UNIX listener |unix_name|.  Returns the listener id or
+ * -errno (|fd| is closed then). */
+static int rt_listen_fd(int fd, const struct sockaddr *local, socklen_t len,
+                        const char *unix_name, size_t name_len) {
     rt_cmd *c = calloc(1, sizeof(*c));
     if (!c) {
         close(fd);
@@ -501,9 +495,44 @@ int rudp_rt_listen(const struct sockaddr *local, socklen_t len, const char *unix
     pthread_mutex_unlock(&engine->lock);
     int id = c->listener_id;
     rt_send(engine, c);
-    (void)backlog;
     return id;
 }
+
+int rudp_rt_listen(const struct sockaddr *local, socklen_t len, const char *unix_name,
+                   size_t name_len, int backlog) {
+    (void)backlog;
+    if (len > sizeof(struct sockaddr_storage) ||
+        name_len > sizeof(((rt_cmd *)0)->unix_name))
+        return -EINVAL;
+    int rv = rudp_rt_start();
+    if (rv < 0)
+        return rv;
+    int fd = rt_listen_socket(local, len);
+    if (fd < 0)
+        return fd;
+    return rt_listen_fd(fd, local, len, unix_name, name_len);
+}
+
+int rudp_rt_adopt_listener(int udp_fd, const char *unix_name, size_t name_len) {
+    struct sockaddr_storage local;
+    socklen_t len = sizeof(local);
+    int type = 0;
+    socklen_t tlen = sizeof(type);
+    if (name_len > sizeof(((rt_cmd *)0)->unix_name) ||
+        getsockopt(udp_fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_DGRAM ||
+        getsockname(udp_fd, (struct sockaddr *)&local, &len) < 0) {
+        close(udp_fd);
+        return -EINVAL;
+    }
+    int rv = rudp_rt_start();
+    if (rv < 0 || (rv = rt_fd_nonblock(udp_fd)) < 0) {
+        close(udp_fd);
+        return rv;
+    }
+    return rt_listen_fd(rt_fd_adopt(udp_fd), (struct sockaddr *)&local, len, unix_name,
+                        name_len);
+}
+
 
 void rudp_rt_unlisten(int id) {
     rt_forget_if_cloned();
@@ -548,6 +577,22 @@ void rudp_rt_resume(void) {
     e->park_req = false;
     pthread_cond_broadcast(&e->resume_cv);
     pthread_mutex_unlock(&e->lock);
+}
+
+void rudp_rt_leave_listeners(void (*fn)(int id, int udp_fd, const char *unix_name,
+                                        size_t name_len, void *ctx),
+                             void *ctx) {
+    rt_engine *e = rt_own_engine();
+    if (!e)
+        return;
+    rudp_rt_quiesce(); /* parked for good: the process is exiting */
+    for (rt_udp *u = e->udps; u; u = u->next) {
+        if (!u->is_listener || u->unix_name_len == 0)
+            continue;
+        int fd = fcntl(u->fd, F_DUPFD_CLOEXEC, 0);
+        if (fd >= 0)
+            fn(u->listener_id, fd, u->unix_name, u->unix_name_len, ctx);
+    }
 }
 
 void rudp_rt_exit_flush(void) {

@@ -72,6 +72,17 @@ int rudp_rt_listen(const struct sockaddr *local, socklen_t len, const char *unix
 /* The program closed the listener |id|: stop accepting (streams waiting
  * for the listener are refused). */
 void rudp_rt_unlisten(int id);
+/* At exit, for handing listeners to the processes that share their AF_UNIX
+ * listeners: parks the engine for good (nothing reads their sockets any
+ * more) and calls |fn| for each listener it still serves, with a new fd of
+ * its UDP socket (|fn| closes it) and the AF_UNIX listener's name. */
+void rudp_rt_leave_listeners(void (*fn)(int id, int udp_fd, const char *unix_name,
+                                        size_t name_len, void *ctx),
+                             void *ctx);
+/* Serves the AF_UNIX listener |unix_name| from the UDP socket |udp_fd|
+ * another process's engine served until it exited, taking |udp_fd| over.
+ * Returns the new listener id or -errno. */
+int rudp_rt_adopt_listener(int udp_fd, const char *unix_name, size_t name_len);
 
 /* At process exit: deliver what programs wrote (reading every socketpair to
  * its end as if closed) and wait until it is acknowledged or the configured

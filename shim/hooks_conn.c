@@ -452,13 +452,22 @@ static bool accept_entry(int nfd, const rudp_fd_entry *l, rudp_fd_entry *c) {
 /* Accepts on the rerouted listener |fd|.  Returns the new fd or -1. */
 static int accept_rerouted(int fd, const rudp_fd_entry *l, struct sockaddr *addr,
                            socklen_t *alen, int flags) {
-    int saved, nfd = RUDP_REAL(accept4)(fd, NULL, NULL, flags);
+    int saved = errno, nfd;
     rudp_fd_entry c;
+    bool ours;
 
-    if (nfd < 0)
-        return nfd;
+    for (;;) {
+        nfd = RUDP_REAL(accept4)(fd, NULL, NULL, flags);
+        if (nfd < 0)
+            return nfd;
+        ours = accept_entry(nfd, l, &c);
+        /* A hand-over connection (handover.c) is taken, not returned. */
+        if (ours || !rudp_listener_take_over(nfd, l))
+            break;
+        errno = saved;
+    }
     saved = errno;
-    if (!accept_entry(nfd, l, &c)) {
+    if (!ours) {
         rudp_fd_clear(nfd);
         errno = saved;
         return nfd;

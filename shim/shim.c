@@ -102,10 +102,13 @@ __attribute__((constructor)) static void rudp_shim_init(void) {
              (int)rudp_cfg.fastopen, rudp_cfg.linger_ms, rudp_cfg.idle_timeout_ms);
 }
 
-/* At exit: lets the engine deliver what the program wrote (bounded). */
+/* At exit: lets the engine deliver what the program wrote (bounded), then
+ * hands the listeners it serves to the processes that share them. */
 __attribute__((destructor)) static void rudp_shim_fini(void) {
-    if (rudp_active())
-        rudp_rt_exit_flush();
+    if (!rudp_active())
+        return;
+    rudp_rt_exit_flush();
+    rudp_listeners_hand_over();
 }
 
 /* --- logging --- */

@@ -166,6 +166,18 @@ bool rudp_fd_forget(int fd, rudp_fd_entry *l);
  * the engine to stop serving it.  Preserves errno. */
 void rudp_fd_listener_closed(const rudp_fd_entry *l);
 
+/* --- listeners outliving their process (handover.c) --- */
+
+/* At exit, after the exit flush: offers every listener this process's
+ * engine serves to the processes that share its AF_UNIX listener. */
+void rudp_listeners_hand_over(void);
+
+/* When |nfd|, just accepted on listener |l|, is a hand-over connection:
+ * takes its UDP socket into this process's engine, makes this process the
+ * owner of every fd of the listener, closes |nfd| and returns true.
+ * Returns false for any other connection. */
+bool rudp_listener_take_over(int nfd, const rudp_fd_entry *l);
+
 /* --- connections (hooks_conn.c) --- */
 
 /* Reroutes the unconnected TCP socket |fd| (entry kind TCP) to |addr|:

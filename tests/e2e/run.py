@@ -727,6 +727,22 @@ def t_hol(t):
         srv.stop()
 
 
+@test("daemon-listener", limit=40)
+def t_daemon(t):
+    """A server that listens, forks and lets its parent exit (as nginx
+    daemonises): the listener is handed to the processes left, and
+    pre-forked workers (blocking accept) or an epoll loop serve 4 clients
+    x 1 MiB."""
+    for mode in (["prefork", "2"], ["epoll"]):
+        name = f"daemon-{mode[0]}"
+        parent = t.spawn(name, t.tool("echo-server", t.port, "--daemon", "--mode", *mode))
+        parent.wait_ok(10, "listening")
+        cli = t.spawn(f"client-{mode[0]}", t.tool("threads-client", "127.0.0.1", t.port, 4, MIB,
+                                                  timeout=20))
+        cli.wait_ok(25, "ok 4")
+        netns_kill_all(t.ns)
+
+
 @test("full-accept-queue", limit=40)
 def t_full_queue(t):
     """With net.core.somaxconn at 4 in the namespace, 20 connections reach a

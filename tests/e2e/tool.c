@@ -504,12 +504,14 @@ static void serve_epoll(int lfd) {
     }
 }
 
-/* echo-server PORT [--v6] [--mode threads|epoll|prefork N|forkconn]:
+/* echo-server PORT [--v6] [--daemon] [--mode threads|epoll|prefork N|forkconn]:
  * listens, prints "listening PORT", and echoes every connection until
- * killed (or the alarm). */
+ * killed (or the alarm).  With --daemon it forks once it listens and the
+ * parent closes its copy of the listener and exits (status 0, through
+ * exit()), as daemons do: the child serves. */
 static int cmd_echo_server(int argc, char **argv) {
     uint16_t port;
-    bool v6 = false;
+    bool v6 = false, daemon = false;
     const char *mode = "threads";
     int workers = 4;
     if (argc < 1 || !parse_port(argv[0], &port))
@@ -517,6 +519,8 @@ static int cmd_echo_server(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--v6") == 0) {
             v6 = true;
+        } else if (strcmp(argv[i], "--daemon") == 0) {
+            daemon = true;
         } else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
             mode = argv[++i];
             if (strcmp(mode, "prefork") == 0 && i + 1 < argc && argv[i + 1][0] != '-')
@@ -530,6 +534,17 @@ static int cmd_echo_server(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     int lfd = tcp_listen(port, v6);
     result("listening %u", port);
+    if (daemon) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid < 0)
+            die_sys("fork");
+        if (pid > 0) {
+            close(lfd); /* the child holds it now */
+            exit(EXIT_OK);
+        }
+        alarm(g_timeout);
+    }
     if (strcmp(mode, "threads") == 0)
         serve_threads(lfd);
     else if (strcmp(mode, "epoll") == 0)
@@ -1656,7 +1671,7 @@ typedef struct command {
 
 static const command commands[] = {
     {"echo-server", cmd_echo_server,
-     "PORT [--v6] [--mode threads|epoll|prefork N|forkconn]"},
+     "PORT [--v6] [--daemon] [--mode threads|epoll|prefork N|forkconn]"},
     {"clone-server", cmd_clone_server, "PORT1 PORT2"},
     {"threads-client", cmd_threads_client, "HOST PORT NTHREADS BYTES"},
     {"connect-errno", cmd_connect_errno, "HOST PORT [--nonblock]"},
