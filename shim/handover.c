@@ -39,12 +39,12 @@ static size_t handover_name(char *out, size_t cap, int id) {
 /* The one message of a hand-over connection: the magic and one fd. */
 typedef struct handover_msg {
     char data[sizeof(HANDOVER_MAGIC)];
-    union {
+    struct iovec iov;
+    struct msghdr msg;
+    union { /* last: clang sees CMSG_SPACE as not constant */
         struct cmsghdr h;
         char buf[CMSG_SPACE(sizeof(int))];
     } ctl;
-    struct iovec iov;
-    struct msghdr msg;
 } handover_msg;
 
 /* Points the msghdr of |m| at its own buffers (zeroed). */
