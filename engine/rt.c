@@ -579,6 +579,16 @@ void rudp_rt_resume(void) {
     pthread_mutex_unlock(&e->lock);
 }
 
+bool rudp_rt_peer_warm(const struct sockaddr *dst, socklen_t len) {
+    rt_engine *e = rt_own_engine();
+    struct sockaddr_storage a;
+    if (!e || len > sizeof(a))
+        return false;
+    memset(&a, 0, sizeof(a));
+    memcpy(&a, dst, len);
+    return rt_warm_has(e, &a, len);
+}
+
 void rudp_rt_leave_listeners(void (*fn)(int id, int udp_fd, const char *unix_name,
                                         size_t name_len, void *ctx),
                              void *ctx) {

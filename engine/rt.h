@@ -13,6 +13,8 @@
 
 #include "runtime.h"
 
+#define RT_WARM_MAX 32
+
 typedef struct rt_engine rt_engine;
 typedef struct rt_udp rt_udp;
 typedef struct rt_sess rt_sess;
@@ -131,6 +133,10 @@ struct rt_engine {
     uint64_t spin_answers0;  /* app_reads when the spin began */
     unsigned spin_wasted;    /* spins in a row in which no program wrote */
     rudp_tstamp spin_resume; /* no spinning before this (backing off) */
+    /* Servers this process has an established client session with, for
+     * rudp_rt_peer_warm (read by application threads): under lock. */
+    struct sockaddr_storage warm[RT_WARM_MAX];
+    unsigned nwarm;
 };
 
 /* --- rt.c --- */
@@ -148,6 +154,8 @@ int rt_fd_nonblock(int fd);
 uint64_t rt_rand(rt_engine *e);
 
 /* --- rt_udp.c --- */
+/* Returns whether |dst| (a server address) is in e->warm; takes e->lock. */
+bool rt_warm_has(rt_engine *e, const struct sockaddr_storage *dst, socklen_t len);
 /* Opens (or reuses) the client session for |dst| and a stream on it for a
  * CONNECT command; on failure marks the slot FAILED and closes the fd. */
 void rt_udp_connect(rt_engine *e, rt_cmd *cmd);

@@ -139,6 +139,35 @@ static void rt_udp_free(rt_udp *u) {
     free(u);
 }
 
+/* --- the warm table: servers with an established client session --- */
+
+/* Adds (|on|) or removes the peer of client session |rs| in e->warm. */
+static void rt_warm_mark(rt_sess *rs, bool on) {
+    rt_engine *e = rs->eng;
+    if (rs->udp->is_listener)
+        return;
+    pthread_mutex_lock(&e->lock);
+    unsigned i = 0;
+    while (i < e->nwarm && !addr_same(&e->warm[i], &rs->peer))
+        i++;
+    if (on && i == e->nwarm && e->nwarm < RT_WARM_MAX)
+        e->warm[e->nwarm++] = rs->peer;
+    else if (!on && i < e->nwarm)
+        e->warm[i] = e->warm[--e->nwarm];
+    pthread_mutex_unlock(&e->lock);
+}
+
+bool rt_warm_has(rt_engine *e, const struct sockaddr_storage *dst, socklen_t len) {
+    struct sockaddr_storage a = *dst;
+    bool found = false;
+    addr_unmap(&a, &len);
+    pthread_mutex_lock(&e->lock);
+    for (unsigned i = 0; i < e->nwarm && !found; i++)
+        found = addr_same(&e->warm[i], &a);
+    pthread_mutex_unlock(&e->lock);
+    return found;
+}
+
 /* --- streams waiting for a full listener queue --- */
 
 /* Forgets the waiting streams of session |rs| (it is going away). */
@@ -227,6 +256,7 @@ static void rt_sess_destroy(rt_sess *rs) {
         rt_bridge_free(rs->bridges);
     if (rs->nwaiting)
         rt_wait_drop_sess(u, rs);
+    rt_warm_mark(rs, false);
     for (rt_sess **pp = &rs->eng->dirty; *pp; pp = &(*pp)->dirty_next)
         if (*pp == rs) {
             *pp = rs->dirty_next;
@@ -248,12 +278,15 @@ static void rt_sess_destroy(rt_sess *rs) {
 static void rt_sess_on_session_event(rt_sess *rs, const rudp_event *ev) {
     if (ev->type == RUDP_EV_SESSION_ESTABLISHED) {
         rs->established = true;
+        if (!rs->closing)
+            rt_warm_mark(rs, true);
         for (rt_bridge *b = rs->bridges; b; b = b->next)
             rt_bridge_connected(b);
         return;
     }
     /* RUDP_EV_SESSION_CLOSED */
     rs->closing = true;
+    rt_warm_mark(rs, false);
     int err = ev->error == RUDP_OK ? RUDP_ERR_CLOSED : ev->error;
     rs->close_err = err;
     for (rt_bridge *b = rs->bridges, *next; b; b = next) {
@@ -358,6 +391,7 @@ static void rt_sess_warm_check(rt_sess *rs, rudp_tstamp now) {
         rs->idle_since = now;
     else if (now - rs->idle_since >= rs->eng->cfg.settings.idle_timeout / 2) {
         rs->closing = true;
+        rt_warm_mark(rs, false);
         rudp_session_close(rs->s, 0, now);
     }
 }

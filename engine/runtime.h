@@ -72,6 +72,10 @@ int rudp_rt_listen(const struct sockaddr *local, socklen_t len, const char *unix
 /* The program closed the listener |id|: stop accepting (streams waiting
  * for the listener are refused). */
 void rudp_rt_unlisten(int id);
+/* Returns whether this process has an established session with the
+ * server at |dst|, so that a new connection to it is open at once (a
+ * stream costs no round trip).  Any thread. */
+bool rudp_rt_peer_warm(const struct sockaddr *dst, socklen_t len);
 /* At exit, for handing listeners to the processes that share their AF_UNIX
  * listeners: parks the engine for good (nothing reads their sockets any
  * more) and calls |fn| for each listener it still serves, with a new fd of

@@ -19,6 +19,13 @@
  *                 filler: connect returns 0 at once and the first write
  *                 rides in the opening datagram (0-RTT).
  *
+ * A connect to a server this process already has an established session
+ * with (rudp_rt_peer_warm) takes no filler either: the engine opens the
+ * stream at once, so the shim waits for the slot to say so (the engine's
+ * wake-up time) and the socket is writable exactly when connected without
+ * copying a send buffer's worth of zeros in and out, which was most of
+ * the cost of a short connection.
+ *
  * Rerouting a listener: listen() on a TCP socket bound to a selected port
  * creates an AF_UNIX listener under a unique abstract name, asks the engine
  * to serve the UDP port and to connect to that name once per incoming
@@ -39,10 +46,15 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
 #include <time.h>
+
+/* How long a connect to a warm session waits for the engine to open its
+ * stream before it goes on as a fast open would. */
+#define CONN_WARM_WAIT_MS 20
 
 #ifndef TCP_FASTOPEN_CONNECT
 #define TCP_FASTOPEN_CONNECT 30
@@ -155,14 +167,45 @@ static int conn_start(int efd, const struct sockaddr_storage *peer, size_t fille
     return rudp_rt_connect(efd, (struct sockaddr *)&dst, dlen, filler, ref, local);
 }
 
-int rudp_conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool fastopen) {
+/* Returns the monotonic clock in milliseconds. */
+static int64_t conn_now_ms(void) {
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits briefly for the engine to take up a connect to a warm session:
+ * it opens the stream at once, so the slot leaves CONNECTING within the
+ * engine's wake-up time.  Returns false when it has not (the session went
+ * away meanwhile and the stream waits for a new handshake). */
+static bool conn_wait_warm(rudp_slot *slot) {
+    int64_t until = conn_now_ms() + CONN_WARM_WAIT_MS;
+
+    while (atomic_load_explicit(&slot->state, memory_order_acquire) == RUDP_SLOT_CONNECTING) {
+        if (conn_now_ms() > until)
+            return false;
+        sched_yield();
+    }
+    return true;
+}
+
+/* Reroutes the unconnected TCP socket |fd| to |addr| (rudp_conn_reroute).
+ * A connect to a server this process already has a session with needs no
+ * filler: the stream is open at once, so the connect is waited for here.
+ * *now is set when the program may use the connection at once without
+ * waiting for it to be connected (fast open, or a warm session that went
+ * away meanwhile). */
+static int conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool fastopen,
+                        bool *now) {
     rudp_fd_entry tcp, conn;
     struct sockaddr_storage peer, local;
     rudp_slot_ref ref;
-    bool cloexec, nonblock;
+    bool cloexec, nonblock, warm = false;
     size_t filler = 0;
     int sv[2], r;
 
+    *now = fastopen;
     if (rudp_fd_snapshot(fd, &tcp) != RUDP_FD_TCP ||
         rudp_addr_normalize(&peer, addr, len, true) == 0)
         return -EINVAL;
@@ -171,10 +214,18 @@ int rudp_conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool f
     if ((r = conn_slot(&ref)) < 0)
         goto fail_pair;
     rudp_fd_apply_opts(sv[0], &tcp.opts);
-    if (!fastopen)
-        filler = conn_fill(sv[0]);
+    if (!fastopen) {
+        struct sockaddr_storage dst = peer;
+        socklen_t dlen = rudp_addr_to_family(&dst, AF_INET);
+
+        warm = rudp_rt_peer_warm((struct sockaddr *)&dst, dlen);
+        if (!warm)
+            filler = conn_fill(sv[0]);
+    }
     if ((r = conn_start(sv[1], &peer, filler, &ref, &local)) < 0)
         goto fail_slot;
+    if (warm && !conn_wait_warm(ref.slot))
+        *now = true;
     conn_entry(&conn, &tcp, &peer, &local, &ref);
     conn.nonblock = nonblock;
     if ((r = conn_swap(sv[0], fd, cloexec, nonblock)) < 0) {
@@ -184,7 +235,7 @@ int rudp_conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool f
     conn.ino = rudp_fd_inode(fd);
     rudp_fd_publish(fd, &conn);
     rudp_log(RUDP_LOG_DEBUG, "fd %d rerouted (slot %u, filler %zu%s)", fd, ref.index,
-             filler, fastopen ? ", fast open" : "");
+             filler, fastopen ? ", fast open" : warm ? ", warm session" : "");
     return 0;
 
 fail_slot:
@@ -196,13 +247,12 @@ fail_pair:
     return r;
 }
 
-/* Returns the monotonic clock in milliseconds. */
-static int64_t conn_now_ms(void) {
-    struct timespec ts;
+int rudp_conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool fastopen) {
+    bool now;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return conn_reroute(fd, addr, len, fastopen, &now);
 }
+
 
 /* Returns the connect result the slot holds: 0 when connected, -errno when
  * failed (consuming the pending SO_ERROR as a blocking TCP connect does).
@@ -291,10 +341,10 @@ static bool conn_wants_fastopen(const rudp_fd_entry *e) {
  * (fast open, non-blocking, blocking).  Returns 0 or -1 with errno. */
 static int conn_connect(int fd, const rudp_fd_entry *e, const struct sockaddr *addr,
                         socklen_t len) {
-    bool fastopen = conn_wants_fastopen(e);
-    int r = rudp_conn_reroute(fd, addr, len, fastopen);
+    bool fastopen = conn_wants_fastopen(e), now;
+    int r = conn_reroute(fd, addr, len, fastopen, &now);
 
-    if (r == 0 && !fastopen)
+    if (r == 0 && !now)
         r = rudp_fd_peek(fd)->nonblock ? -EINPROGRESS : conn_wait(fd);
     if (r == 0)
         return 0;
