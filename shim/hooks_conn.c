@@ -33,11 +33,11 @@
  * then the kernel's own (blocking, SOCK_NONBLOCK, readiness); the shim only
  * decodes the engine's abstract address of the accepted socket to learn the
  * TCP peer and local addresses and the board slot.  The AF_UNIX listener's
- * queue is at least SOMAXCONN long whatever backlog the program asked for:
- * a TCP client that finds the accept queue full waits (the kernel drops its
- * handshake and it retransmits), while the engine, finding the AF_UNIX queue
- * full, has to refuse the stream; python's socketserver listens with 5 and
- * ten concurrent clients were refused.
+ * queue is at least SOMAXCONN long whatever backlog the program asked for
+ * (python's socketserver listens with 5): a stream that finds it full waits
+ * in the engine until the program makes room (rt_udp.c), as a TCP client
+ * whose handshake the kernel dropped waits and retransmits, but the longer
+ * queue keeps bursts from waiting at all.
  *
  * The engine is handed the connection before the swap, so a connect the
  * engine rejects leaves the program's TCP socket untouched.
