@@ -253,7 +253,6 @@ int rudp_conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool f
     return conn_reroute(fd, addr, len, fastopen, &now);
 }
 
-
 /* Returns the connect result the slot holds: 0 when connected, -errno when
  * failed (consuming the pending SO_ERROR as a blocking TCP connect does).
  * Waits up to a second for the engine to publish a state after the fd
