@@ -533,7 +533,6 @@ int rudp_rt_adopt_listener(int udp_fd, const char *unix_name, size_t name_len) {
                         name_len);
 }
 
-
 void rudp_rt_unlisten(int id) {
     rt_forget_if_cloned();
     if (!engine)
