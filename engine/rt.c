@@ -175,6 +175,7 @@ static void rt_run_cmd(rt_engine *e, rt_cmd *c) {
 
 /* Starts the exit flush: drains every bridge and arms the deadline. */
 static void rt_exit_begin(rt_engine *e) {
+    e->exit_begun = true;
     for (rt_udp *u = e->udps; u; u = u->next)
         for (rt_sess *rs = u->sessions; rs; rs = rs->next) {
             for (rt_bridge *b = rs->bridges, *next; b; b = next) {
@@ -187,7 +188,10 @@ static void rt_exit_begin(rt_engine *e) {
 
 /* Wakes the thread waiting in rudp_rt_exit_flush when the flush is over. */
 static void rt_exit_check(rt_engine *e) {
-    if (!e->exiting || e->exit_done)
+    /* Not before the wake-up that asked for the flush has run the commands
+     * queued ahead of it: a listen or a connect still in the queue has
+     * nothing to flush yet, but must not be forgotten. */
+    if (!e->exiting || e->exit_done || !e->exit_begun)
         return;
     if (!rt_all_acked(e) && rt_now() < e->exit_deadline)
         return;

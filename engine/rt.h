@@ -124,6 +124,7 @@ struct rt_engine {
     int next_listener_id;
     uint64_t seed;
     bool exiting; /* exit flush under way */
+    bool exit_begun; /* engine thread: the commands sent before it were run */
     rudp_tstamp exit_deadline;
     bool exit_done;
     ev_timer warm_timer; /* closes warm client sessions nobody uses */
