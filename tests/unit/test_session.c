@@ -608,6 +608,19 @@ Test(session, keepalive_keeps_an_idle_stream_alive) {
     test_pair_free(&p);
 }
 
+/* Steps |p| until the server has read stream |sid| up to its FIN, or until
+ * |limit|: returns the bytes read into |got| (at most |cap|) and sets *eof
+ * when the FIN was reached. */
+static size_t read_to_eof(test_pair *p, uint64_t sid, uint8_t *got, size_t cap,
+                          rudp_tstamp limit, bool *eof) {
+    size_t rcv = 0;
+    int err;
+    *eof = false;
+    while (!*eof && test_pair_step(p, limit))
+        rcv += test_read_all(p->srv, sid, got + rcv, cap - rcv, eof, &err);
+    return rcv;
+}
+
 static bool both_done(test_pair *p) {
     return rudp_session_is_done(p->cli) && rudp_session_is_done(p->srv);
 }
@@ -642,11 +655,8 @@ Test(session, close_waits_for_streams_to_finish) {
     cr_assert_eq(rudp_stream_write(p.cli, sid, big, sizeof(big)), (ssize_t)sizeof(big));
     rudp_stream_release(p.cli, sid);
     rudp_session_close(p.cli, 0, p.now);
-    size_t rcv = 0;
-    bool eof = false;
-    int err;
-    while (!eof && test_pair_step(&p, LIMIT(&p)))
-        rcv += test_read_all(p.srv, sid, got + rcv, sizeof(got) - rcv, &eof, &err);
+    bool eof;
+    size_t rcv = read_to_eof(&p, sid, got, sizeof(got), LIMIT(&p), &eof);
     cr_assert(eof);
     cr_assert_eq(rcv, sizeof(big));
     cr_assert_eq(memcmp(got, big, sizeof(big)), 0);
@@ -923,12 +933,8 @@ Test(session, bytes_discarded_by_a_reset_reopen_the_session_window) {
     cr_assert_eq(rudp_stream_open(p.cli, &b), RUDP_OK);
     cr_assert_eq(rudp_stream_write(p.cli, b, big, 20000), 20000);
     rudp_stream_shutdown_write(p.cli, b);
-    size_t rcv = 0;
-    bool eof = false;
-    int err;
-    rudp_tstamp limit = p.now + RUDP_SEC(10);
-    while (!eof && test_pair_step(&p, limit))
-        rcv += test_read_all(p.srv, b, got + rcv, sizeof(got) - rcv, &eof, &err);
+    bool eof;
+    size_t rcv = read_to_eof(&p, b, got, sizeof(got), p.now + RUDP_SEC(10), &eof);
     cr_assert(eof, "the next stream stalled after %zu bytes", rcv);
     cr_assert_eq(rcv, 20000);
     cr_assert_eq(memcmp(got, big, 20000), 0);
@@ -997,12 +1003,8 @@ Test(session, unread_streams_do_not_starve_a_read_one) {
         rudp_stream_shutdown_write(p.cli, sids[i]);
     }
     uint64_t last = sids[20];
-    size_t rcv = 0;
-    bool eof = false;
-    int err;
-    rudp_tstamp limit = p.now + RUDP_SEC(20);
-    while (!eof && test_pair_step(&p, limit))
-        rcv += test_read_all(p.srv, last, got + rcv, sizeof(got) - rcv, &eof, &err);
+    bool eof;
+    size_t rcv = read_to_eof(&p, last, got, sizeof(got), p.now + RUDP_SEC(20), &eof);
     cr_assert(eof, "the read stream stalled after %zu bytes", rcv);
     cr_assert_eq(rcv, sizeof(big));
     cr_assert_eq(memcmp(got, big, sizeof(big)), 0);
@@ -1022,11 +1024,8 @@ static void move_bytes(test_pair *p, size_t n) {
     cr_assert_eq(rudp_stream_open(p->cli, &sid), RUDP_OK);
     cr_assert_eq(rudp_stream_write(p->cli, sid, big, n), (ssize_t)n);
     rudp_stream_shutdown_write(p->cli, sid);
-    size_t rcv = 0;
-    bool eof = false;
-    int err;
-    while (!eof && test_pair_step(p, LIMIT(p)))
-        rcv += test_read_all(p->srv, sid, got + rcv, sizeof(got) - rcv, &eof, &err);
+    bool eof;
+    size_t rcv = read_to_eof(p, sid, got, sizeof(got), LIMIT(p), &eof);
     cr_assert(eof);
     cr_assert_eq(rcv, n);
     cr_assert_eq(memcmp(got, big, n), 0);
