@@ -10,9 +10,9 @@
  * a fifth of the payload at 5 % loss); an ACK sent alone carries up to 32,
  * so a packet that fills an old hole, late because the path reorders, is
  * still reported and its sender learns that its loss was spurious.  Older
- * state is pruned once the peer has
- * acknowledged a packet carrying an ACK that covered it (§13.2.4), and the
- * tracker never holds more than RUDP_ACKTR_MAX_RANGES ranges.
+ * state is pruned once the peer has acknowledged a packet carrying an ACK
+ * that covered it (§13.2.4), and the tracker never holds more than
+ * RUDP_ACKTR_MAX_RANGES ranges.
  */
 #include "acktr.h"
 

@@ -214,13 +214,14 @@ static void sess_window_set(rudp_session *s, uint64_t want) {
     }
 }
 
-/* The open streams' windows changed by |delta| bytes (a stream opened,
- * closed or auto-tuned): the session window follows their sum, so streams
- * the application does not read, each holding a full window, can never
- * use up the credit of one it reads (it only ever grows, up to
- * max_session_window, so it bounds memory by the largest sum seen). */
-static void sess_window_track(rudp_session *s, int64_t delta) {
-    s->stream_windows += (uint64_t)delta;
+/* The open streams' windows grew by |delta| bytes (a stream opened or
+ * auto-tuned; one that closes subtracts itself in sess_stream_destroy):
+ * the session window follows their sum, so streams the application does
+ * not read, each holding a full window, can never use up the credit of
+ * one it reads (it only ever grows, up to max_session_window, so it bounds
+ * memory by the largest sum seen). */
+static void sess_window_track(rudp_session *s, uint64_t delta) {
+    s->stream_windows += delta;
     sess_window_set(s, s->stream_windows);
 }
 
@@ -237,7 +238,7 @@ rudp_stream *rudp_sess_stream_new(rudp_session *s, uint64_t sid, bool local,
     st->hnext = s->buckets[h];
     s->buckets[h] = st;
     s->nstreams++;
-    sess_window_track(s, (int64_t)st->fc.window);
+    sess_window_track(s, st->fc.window);
     return st;
 }
 
@@ -849,7 +850,7 @@ static void sess_app_consumed(rudp_session *s, rudp_stream *st, uint64_t n) {
         !rudp_stream_recv_finished(st))
         rudp_sess_send_list_add(s, st);
     if (st->fc.window > before)
-        sess_window_track(s, (int64_t)(st->fc.window - before));
+        sess_window_track(s, st->fc.window - before);
     rudp_sess_consume(s, n, s->now);
 }
 
