@@ -22,6 +22,29 @@
 #include <unistd.h>
 
 #define BOARD_MAGIC 0x72756470u /* "rudp" */
+
+struct rudp_slot {
+    _Atomic uint32_t claimed; /* allocation: 1 while an engine owns the slot */
+    _Atomic uint32_t state;   /* enum rudp_slot_state (kept after release) */
+    _Atomic int32_t error;    /* rudp_error for reads past EOF and writes */
+    _Atomic int32_t so_error; /* pending SO_ERROR (rudp_error), cleared when read */
+    _Atomic uint32_t flags;   /* RUDP_SLOT_F_* */
+    /* TCP_INFO figures, refreshed by the engine as the connection runs. */
+    _Atomic uint32_t rtt_us, rttvar_us, min_rtt_us;
+    _Atomic uint32_t snd_cwnd, snd_ssthresh, snd_mss, pmtu;
+    _Atomic uint32_t retransmits, lost, total_retrans;
+    _Atomic uint64_t bytes_sent, bytes_retrans, bytes_acked, bytes_received;
+    _Atomic uint64_t delivery_rate, pacing_rate;
+    _Atomic uint64_t updated_ns;
+};
+
+struct rudp_board {
+    uint32_t magic;
+    uint32_t eid;
+    uint32_t nslots;
+    _Atomic uint32_t next_free_hint;
+    rudp_slot slots[];
+};
 #define BOARD_MAX_KNOWN 64
 
 static rudp_board *known[BOARD_MAX_KNOWN];
@@ -38,7 +61,8 @@ static uint32_t board_new_eid(void) {
 
 rudp_board *rudp_board_create(void) {
     size_t size = sizeof(rudp_board) + RUDP_BOARD_SLOTS * sizeof(rudp_slot);
-    rudp_board *b = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    rudp_board *b =
+        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (b == MAP_FAILED)
         return NULL;
     b->magic = BOARD_MAGIC;
@@ -64,29 +88,18 @@ rudp_board *rudp_board_find(uint32_t eid) {
     return NULL;
 }
 
-/* Resets every field of a freshly claimed slot. */
+uint32_t rudp_board_eid(const rudp_board *b) {
+    return b->eid;
+}
+
+/* Resets every field of a freshly claimed slot; the state goes last. */
 static void board_slot_reset(rudp_slot *s, uint32_t state) {
+    static const rudp_slot_stats zero;
     atomic_store(&s->error, 0);
     atomic_store(&s->so_error, 0);
     atomic_store(&s->flags, 0);
-    atomic_store(&s->rtt_us, 0);
-    atomic_store(&s->rttvar_us, 0);
-    atomic_store(&s->min_rtt_us, 0);
-    atomic_store(&s->snd_cwnd, 0);
-    atomic_store(&s->snd_ssthresh, 0);
-    atomic_store(&s->snd_mss, 0);
-    atomic_store(&s->pmtu, 0);
-    atomic_store(&s->retransmits, 0);
-    atomic_store(&s->lost, 0);
-    atomic_store(&s->total_retrans, 0);
-    atomic_store(&s->bytes_sent, 0);
-    atomic_store(&s->bytes_retrans, 0);
-    atomic_store(&s->bytes_acked, 0);
-    atomic_store(&s->bytes_received, 0);
-    atomic_store(&s->delivery_rate, 0);
-    atomic_store(&s->pacing_rate, 0);
-    atomic_store(&s->last_update_ns, 0);
-    atomic_store(&s->state, state);
+    rudp_slot_publish(s, &zero);
+    atomic_store_explicit(&s->state, state, memory_order_release);
 }
 
 int rudp_board_alloc(rudp_board *b, uint32_t state, rudp_slot_ref *ref) {
@@ -115,6 +128,60 @@ bool rudp_board_resolve(rudp_slot_ref *ref) {
     rudp_board *b = rudp_board_find(ref->eid);
     ref->slot = b && ref->index < b->nslots ? &b->slots[ref->index] : NULL;
     return ref->slot != NULL;
+}
+
+/* --- one slot --- */
+
+uint32_t rudp_slot_state(const rudp_slot *s) {
+    return atomic_load_explicit(&s->state, memory_order_acquire);
+}
+
+void rudp_slot_set_state(rudp_slot *s, uint32_t state) {
+    if (rudp_slot_state(s) != RUDP_SLOT_FAILED)
+        atomic_store_explicit(&s->state, state, memory_order_release);
+}
+
+void rudp_slot_fail(rudp_slot *s, int err) {
+    atomic_store(&s->error, err);
+    atomic_store(&s->so_error, err);
+    atomic_store_explicit(&s->state, RUDP_SLOT_FAILED, memory_order_release);
+}
+
+int rudp_slot_error(const rudp_slot *s) {
+    return atomic_load_explicit(&s->error, memory_order_acquire);
+}
+
+int rudp_slot_take_so_error(rudp_slot *s) {
+    return atomic_exchange(&s->so_error, 0);
+}
+
+void rudp_slot_set_flags(rudp_slot *s, uint32_t flags) {
+    atomic_fetch_or_explicit(&s->flags, flags, memory_order_release);
+}
+
+uint32_t rudp_slot_flags(const rudp_slot *s) {
+    return atomic_load_explicit(&s->flags, memory_order_acquire);
+}
+
+/* Stores one figure with relaxed ordering: figures need no order among
+ * themselves, and the state carries the order that matters. */
+#define SLOT_PUT(s, st, f) atomic_store_explicit(&(s)->f, (st)->f, memory_order_relaxed)
+#define SLOT_GET(s, out, f) ((out)->f = atomic_load_explicit(&(s)->f, memory_order_relaxed))
+/* clang-format off */
+#define SLOT_FIGURES(X, s, st)                                                             \
+    X(s, st, rtt_us); X(s, st, rttvar_us); X(s, st, min_rtt_us); X(s, st, snd_cwnd);       \
+    X(s, st, snd_ssthresh); X(s, st, snd_mss); X(s, st, pmtu); X(s, st, retransmits);      \
+    X(s, st, lost); X(s, st, total_retrans); X(s, st, bytes_sent);                          \
+    X(s, st, bytes_retrans); X(s, st, bytes_acked); X(s, st, bytes_received);              \
+    X(s, st, delivery_rate); X(s, st, pacing_rate); X(s, st, updated_ns)
+/* clang-format on */
+
+void rudp_slot_publish(rudp_slot *s, const rudp_slot_stats *st) {
+    SLOT_FIGURES(SLOT_PUT, s, st);
+}
+
+void rudp_slot_read(const rudp_slot *s, rudp_slot_stats *out) {
+    SLOT_FIGURES(SLOT_GET, s, out);
 }
 
 /* --- names of accepted connections --- */
@@ -216,5 +283,6 @@ bool rudp_board_name_decode(const char *name, size_t len, uint32_t *eid, uint32_
         *eid = (*eid << 8) | body[i];
         *index = (*index << 8) | body[4 + i];
     }
-    return name_unpack_addr(body + 8, peer) && name_unpack_addr(body + 8 + ADDR_BYTES, local);
+    return name_unpack_addr(body + 8, peer) &&
+           name_unpack_addr(body + 8 + ADDR_BYTES, local);
 }

@@ -10,6 +10,9 @@
  * process-per-connection children) see the same slots.  The shim reads the
  * slot when a read ends at EOF (to turn it into ECONNRESET or ETIMEDOUT),
  * for SO_ERROR and TCP_INFO, and writes a flag into it for SO_LINGER {1,0}.
+ * Errors are stored as rudp_error codes; the shim turns them into errno
+ * values (the runtime does not speak errno).  The slot's layout is private
+ * to board.c: everyone else goes through the rudp_slot_* functions.
  *
  * Each engine instance has a random 32-bit id (eid).  A process knows every
  * board it created or inherited (rudp_board_find).  An accepted connection's
@@ -40,29 +43,10 @@ enum rudp_slot_state {
 /* Flags the shim sets. */
 #define RUDP_SLOT_F_RESET_ON_CLOSE 0x1u /* SO_LINGER {1, 0}: abort with RST */
 
-typedef struct rudp_slot {
-    _Atomic uint32_t claimed;  /* allocation: 1 while an engine owns the slot */
-    _Atomic uint32_t state;    /* enum rudp_slot_state (kept after release) */
-    _Atomic int32_t error;     /* errno for reads past EOF / writes: ECONNRESET,
-                                  ETIMEDOUT, ECONNREFUSED...; 0 = none */
-    _Atomic int32_t so_error;  /* pending SO_ERROR, cleared when read */
-    _Atomic uint32_t flags;    /* RUDP_SLOT_F_* */
-    /* TCP_INFO snapshot, refreshed by the engine as the connection runs. */
-    _Atomic uint32_t rtt_us, rttvar_us, min_rtt_us;
-    _Atomic uint32_t snd_cwnd, snd_ssthresh, snd_mss, pmtu;
-    _Atomic uint32_t retransmits, lost, total_retrans;
-    _Atomic uint64_t bytes_sent, bytes_retrans, bytes_acked, bytes_received;
-    _Atomic uint64_t delivery_rate, pacing_rate;
-    _Atomic uint64_t last_update_ns;
-} rudp_slot;
-
-typedef struct rudp_board {
-    uint32_t magic;
-    uint32_t eid;
-    uint32_t nslots;
-    _Atomic uint32_t next_free_hint;
-    rudp_slot slots[];
-} rudp_board;
+/* One connection's shared state; opaque: only the functions below touch
+ * it, so every reader and writer keeps the same ordering rules. */
+typedef struct rudp_slot rudp_slot;
+typedef struct rudp_board rudp_board;
 
 /* A slot as the shim stores it in its fd table. */
 typedef struct rudp_slot_ref {
@@ -71,12 +55,25 @@ typedef struct rudp_slot_ref {
     rudp_slot *slot; /* NULL when the board is not mapped in this process */
 } rudp_slot_ref;
 
+/* The TCP-level figures of a connection, as TCP_INFO reports them. */
+typedef struct rudp_slot_stats {
+    uint32_t rtt_us, rttvar_us, min_rtt_us;
+    uint32_t snd_cwnd, snd_ssthresh, snd_mss, pmtu; /* cwnd, ssthresh in bytes */
+    uint32_t retransmits, lost, total_retrans;
+    uint64_t bytes_sent, bytes_retrans, bytes_acked, bytes_received;
+    uint64_t delivery_rate, pacing_rate; /* bytes per second */
+    uint64_t updated_ns;                 /* monotonic time of the copy */
+} rudp_slot_stats;
+
 /* Maps a new board with a fresh random eid and registers it in this
  * process.  Returns NULL (errno set) on failure. */
 rudp_board *rudp_board_create(void);
 
 /* Returns the board |eid| if this process created or inherited it, else NULL. */
 rudp_board *rudp_board_find(uint32_t eid);
+
+/* Returns the engine id of board |b|. */
+uint32_t rudp_board_eid(const rudp_board *b);
 
 /* Claims a free slot (state becomes |state|, every other field zeroed) and
  * fills *ref.  Thread-safe and usable from any thread.  Returns 0, or
@@ -89,6 +86,39 @@ void rudp_board_release(rudp_board *b, uint32_t index);
 
 /* Resolves |ref->slot| from eid and index; returns false if unknown here. */
 bool rudp_board_resolve(rudp_slot_ref *ref);
+
+/* --- one slot (any thread, any process sharing the board) --- */
+
+/* Returns the slot's state (enum rudp_slot_state), with acquire ordering:
+ * what the engine wrote before the state is visible after it. */
+uint32_t rudp_slot_state(const rudp_slot *s);
+
+/* Sets the state (engine), unless the slot already records a failure. */
+void rudp_slot_set_state(rudp_slot *s, uint32_t state);
+
+/* Records a failure (engine): |err| (an rudp_error) becomes the sticky
+ * error and the pending SO_ERROR, then the state FAILED. */
+void rudp_slot_fail(rudp_slot *s, int err);
+
+/* Returns the sticky error (an rudp_error; RUDP_OK while none). */
+int rudp_slot_error(const rudp_slot *s);
+
+/* Returns the pending SO_ERROR (an rudp_error) and clears it: TCP reports
+ * an asynchronous error once. */
+int rudp_slot_take_so_error(rudp_slot *s);
+
+/* Adds |flags| (RUDP_SLOT_F_*) to the slot (shim). */
+void rudp_slot_set_flags(rudp_slot *s, uint32_t flags);
+
+/* Returns the slot's flags. */
+uint32_t rudp_slot_flags(const rudp_slot *s);
+
+/* Copies |st| into the slot (engine).  Each figure is stored atomically on
+ * its own; a reader may see a mix of two copies, as TCP_INFO may. */
+void rudp_slot_publish(rudp_slot *s, const rudp_slot_stats *st);
+
+/* Reads the slot's figures into |out|. */
+void rudp_slot_read(const rudp_slot *s, rudp_slot_stats *out);
 
 /* The abstract AF_UNIX name of an accepted connection: "\0rudp-a/" then eid,
  * slot index, TCP peer and TCP local address in hex.  Writes the sun_path

@@ -157,6 +157,41 @@ int rudp_buf_write(rudp_buf *b, uint64_t off, const void *data, size_t len) {
     return rv;
 }
 
+int rudp_buf_reserve(rudp_buf *b, uint64_t off, size_t len, struct iovec *iov, int max) {
+    if (off < b->base || len > UINT64_MAX - off)
+        return RUDP_ERR_INVAL;
+    if (len == 0 || max <= 0)
+        return 0;
+    size_t in = (size_t)((off - b->base) % RUDP_CHUNK_SIZE);
+    size_t most = (size_t)max * RUDP_CHUNK_SIZE - in;
+    if (len > most)
+        len = most;
+    uint64_t first = (off - b->base) / RUDP_CHUNK_SIZE;
+    uint64_t last = (off + len - 1 - b->base) / RUDP_CHUNK_SIZE;
+    int rv = buf_reserve_slots(b, last + 1);
+    if (rv == RUDP_OK)
+        rv = buf_fill_slots(b, (uint32_t)first, (uint32_t)last + 1);
+    if (rv != RUDP_OK)
+        return rv;
+    int n = 0;
+    for (uint64_t i = first; i <= last; i++, n++) {
+        size_t from = i == first ? in : 0;
+        size_t take = RUDP_CHUNK_SIZE - from < len ? RUDP_CHUNK_SIZE - from : len;
+        iov[n] = (struct iovec){.iov_base = b->chunks[i] + from, .iov_len = take};
+        len -= take;
+    }
+    return n;
+}
+
+void rudp_buf_release_from(rudp_buf *b, uint64_t off) {
+    uint64_t rel = off > b->base ? off - b->base : 0;
+    uint64_t keep = (rel + RUDP_CHUNK_SIZE - 1) / RUDP_CHUNK_SIZE;
+    if (keep >= b->n)
+        return;
+    buf_put_slots(b, (uint32_t)keep, b->n);
+    b->n = (uint32_t)keep;
+}
+
 void rudp_buf_read(const rudp_buf *b, uint64_t off, void *out, size_t len) {
     uint8_t *o = out;
     while (len > 0) {

@@ -10,6 +10,8 @@
 #ifndef RUDP_BUF_H
 #define RUDP_BUF_H
 
+#include <sys/uio.h>
+
 #include "rudp/rudp.h"
 
 #define RUDP_CHUNK_SIZE 16384u
@@ -45,6 +47,20 @@ void rudp_buf_free(rudp_buf *b);
  * Overwriting is allowed (retransmitted bytes are identical).  Returns RUDP_OK,
  * RUDP_ERR_INVAL (below the released mark) or RUDP_ERR_NOMEM. */
 int rudp_buf_write(rudp_buf *b, uint64_t off, const void *data, size_t len);
+
+/* Makes [off, off + len) writable in place (off >= the released mark):
+ * takes the chunks it needs and describes the range, in order, as at most
+ * |max| iovecs (fewer bytes when more would be needed).  Returns the number
+ * of iovecs, RUDP_ERR_INVAL (below the released mark) or RUDP_ERR_NOMEM.
+ * Bytes written there count as stored once the caller says so (its own
+ * offsets); chunks it never filled go back with rudp_buf_release_from,
+ * drop or free. */
+int rudp_buf_reserve(rudp_buf *b, uint64_t off, size_t len, struct iovec *iov, int max);
+
+/* Returns to the pool every chunk that holds no byte below |off| (the
+ * caller knows nothing at or beyond |off| is stored): what a reservation
+ * took and did not use. */
+void rudp_buf_release_from(rudp_buf *b, uint64_t off);
 
 /* Copies |len| bytes at |off| into |out|; the caller guarantees they were
  * written and not released. */

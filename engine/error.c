@@ -11,7 +11,8 @@
 #include "rudp/rudp.h"
 
 /* Returns a static name for |err|, or "unknown error" when |err| is not an
- * rudp_error value. */
+ * rudp_error value ("system call failed" for any RUDP_ERR_SYS code: the
+ * caller has the errno for strerror). */
 const char *rudp_strerror(int err) {
     switch (err) {
     case RUDP_OK:
@@ -61,6 +62,6 @@ const char *rudp_strerror(int err) {
     case RUDP_ERR_INTERNAL:
         return "internal error";
     default:
-        return "unknown error";
+        return RUDP_ERR_IS_SYS(err) ? "system call failed" : "unknown error";
     }
 }

@@ -10,9 +10,9 @@
 #include "rudp/rudp.h"
 
 typedef struct rudp_pacer {
-    uint64_t tokens;     /* bytes that may leave now */
-    uint64_t burst;      /* bucket size in bytes */
-    rudp_tstamp last;    /* time tokens were last refilled */
+    uint64_t tokens;  /* bytes that may leave now */
+    uint64_t burst;   /* bucket size in bytes */
+    rudp_tstamp last; /* time tokens were last refilled */
 } rudp_pacer;
 
 /* Starts with a full bucket of |burst| bytes. */

@@ -48,10 +48,12 @@ uint64_t rudp_ranges_contiguous_end(const rudp_ranges *r, uint64_t x);
 
 /* Finds the first part of [start, end) NOT in the set.  Returns true and
  * sets *gs, *ge (gs < ge) if there is one. */
-bool rudp_ranges_first_gap(const rudp_ranges *r, uint64_t start, uint64_t end,
-                           uint64_t *gs, uint64_t *ge);
+bool rudp_ranges_first_gap(const rudp_ranges *r, uint64_t start, uint64_t end, uint64_t *gs,
+                           uint64_t *ge);
 
-static inline bool rudp_ranges_empty(const rudp_ranges *r) { return r->n == 0; }
+static inline bool rudp_ranges_empty(const rudp_ranges *r) {
+    return r->n == 0;
+}
 static inline const rudp_range *rudp_ranges_lowest(const rudp_ranges *r) {
     return r->n ? &r->v[0] : NULL;
 }

@@ -1,215 +1,266 @@
 /*
- * rt.h — internals of the runtime (engine thread): the engine singleton,
- * UDP endpoints and their sessions (rt_udp.c), and the bridges between
- * streams and the programs' socketpairs (rt_bridge.c).  Everything here
- * runs on the engine thread except where a comment says otherwise.
+ * rt.h — how the files of the runtime (the engine thread) talk to each
+ * other.  docs/RUNTIME.md draws the layers and follows one byte through
+ * them.
+ *
+ * Each file owns one concern and keeps its structs to itself; the others
+ * hold opaque pointers and call the functions declared here:
+ *
+ *   rt_os.c      the system call table, the clock, descriptors, log lines
+ *   rt_loop.c    the engine thread: start, the command queue, parking, fork
+ *   rt_spin.c    polling briefly for an answer instead of sleeping
+ *   rt_sess.c    session records: timers, events, flushing, statistics
+ *   rt_udp.c     UDP sockets: batched I/O, a full socket's backlog, the
+ *                connection-ID table
+ *   rt_client.c  client sessions: connect, the table of servers
+ *   rt_listen.c  listeners: new sessions, the accept wait queue, hand-over
+ *   rt_bridge.c  one stream joined to a program's socketpair
+ *   rt_exit.c    the exit flush
+ *
+ * The one struct every file sees is rt_engine, the context they share: the
+ * loop, the configuration and the board, and a head pointer for each file's
+ * own records.  Everything here runs on the engine thread unless its
+ * comment says otherwise.  Functions returning int return RUDP_OK or an
+ * rudp_error.
  */
 #ifndef RUDP_RT_H
 #define RUDP_RT_H
 
 #include <ev.h>
 #include <netinet/in.h>
-#include <pthread.h>
 
 #include "runtime.h"
 
-#define RT_WARM_MAX 32
-
 typedef struct rt_engine rt_engine;
-typedef struct rt_udp rt_udp;
+typedef struct rt_ctl rt_ctl;
+typedef struct rt_spin rt_spin;
 typedef struct rt_sess rt_sess;
+typedef struct rt_udp rt_udp;
+typedef struct rt_clients rt_clients;
+typedef struct rt_listener rt_listener;
 typedef struct rt_bridge rt_bridge;
-typedef struct rt_wait rt_wait;
+typedef struct rt_exit rt_exit;
+typedef struct rt_cmd rt_cmd;
 
-/* A stream a peer opened while the program's listener queue was full: it
- * waits, in order, for the program to accept (rt_udp.c). */
-struct rt_wait {
-    rt_sess *rs;
-    uint64_t sid;
-    rudp_tstamp since;
-    rt_wait *next;
-};
-
-/* A UDP socket: a client's (connected, one session) or a listener's
- * (bound to the TCP listener's address, many sessions). */
-struct rt_udp {
-    rt_engine *eng;
-    int fd;
-    ev_io io;
-    bool is_listener;
-    int listener_id;     /* listener: the id rudp_rt_listen returned */
-    char unix_name[108]; /* listener: the program's AF_UNIX listener */
-    size_t unix_name_len;
-    struct sockaddr_storage local; /* bound / local address */
-    socklen_t local_len;
-    rt_sess *sessions; /* sessions carried by this socket */
-    rt_wait *waiting;  /* listener: streams its full queue could not take */
-    rt_wait **waiting_tail;
-    ev_timer accept_retry; /* listener: tries the waiting streams again */
-    rt_udp *next;
-};
-
-/* One rudp session and what the runtime keeps for it. */
-struct rt_sess {
-    rt_engine *eng;
-    rt_udp *udp;
-    rudp_session *s;
-    ev_timer timer;
-    struct sockaddr_storage peer; /* the peer's UDP address */
-    socklen_t peer_len;
-    struct sockaddr_storage local; /* our address as the peer sees it */
-    rt_bridge *bridges;            /* streams of this session */
-    uint32_t nbridges;
-    bool established;
-    bool closing;             /* GoAway sent or session dying */
-    int close_err;            /* once closed: why (rudp_error) */
-    uint32_t nwaiting;        /* streams in udp->waiting */
-    rudp_tstamp idle_since;   /* client: no stream since then (warm) */
-    rudp_tstamp last_publish; /* statistics last copied to the slots */
-    bool publish_pending;     /* a copy was skipped as too soon after the last */
-    rt_sess *next;            /* in udp->sessions */
-    rt_sess *dirty_next;      /* in eng->dirty */
-    bool dirty;
-};
-
-/* A stream joined to the engine's end of a socketpair. */
-struct rt_bridge {
-    rt_sess *rs;
-    uint64_t sid;
-    int fd;    /* engine's end; -1 once closed */
-    ev_io rio; /* program -> network: fd readable */
-    ev_io wio; /* network -> program: fd writable */
-    rudp_slot_ref slot;
-    size_t filler;          /* bytes of connect filler still to discard */
-    bool connected;         /* the program may use the connection */
-    bool app_eof;           /* the program shut its write side (or closed) */
-    bool net_eof;           /* the peer's FIN was passed on (SHUT_WR done) */
-    bool dead;              /* reset or failed: no more traffic */
-    bool accept_pending;    /* server: connect() to the listener in progress */
-    bool released;          /* rudp_stream_release done */
-    bool exit_drain;        /* process exiting: FIN once the socket reads empty */
-    bool sess_over;         /* the session ended: deliver what is left, then end */
-    int sess_err;           /* why (rudp_error), reported after the last byte */
-    rt_bridge *next, *prev; /* in rs->bridges */
-};
-
-/* A command from an application thread. */
-typedef struct rt_cmd {
-    enum { RT_CMD_CONNECT, RT_CMD_LISTEN, RT_CMD_UNLISTEN, RT_CMD_EXIT_FLUSH } type;
-    int fd;                       /* CONNECT: engine end; LISTEN: UDP socket */
-    struct sockaddr_storage addr; /* CONNECT: destination; LISTEN: bound address */
-    socklen_t addrlen;
-    size_t filler;
-    rudp_slot_ref slot;
-    int listener_id;
-    char unix_name[108];
-    size_t unix_name_len;
-    struct rt_cmd *next;
-} rt_cmd;
-
+/* The context every file of the runtime shares. */
 struct rt_engine {
     struct ev_loop *loop;
-    ev_async wake;
-    pthread_t thread;
-    pthread_mutex_t lock; /* commands, fd registry, exit flush */
-    pthread_cond_t flushed;
-    pthread_cond_t parked_cv; /* the thread parked (park_req seen) */
-    pthread_cond_t resume_cv; /* park_req cleared */
-    bool park_req, parked;    /* rudp_rt_quiesce handshake, under lock */
-    rt_cmd *cmd_head, *cmd_tail;
     rudp_rt_config cfg;
     rudp_board *board;
-    rt_udp *udps;
-    rt_sess *dirty; /* sessions needing events/flush */
-    int next_listener_id;
-    uint64_t seed;
-    bool exiting; /* exit flush under way */
-    bool exit_begun; /* engine thread: the commands sent before it were run */
-    rudp_tstamp exit_deadline;
-    bool exit_done;
-    ev_timer warm_timer; /* closes warm client sessions nobody uses */
-    ev_idle spin;        /* polls instead of sleeping until spin_until */
-    rudp_tstamp spin_until;
-    uint64_t app_reads;      /* reads of program bytes into streams, ever */
-    uint64_t spin_answers0;  /* app_reads when the spin began */
-    unsigned spin_wasted;    /* spins in a row in which no program wrote */
-    rudp_tstamp spin_resume; /* no spinning before this (backing off) */
-    /* Servers this process has an established client session with, for
-     * rudp_rt_peer_warm (read by application threads): under lock. */
-    struct sockaddr_storage warm[RT_WARM_MAX];
-    unsigned nwarm;
+    rt_ctl *ctl;            /* rt_loop.c */
+    rt_spin *spin;          /* rt_spin.c */
+    rt_sess *sessions;      /* rt_sess.c: every session */
+    rt_sess *dirty;         /* rt_sess.c: sessions touched this turn */
+    rt_clients *clients;    /* rt_client.c */
+    rt_listener *listeners; /* rt_listen.c */
+    rt_exit *exit;          /* rt_exit.c */
 };
 
-/* --- rt.c --- */
+/* A command from an application thread; each file embeds it first in a
+ * command of its own. */
+struct rt_cmd {
+    void (*run)(rt_engine *e, rt_cmd *c); /* engine thread; frees c */
+    void (*close_fds)(rt_cmd *c);         /* a forked child: the fds c holds */
+    rt_cmd *next;
+};
+
+/* --- rt_os.c --- */
+
+/* The system calls, as rudp_rt_init was given them. */
+extern rudp_rt_sys rt_sys;
+
+/* Returns true once rudp_rt_init has run. */
+bool rt_os_ready(void);
+/* Sets where log lines go and up to which level (any thread). */
+void rt_os_set_log(int level, int fd);
+/* Returns the monotonic clock in nanoseconds. */
 rudp_tstamp rt_now(void);
+/* Writes one log line "rudp[pid]: ..." when |level| is enabled; one
+ * write(), no stdio; keeps errno. */
+void rt_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Moves |fd| to the engine's high range, close-on-exec; returns the fd. */
+int rt_fd_high(int fd);
+/* Makes |fd| non-blocking. */
+int rt_fd_nonblock(int fd);
+/* Returns 64 random bits (getrandom, or a clock-based fallback). */
+uint64_t rt_random64(void);
+/* Returns RUDP_ERR_SYS(errno) for the errno of the call that just failed. */
+int rt_err(void);
+
+/* --- rt_loop.c --- */
+
+/* Returns this process's engine, starting it; NULL when it cannot start
+ * (*err says why when |err| is not NULL).  Any thread. */
+rt_engine *rt_loop_engine(int *err);
+/* Returns this process's running engine without starting one, or NULL.
+ * Any thread. */
+rt_engine *rt_loop_running(void);
+/* Queues |c| for the engine thread and wakes it.  Any thread. */
+void rt_loop_send(rt_engine *e, rt_cmd *c);
+/* Parks the engine thread for good (the process is leaving).  Any thread
+ * but the engine's. */
+void rt_loop_park(rt_engine *e);
+
+/* --- rt_spin.c --- */
+
+rt_spin *rt_spin_new(rt_engine *e);
 /* Keeps the loop polling, not sleeping, for |ns| from now (unless it is
  * polling already or backing off): an answer the program is about to write
  * is picked up without waking the thread. */
-void rt_spin(rt_engine *e, rudp_tstamp ns);
-void rt_log(rt_engine *e, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* Moves |fd| high and marks it close-on-exec; returns the fd to use. */
-int rt_fd_adopt(int fd);
-/* Makes |fd| non-blocking; returns 0 or -errno. */
-int rt_fd_nonblock(int fd);
-uint64_t rt_rand(rt_engine *e);
+void rt_spin_arm(rt_spin *sp, rudp_tstamp ns);
+/* The program wrote something (an answer, for the spin's judgement). */
+void rt_spin_note_write(rt_spin *sp);
+
+/* --- rt_sess.c --- */
+
+/* Creates the record of session |s| (taken over) sending on |u|; |l| is
+ * the listener of a server session, NULL for a client's.  Returns NULL
+ * (|s| freed) when out of memory. */
+rt_sess *rt_sess_new(rt_engine *e, rudp_session *s, rt_udp *u, rt_listener *l,
+                     const struct sockaddr_storage *peer, socklen_t peer_len);
+rudp_session *rt_sess_core(const rt_sess *rs);
+rt_engine *rt_sess_engine(const rt_sess *rs);
+rt_udp *rt_sess_udp(const rt_sess *rs);
+rt_listener *rt_sess_listener(const rt_sess *rs);
+/* The peer's UDP address (*len set when |len| is not NULL). */
+const struct sockaddr_storage *rt_sess_peer(const rt_sess *rs, socklen_t *len);
+/* Our address as the peer sees it (a server session's TCP local address). */
+const struct sockaddr_storage *rt_sess_local(const rt_sess *rs);
+void rt_sess_set_local(rt_sess *rs, const struct sockaddr_storage *local);
+bool rt_sess_established(const rt_sess *rs);
+/* Returns true once the session is ending (GoAway sent or received). */
+bool rt_sess_closing(const rt_sess *rs);
+/* Why it ended (an rudp_error), once closing. */
+int rt_sess_close_err(const rt_sess *rs);
+/* The head of the session's bridges, which rt_bridge.c links and unlinks. */
+rt_bridge **rt_sess_bridges(rt_sess *rs);
+/* A bridge of the session was freed: a finished session may go now. */
+void rt_sess_bridge_gone(rt_sess *rs);
+/* A stream of the session starts (|delta| 1) or stops (-1) waiting in the
+ * listener's queue: a session with waiting streams is kept. */
+void rt_sess_waiting(rt_sess *rs, int delta);
+/* Marks |rs| for events, sending and re-arming at the end of this turn. */
+void rt_sess_touch(rt_sess *rs);
+/* Touches every session that sends on |u| (it can take datagrams again). */
+void rt_sess_touch_on(rt_engine *e, const rt_udp *u);
+/* Handles events, sends and re-arms every touched session. */
+void rt_sess_flush_dirty(rt_engine *e);
+/* Hands the session a datagram from |from|. */
+void rt_sess_input(rt_sess *rs, const uint8_t *pkt, size_t len,
+                   const struct sockaddr_storage *from, socklen_t fromlen, rudp_tstamp now);
+/* The client socket reported an ICMP error |errno_val|. */
+void rt_sess_path_error(rt_sess *rs, int errno_val);
+/* The 1 s tick: closes client sessions unused for half the idle timeout
+ * and touches every session. */
+void rt_sess_tick(rt_engine *e);
+/* Exit flush: every bridge reads its program's end to EOF. */
+void rt_sess_exit_drain_all(rt_engine *e);
+/* Returns true when every program end has been read to EOF and every
+ * session owes its peer nothing unacknowledged. */
+bool rt_sess_all_settled(rt_engine *e);
+/* The process leaves: bridges freed, GoAway on every session, sent. */
+void rt_sess_leave_all(rt_engine *e);
+/* A forked child: closes the fds of every bridge and client socket. */
+void rt_sess_close_fds(rt_engine *e);
 
 /* --- rt_udp.c --- */
-/* Returns whether |dst| (a server address) is in e->warm; takes e->lock. */
-bool rt_warm_has(rt_engine *e, const struct sockaddr_storage *dst, socklen_t len);
-/* Opens (or reuses) the client session for |dst| and a stream on it for a
- * CONNECT command; on failure marks the slot FAILED and closes the fd. */
-void rt_udp_connect(rt_engine *e, rt_cmd *cmd);
-/* Starts serving a listener from a LISTEN command. */
-void rt_udp_listen(rt_engine *e, rt_cmd *cmd);
-void rt_udp_unlisten(rt_engine *e, int id);
-/* Marks |rs| for event processing and flushing at the end of this turn. */
-void rt_sess_touch(rt_sess *rs);
-/* Processes events and flushes every touched session. */
-void rt_flush_dirty(rt_engine *e);
-/* Runs the warm-session check on every client session (the 1 s tick). */
-void rt_udp_tick(rt_engine *e);
-/* Returns true when every program socket has been read to its end and
- * every session is settled: all it owes the peer is acknowledged (exit flush is over). */
-bool rt_all_acked(rt_engine *e);
-/* The process is exiting: every bridge is freed (logging its summary) and
- * every session says GoAway at once (the peer's streams end instead of
- * waiting for an idle timeout), and it is sent. */
-void rt_udp_leave_all(rt_engine *e);
+
+/* Opens a UDP socket connected to |dst| for a client session.  Returns
+ * NULL and sets *err on failure. */
+rt_udp *rt_udp_client(rt_engine *e, const struct sockaddr_storage *dst, socklen_t len,
+                      int *err);
+/* Serves the bound UDP socket |fd| for listener |l|.  Returns NULL (fd
+ * closed) when out of memory. */
+rt_udp *rt_udp_listener(rt_engine *e, int fd, rt_listener *l);
+/* The client socket's one session. */
+void rt_udp_set_session(rt_udp *u, rt_sess *rs);
+/* Stops and closes the socket, drops its backlog, frees it. */
+void rt_udp_free(rt_udp *u);
+int rt_udp_fd(const rt_udp *u);
+const struct sockaddr_storage *rt_udp_local(const rt_udp *u);
+/* Returns the largest UDP payload the route of connected socket |fd|
+ * allows (IP_MTU / IPV6_MTU less the headers), or 0. */
+uint32_t rt_udp_path_ceiling(int fd, int family);
+/* Sends every datagram session |s| may send now.  Returns RUDP_OK,
+ * RUDP_ERR_WOULDBLOCK (the socket is full: the rest waits in its backlog
+ * and the sessions on it are touched when it drains) or, on a client
+ * socket, RUDP_ERR_SYS(errno) for an ICMP error. */
+int rt_udp_send_session(rt_udp *u, rudp_session *s, rudp_tstamp now);
+/* Answers a datagram for unknown |cid| with a stateless reset. */
+void rt_udp_send_reset(rt_udp *u, uint64_t cid, const struct sockaddr_storage *to,
+                       socklen_t tolen);
+/* Routes datagrams for connection ID |cid| to |rs| (a listener's socket). */
+int rt_udp_cid_add(rt_udp *u, uint64_t cid, rt_sess *rs);
+void rt_udp_cid_del(rt_udp *u, uint64_t cid);
+/* A forked child: closes the fd without touching the loop. */
+void rt_udp_close_fd(rt_udp *u);
+
+/* --- rt_client.c --- */
+
+rt_clients *rt_clients_new(void);
+/* The client session |rs| completed its handshake: it is warm. */
+void rt_client_established(rt_sess *rs);
+/* The client session |rs| is ending: not warm, not reused. */
+void rt_client_closing(rt_sess *rs);
+/* The client session |rs| is destroyed: forgotten. */
+void rt_client_forget(rt_sess *rs);
+
+/* --- rt_listen.c --- */
+
+/* A datagram for unknown connection ID |cid| reached listener |l|: a
+ * client's opening becomes a session, anything else gets a stateless
+ * reset. */
+void rt_listen_on_unknown(rt_listener *l, uint64_t cid, const uint8_t *pkt, size_t len,
+                          const struct sockaddr_storage *from, socklen_t fromlen,
+                          rudp_tstamp now);
+/* The peer opened stream |sid| on server session |rs|: hands it to the
+ * program's listener, or queues it while the listener's queue is full. */
+void rt_listen_on_stream(rt_listener *l, rt_sess *rs, uint64_t sid);
+/* Server session |rs| is destroyed: its connection IDs and waiting
+ * streams go. */
+void rt_listen_forget_session(rt_listener *l, rt_sess *rs);
+/* Refuses stream |sid| of |rs| with a reset and lets it go. */
+void rt_listen_refuse(rt_sess *rs, uint64_t sid);
+/* A forked child: closes every listener's UDP socket. */
+void rt_listen_close_fds(rt_engine *e);
 
 /* --- rt_bridge.c --- */
-/* Creates a bridge for stream |sid| of |rs| over |fd|. */
+
+/* Creates a bridge for stream |sid| of |rs| over |fd| (taken over). */
 rt_bridge *rt_bridge_new(rt_sess *rs, uint64_t sid, int fd, const rudp_slot_ref *slot,
                          size_t filler);
-/* The stream may carry data now (session established / accepted). */
+/* Returns the next bridge of the same session. */
+rt_bridge *rt_bridge_next(const rt_bridge *b);
+/* The stream may carry data now (session established). */
 void rt_bridge_connected(rt_bridge *b);
+/* A stream the program's listener just took: connected, and it gets what
+ * the stream holds (or the end of a session that ended meanwhile). */
+void rt_bridge_accepted(rt_bridge *b);
 /* Handles one stream event of the bridge's session. */
 void rt_bridge_on_event(rt_bridge *b, const rudp_event *ev);
-/* The stream or session died with |rudp_err|: publish it and shut the fd. */
-void rt_bridge_fail(rt_bridge *b, int rudp_err);
 /* The session ended with |rudp_err|: the bridge goes on delivering what
  * the stream holds as fast as the program reads it, then passes EOF (the
  * peer had finished) or the error, and frees itself.  May free |b|. */
 void rt_bridge_session_closed(rt_bridge *b, int rudp_err);
-/* Frees a bridge whose peer finished cleanly, reporting no error. */
-void rt_bridge_end_quietly(rt_bridge *b);
-/* Frees a bridge (fd closed, watchers stopped, slot kept for the fd's
- * holders); does not touch the session. */
+/* Frees a bridge (fd closed, watchers stopped, stream released, slot kept
+ * for the fd's holders). */
 void rt_bridge_free(rt_bridge *b);
-/* Returns the bridge of stream |sid|, or NULL. */
-rt_bridge *rt_bridge_find(rt_sess *rs, uint64_t sid);
-/* Logs one line of statistics for the connection (info level). */
-void rt_bridge_log_summary(rt_bridge *b);
-/* Publishes the session's statistics into the bridge's slot. */
+/* Publishes the session's figures into the bridge's slot. */
 void rt_bridge_publish(rt_bridge *b, const rudp_session_info *info);
 /* Exit flush: reads everything the program wrote (as the send buffer
- * frees) and then ends the stream with a FIN. */
+ * frees) and then ends the stream with a FIN.  May free |b|. */
 void rt_bridge_exit_drain(rt_bridge *b);
-/* Server: a peer opened stream |sid|; connect it to the program's listener.
- * Returns 0 (accepted, or refused with a reset) or -EAGAIN when the
- * listener's queue is full and the stream should wait. */
-int rt_bridge_accept(rt_sess *rs, uint64_t sid);
-/* Refuses stream |sid| with a reset and lets it go. */
-void rt_stream_refuse(rt_sess *rs, uint64_t sid);
+/* Returns true once the program's end has been read to EOF (or the bridge
+ * is dead): the exit flush owes it nothing more. */
+bool rt_bridge_drained(const rt_bridge *b);
+/* A forked child: closes the fd without touching the loop. */
+void rt_bridge_close_fd(rt_bridge *b);
+
+/* --- rt_exit.c --- */
+
+rt_exit *rt_exit_new(rt_engine *e);
+/* After every turn: ends the exit flush once everything is acknowledged
+ * or the linger is over. */
+void rt_exit_check(rt_engine *e);
 
 #endif /* RUDP_RT_H */

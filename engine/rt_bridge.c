@@ -2,15 +2,17 @@
  * rt_bridge.c — one stream joined to the engine's end of a program's
  * AF_UNIX socketpair (DESIGN.md §2 rule 2).
  *
- * Program to network: when the engine's end is readable, the bridge reads
- * at most what the stream's send buffer can take (rudp_stream_send_room)
- * and writes it into the stream; when the buffer is full it stops watching
- * the fd until the stream reports WRITABLE, so a program writing faster
- * than the path sees its socket fill up and block: backpressure end to end,
- * nothing buffered without bound.  EOF from the program (shutdown(SHUT_WR)
- * or close) becomes the stream's FIN, or an RST when the program asked for
- * SO_LINGER {1, 0}; a program that closes with unread data makes our read
- * fail with ECONNRESET, and that becomes an RST, as TCP does.
+ * Program to network: when the engine's end is readable, the bridge asks
+ * the stream for free space at the tail of its send buffer
+ * (rudp_stream_write_reserve), reads the socket straight into it with one
+ * readv, and commits what came: one copy, kernel to send buffer.  When the
+ * buffer is full it stops watching the fd until the stream reports
+ * WRITABLE, so a program writing faster than the path sees its socket fill
+ * up and block: backpressure end to end, nothing buffered without bound.
+ * EOF from the program (shutdown(SHUT_WR) or close) becomes the stream's
+ * FIN, or an RST when the program asked for SO_LINGER {1, 0}; a program
+ * that closes with unread data makes our read fail with ECONNRESET, and
+ * that becomes an RST, as TCP does.
  *
  * Network to program: bytes are sent straight from the stream's receive
  * buffer (rudp_stream_peek) into the socket and consumed only as far as the
@@ -20,27 +22,45 @@
  *
  * Failures (refused, reset, timed out) are written to the board slot first
  * and then the socket is shut, so the program that wakes up finds the
- * errno to report.
+ * error to report.
  */
 #include "rt.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #define RT_IO_CHUNK 65536
+#define RT_IO_IOV 5 /* covers RT_IO_CHUNK from any offset in a 16 KiB chunk */
 /* A small message handed to the program is often a request it answers at
  * once: the loop polls that long for the answer instead of sleeping. */
 #define RT_SPIN_MAX_MSG 4096
 #define RT_SPIN_NS RUDP_US(60)
 
-static void rt_bridge_on_readable(struct ev_loop *loop, ev_io *w, int revents);
-static void rt_bridge_on_writable(struct ev_loop *loop, ev_io *w, int revents);
+struct rt_bridge {
+    rt_sess *rs;
+    rudp_session *s; /* rs's, kept at hand */
+    rt_engine *eng;
+    uint64_t sid;
+    int fd;    /* the engine's end; -1 once closed */
+    ev_io rio; /* program -> network: fd readable */
+    ev_io wio; /* network -> program: fd writable */
+    rudp_slot_ref slot;
+    size_t filler;          /* bytes of connect filler still to discard */
+    bool connected;         /* the program may use the connection */
+    bool app_eof;           /* the program shut its write side (or closed) */
+    bool net_eof;           /* the peer's FIN was passed on (SHUT_WR done) */
+    bool dead;              /* reset or failed: no more traffic */
+    bool exit_drain;        /* process exiting: FIN once the socket reads empty */
+    bool sess_over;         /* the session ended: deliver what is left, then end */
+    int sess_err;           /* why (rudp_error), reported after the last byte */
+    rt_bridge *next, *prev; /* in the session's list */
+};
+
+static void bridge_on_readable(struct ev_loop *loop, ev_io *w, int revents);
+static void bridge_on_writable(struct ev_loop *loop, ev_io *w, int revents);
+static bool bridge_pump_out(rt_bridge *b);
 
 rt_bridge *rt_bridge_new(rt_sess *rs, uint64_t sid, int fd, const rudp_slot_ref *slot,
                          size_t filler) {
@@ -48,54 +68,46 @@ rt_bridge *rt_bridge_new(rt_sess *rs, uint64_t sid, int fd, const rudp_slot_ref 
     if (!b)
         return NULL;
     b->rs = rs;
+    b->s = rt_sess_core(rs);
+    b->eng = rt_sess_engine(rs);
     b->sid = sid;
     b->fd = fd;
     b->slot = *slot;
     b->filler = filler;
     rt_fd_nonblock(fd);
-    ev_io_init(&b->rio, rt_bridge_on_readable, fd, EV_READ);
+    ev_io_init(&b->rio, bridge_on_readable, fd, EV_READ);
     b->rio.data = b;
-    ev_io_init(&b->wio, rt_bridge_on_writable, fd, EV_WRITE);
+    ev_io_init(&b->wio, bridge_on_writable, fd, EV_WRITE);
     b->wio.data = b;
-    b->next = rs->bridges;
+    rt_bridge **head = rt_sess_bridges(rs);
+    b->next = *head;
     if (b->next)
         b->next->prev = b;
-    rs->bridges = b;
-    rs->nbridges++;
-    rudp_stream_set_user(rs->s, sid, b);
+    *head = b;
+    rudp_stream_set_user(b->s, sid, b);
     if (filler == 0) /* fast open: the first bytes ride the opening datagram */
-        ev_io_start(rs->eng->loop, &b->rio);
+        ev_io_start(b->eng->loop, &b->rio);
     return b;
 }
 
-rt_bridge *rt_bridge_find(rt_sess *rs, uint64_t sid) {
-    return rudp_stream_get_user(rs->s, sid);
+rt_bridge *rt_bridge_next(const rt_bridge *b) {
+    return b->next;
 }
 
-/* Sets the slot's state unless it already records a failure. */
-static void bridge_slot_state(rt_bridge *b, uint32_t state) {
-    if (!b->slot.slot)
-        return;
-    uint32_t cur = atomic_load(&b->slot.slot->state);
-    if (cur != RUDP_SLOT_FAILED)
-        atomic_store(&b->slot.slot->state, state);
-}
+/* --- ending --- */
 
 /* Logs one line of statistics for a connection that ends (info level). */
-void rt_bridge_log_summary(rt_bridge *b) {
-    rt_sess *rs = b->rs;
-    if (rs->eng->cfg.log_level < 2)
-        return;
+static void bridge_log_summary(const rt_bridge *b) {
     rudp_stream_info si;
     rudp_session_info in;
-    if (rudp_stream_get_info(rs->s, b->sid, &si) != RUDP_OK)
+    if (b->eng->cfg.log_level < 2 || rudp_stream_get_info(b->s, b->sid, &si) != RUDP_OK)
         return;
-    rudp_session_get_info(rs->s, &in);
+    rudp_session_get_info(b->s, &in);
     char how[64] = "closed";
     if (si.state == RUDP_STREAM_RESET)
         snprintf(how, sizeof(how), "ended (%s)",
                  si.error == RUDP_OK ? "reset" : rudp_strerror(si.error));
-    rt_log(rs->eng, 2,
+    rt_log(2,
            "stream %llu %s: sent %llu B (acked %llu), received %llu B; session: "
            "srtt %.3f ms, min_rtt %.3f ms, cwnd %llu B, %llu packets sent, %llu lost, "
            "%llu B retransmitted, over UDP",
@@ -106,70 +118,73 @@ void rt_bridge_log_summary(rt_bridge *b) {
            (unsigned long long)in.stream_bytes_retransmitted);
 }
 
-void rt_bridge_free(rt_bridge *b) {
-    rt_sess *rs = b->rs;
-    rt_bridge_log_summary(b);
+/* Takes |b| out of its session's list. */
+static void bridge_unlink(rt_bridge *b) {
     if (b->prev)
         b->prev->next = b->next;
     else
-        rs->bridges = b->next;
+        *rt_sess_bridges(b->rs) = b->next;
     if (b->next)
         b->next->prev = b->prev;
-    rs->nbridges--;
-    if (!rs->bridges)
-        rt_sess_touch(rs); /* a finished session may go now */
-    ev_io_stop(rs->eng->loop, &b->rio);
-    ev_io_stop(rs->eng->loop, &b->wio);
+}
+
+void rt_bridge_free(rt_bridge *b) {
+    bridge_log_summary(b);
+    bridge_unlink(b);
+    ev_io_stop(b->eng->loop, &b->rio);
+    ev_io_stop(b->eng->loop, &b->wio);
     if (b->fd >= 0) {
-        shutdown(b->fd, SHUT_RDWR);
-        close(b->fd);
+        rt_sys.shutdown(b->fd, SHUT_RDWR);
+        rt_sys.close(b->fd);
     }
-    rudp_stream_set_user(rs->s, b->sid, NULL);
-    if (!b->released)
-        rudp_stream_release(rs->s, b->sid);
+    rudp_stream_set_user(b->s, b->sid, NULL);
+    rudp_stream_release(b->s, b->sid);
     /* The slot stays claimed while the program may still hold the fd; the
      * board reuses slots round robin, so it is only recycled much later. */
-    if (b->slot.slot && rs->eng->board && b->slot.eid == rs->eng->board->eid)
-        rudp_board_release(rs->eng->board, b->slot.index);
+    if (b->slot.slot && b->slot.eid == rudp_board_eid(b->eng->board))
+        rudp_board_release(b->eng->board, b->slot.index);
+    rt_sess_bridge_gone(b->rs);
     free(b);
 }
 
-/* Frees the bridge once both directions are over. */
-static void bridge_maybe_finish(rt_bridge *b) {
-    if ((b->app_eof && b->net_eof) || b->dead) {
-        if (!b->dead)
-            bridge_slot_state(b, RUDP_SLOT_DONE);
-        rt_bridge_free(b);
-    }
+/* Frees the bridge once both directions are over.  Returns true when it
+ * did. */
+static bool bridge_maybe_finish(rt_bridge *b) {
+    if (!(b->app_eof && b->net_eof) && !b->dead)
+        return false;
+    if (!b->dead && b->slot.slot)
+        rudp_slot_set_state(b->slot.slot, RUDP_SLOT_DONE);
+    rt_bridge_free(b);
+    return true;
 }
 
-void rt_bridge_fail(rt_bridge *b, int rudp_err) {
-    int err = rudp_rt_errno(rudp_err);
-    if (b->slot.slot) {
-        atomic_store(&b->slot.slot->error, err);
-        atomic_store(&b->slot.slot->so_error, err);
-        atomic_store(&b->slot.slot->state, RUDP_SLOT_FAILED);
-    }
-    rt_log(b->rs->eng, 3, "stream %llu failed: %s", (unsigned long long)b->sid,
-           strerror(err));
+/* The stream or session died with |rudp_err|: the slot says so first,
+ * then the fd is shut (the bridge is freed). */
+static void bridge_fail(rt_bridge *b, int rudp_err) {
+    if (b->slot.slot)
+        rudp_slot_fail(b->slot.slot, rudp_err);
+    rt_log(3, "stream %llu failed: %s", (unsigned long long)b->sid,
+           rudp_strerror(rudp_err));
     b->dead = true;
     bridge_maybe_finish(b);
 }
 
 /* Aborts the stream with RST (the program closed abruptly). */
 static void bridge_abort(rt_bridge *b) {
-    rudp_stream_reset(b->rs->s, b->sid, 0);
+    rudp_stream_reset(b->s, b->sid, 0);
     rt_sess_touch(b->rs);
     b->dead = true;
     bridge_maybe_finish(b);
 }
+
+/* --- program to network --- */
 
 /* Discards the connect filler; returns false while some is still due. */
 static bool bridge_drop_filler(rt_bridge *b) {
     char buf[RT_IO_CHUNK];
     while (b->filler > 0) {
         size_t want = b->filler < sizeof(buf) ? b->filler : sizeof(buf);
-        ssize_t n = recv(b->fd, buf, want, MSG_DONTWAIT);
+        ssize_t n = rt_sys.recv(b->fd, buf, want, MSG_DONTWAIT);
         if (n > 0) {
             b->filler -= (size_t)n;
             continue;
@@ -185,82 +200,88 @@ void rt_bridge_connected(rt_bridge *b) {
     if (b->connected || b->dead)
         return;
     b->connected = true;
-    bridge_slot_state(b, RUDP_SLOT_CONNECTED);
+    if (b->slot.slot)
+        rudp_slot_set_state(b->slot.slot, RUDP_SLOT_CONNECTED);
     bridge_drop_filler(b);
     if (!b->app_eof)
-        ev_io_start(b->rs->eng->loop, &b->rio);
+        ev_io_start(b->eng->loop, &b->rio);
 }
 
 /* The program ended its write side: FIN, or RST when it asked for one. */
 static void bridge_app_eof(rt_bridge *b) {
     b->app_eof = true;
-    ev_io_stop(b->rs->eng->loop, &b->rio);
-    uint32_t flags = b->slot.slot ? atomic_load(&b->slot.slot->flags) : 0;
+    ev_io_stop(b->eng->loop, &b->rio);
+    uint32_t flags = b->slot.slot ? rudp_slot_flags(b->slot.slot) : 0;
     if (flags & RUDP_SLOT_F_RESET_ON_CLOSE) {
         bridge_abort(b);
         return;
     }
-    rudp_stream_shutdown_write(b->rs->s, b->sid);
+    rudp_stream_shutdown_write(b->s, b->sid);
     rt_sess_touch(b->rs);
     bridge_maybe_finish(b);
 }
 
-/* Moves program bytes into the stream while it has room.  Returns false
- * when the bridge was freed. */
+/* Handles a read of the program's end that brought no bytes (|n| 0: EOF,
+ * else -1 with errno).  Returns false when the bridge was freed. */
+static bool bridge_read_end(rt_bridge *b, ssize_t n) {
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !b->exit_drain)
+        return true;
+    if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK)
+        bridge_app_eof(b); /* EOF, or an exiting program wrote all it will */
+    else
+        bridge_abort(b); /* ECONNRESET: closed with unread data */
+    return false;
+}
+
+/* Reads program bytes straight into the stream's send buffer while it has
+ * room.  Returns false when the bridge was freed. */
 static bool bridge_pump_in(rt_bridge *b) {
-    char buf[RT_IO_CHUNK];
-    rudp_session *s = b->rs->s;
     if (b->filler > 0 && !bridge_drop_filler(b))
         return true;
     for (;;) {
-        ssize_t room = rudp_stream_send_room(s, b->sid);
-        if (room <= 0) {
-            ev_io_stop(b->rs->eng->loop, &b->rio); /* resumed on WRITABLE */
+        struct iovec iov[RT_IO_IOV];
+        int niov = rudp_stream_write_reserve(b->s, b->sid, RT_IO_CHUNK, iov, RT_IO_IOV);
+        if (niov <= 0) {
+            ev_io_stop(b->eng->loop, &b->rio); /* resumed on WRITABLE */
             return true;
         }
-        size_t want = (size_t)room < sizeof(buf) ? (size_t)room : sizeof(buf);
-        ssize_t n = recv(b->fd, buf, want, MSG_DONTWAIT);
-        if (n > 0) {
-            rudp_stream_write(s, b->sid, buf, (size_t)n);
-            rt_sess_touch(b->rs);
-            b->rs->eng->app_reads++;
-            /* A short read emptied the socket: the watcher (level-triggered)
-             * says when more comes, without a recv that finds nothing.  The
-             * exit drain must see that nothing is left, so it reads on. */
-            if ((size_t)n < want && !b->exit_drain)
-                return true;
+        size_t want = 0;
+        for (int i = 0; i < niov; i++)
+            want += iov[i].iov_len;
+        ssize_t n = rt_sys.readv(b->fd, iov, niov);
+        int saved = errno;
+        rudp_stream_write_commit(b->s, b->sid, n > 0 ? (size_t)n : 0);
+        errno = saved;
+        if (n < 0 && errno == EINTR)
             continue;
-        }
-        if (n == 0) {
-            bridge_app_eof(b);
-            return false;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            if (b->exit_drain) { /* the exiting program wrote all it will */
-                bridge_app_eof(b);
-                return false;
-            }
+        if (n <= 0)
+            return bridge_read_end(b, n);
+        rt_sess_touch(b->rs);
+        rt_spin_note_write(b->eng->spin);
+        /* A short read emptied the socket: the watcher (level-triggered)
+         * says when more comes, without a read that finds nothing.  The
+         * exit drain must see that nothing is left, so it reads on. */
+        if ((size_t)n < want && !b->exit_drain)
             return true;
-        }
-        bridge_abort(b); /* ECONNRESET: closed with unread data */
-        return false;
     }
 }
 
-static void rt_bridge_on_readable(struct ev_loop *loop, ev_io *w, int revents) {
+static void bridge_on_readable(struct ev_loop *loop, ev_io *w, int revents) {
     bridge_pump_in(w->data);
 }
 
+/* --- network to program --- */
+
 /* The program cannot take more (EPIPE): after a close, abort like TCP;
- * after shutdown(SHUT_RD), keep discarding. */
+ * after shutdown(SHUT_RD), keep discarding.  Returns false when the bridge
+ * was freed. */
 static bool bridge_out_closed(rt_bridge *b, size_t n) {
     if (b->app_eof) {
         bridge_abort(b);
         return false;
     }
-    rudp_stream_consume(b->rs->s, b->sid, n);
+    rudp_stream_consume(b->s, b->sid, n);
+    rt_sess_touch(b->rs);
     return true;
 }
 
@@ -268,20 +289,34 @@ static bool bridge_out_closed(rt_bridge *b, size_t n) {
  * nothing else can come, so the bridge ends (the program still reads what
  * the socket holds, then EOF).  Returns false when the bridge was freed. */
 static bool bridge_net_eof(rt_bridge *b) {
-    ev_io_stop(b->rs->eng->loop, &b->wio);
+    ev_io_stop(b->eng->loop, &b->wio);
     if (!b->net_eof) {
         b->net_eof = true;
-        shutdown(b->fd, SHUT_WR);
+        rt_sys.shutdown(b->fd, SHUT_WR);
     }
-    if (b->sess_over) {
-        rt_bridge_end_quietly(b);
-        return false;
+    if (b->sess_over)
+        b->dead = true; /* ends quietly: the peer had finished */
+    return !bridge_maybe_finish(b);
+}
+
+/* Hands the program |n| bytes at |p|.  Returns 1 to go on, 0 to wait for
+ * the socket, -1 when the bridge was freed. */
+static int bridge_send(rt_bridge *b, const uint8_t *p, size_t n) {
+    ssize_t w = rt_sys.send(b->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w > 0) {
+        rudp_stream_consume(b->s, b->sid, (size_t)w);
+        rt_sess_touch(b->rs);
+        if (w < RT_SPIN_MAX_MSG)
+            rt_spin_arm(b->eng->spin, RT_SPIN_NS);
+        return 1;
     }
-    if ((b->app_eof && b->net_eof) || b->dead) {
-        bridge_maybe_finish(b);
-        return false;
+    if (w < 0 && errno == EINTR)
+        return 1;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        ev_io_start(b->eng->loop, &b->wio);
+        return 0;
     }
-    return true;
+    return bridge_out_closed(b, n) ? 1 : -1;
 }
 
 /* Moves stream bytes into the program's socket while it takes them; when
@@ -289,42 +324,37 @@ static bool bridge_net_eof(rt_bridge *b) {
  * ended: delivered bytes are the program's).  Returns false when the bridge
  * was freed. */
 static bool bridge_pump_out(rt_bridge *b) {
-    rudp_session *s = b->rs->s;
     for (;;) {
         const uint8_t *p;
-        ssize_t n = rudp_stream_peek(s, b->sid, &p);
+        ssize_t n = rudp_stream_peek(b->s, b->sid, &p);
         if (n == RUDP_ERR_WOULDBLOCK && !b->sess_over) {
-            ev_io_stop(b->rs->eng->loop, &b->wio);
+            ev_io_stop(b->eng->loop, &b->wio);
             return true;
         }
         if (n == 0)
             return bridge_net_eof(b);
         if (n < 0) {
-            rt_bridge_fail(b, n == RUDP_ERR_WOULDBLOCK ? b->sess_err : (int)n);
+            bridge_fail(b, n == RUDP_ERR_WOULDBLOCK ? b->sess_err : (int)n);
             return false;
         }
-        ssize_t w = send(b->fd, p, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w > 0) {
-            rudp_stream_consume(s, b->sid, (size_t)w);
-            rt_sess_touch(b->rs);
-            if (w < RT_SPIN_MAX_MSG)
-                rt_spin(b->rs->eng, RT_SPIN_NS);
-            continue;
-        }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            ev_io_start(b->rs->eng->loop, &b->wio);
-            return true;
-        }
-        if (!bridge_out_closed(b, (size_t)n))
-            return false;
-        rt_sess_touch(b->rs);
+        int rv = bridge_send(b, p, (size_t)n);
+        if (rv <= 0)
+            return rv == 0;
     }
 }
 
-static void rt_bridge_on_writable(struct ev_loop *loop, ev_io *w, int revents) {
+static void bridge_on_writable(struct ev_loop *loop, ev_io *w, int revents) {
     bridge_pump_out(w->data);
+}
+
+/* --- events --- */
+
+void rt_bridge_accepted(rt_bridge *b) {
+    rt_bridge_connected(b);
+    if (rt_sess_closing(b->rs)) /* it waited for a full queue while its session ended */
+        rt_bridge_session_closed(b, rt_sess_close_err(b->rs));
+    else
+        bridge_pump_out(b);
 }
 
 void rt_bridge_session_closed(rt_bridge *b, int rudp_err) {
@@ -334,13 +364,8 @@ void rt_bridge_session_closed(rt_bridge *b, int rudp_err) {
     }
     b->sess_over = true;
     b->sess_err = rudp_err;
-    ev_io_stop(b->rs->eng->loop, &b->rio); /* nothing more can be sent */
+    ev_io_stop(b->eng->loop, &b->rio); /* nothing more can be sent */
     bridge_pump_out(b);
-}
-
-void rt_bridge_end_quietly(rt_bridge *b) {
-    b->dead = true;
-    bridge_maybe_finish(b);
 }
 
 void rt_bridge_on_event(rt_bridge *b, const rudp_event *ev) {
@@ -351,39 +376,47 @@ void rt_bridge_on_event(rt_bridge *b, const rudp_event *ev) {
         break;
     case RUDP_EV_STREAM_WRITABLE:
         if (!b->app_eof && (b->connected || b->filler == 0))
-            ev_io_start(b->rs->eng->loop, &b->rio);
+            ev_io_start(b->eng->loop, &b->rio);
         break;
     case RUDP_EV_STREAM_RESET:
-        rt_bridge_fail(b, ev->error);
+        bridge_fail(b, ev->error);
         break;
     default:
         break;
     }
 }
 
+/* --- statistics, exit, fork --- */
+
+/* Returns |v| capped to 32 bits. */
+static uint32_t cap32(uint64_t v) {
+    return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
 void rt_bridge_publish(rt_bridge *b, const rudp_session_info *in) {
-    rudp_slot *sl = b->slot.slot;
     rudp_stream_info si;
-    if (rudp_stream_get_info(b->rs->s, b->sid, &si) != RUDP_OK)
+    if (!b->slot.slot || rudp_stream_get_info(b->s, b->sid, &si) != RUDP_OK)
         return;
-    atomic_store(&sl->rtt_us, (uint32_t)(in->srtt / 1000));
-    atomic_store(&sl->rttvar_us, (uint32_t)(in->rttvar / 1000));
-    atomic_store(&sl->min_rtt_us, (uint32_t)(in->min_rtt / 1000));
-    atomic_store(&sl->snd_cwnd, (uint32_t)(in->cwnd > UINT32_MAX ? UINT32_MAX : in->cwnd));
-    atomic_store(&sl->snd_ssthresh,
-                 (uint32_t)(in->ssthresh > UINT32_MAX ? UINT32_MAX : in->ssthresh));
-    atomic_store(&sl->snd_mss, in->max_packet_size);
-    atomic_store(&sl->pmtu, in->max_packet_size + 28);
-    atomic_store(&sl->retransmits, (uint32_t)in->pto_count_total);
-    atomic_store(&sl->lost, (uint32_t)in->pkts_lost);
-    atomic_store(&sl->total_retrans, (uint32_t)in->pkts_lost);
-    atomic_store(&sl->bytes_sent, si.bytes_written);
-    atomic_store(&sl->bytes_acked, si.bytes_acked);
-    atomic_store(&sl->bytes_received, si.bytes_read);
-    atomic_store(&sl->bytes_retrans, in->stream_bytes_retransmitted);
-    atomic_store(&sl->pacing_rate, in->pacing_rate);
-    atomic_store(&sl->delivery_rate, in->srtt ? in->cwnd * 1000000000ull / in->srtt : 0);
-    atomic_store(&sl->last_update_ns, rt_now());
+    rudp_slot_stats st = {
+        .rtt_us = (uint32_t)(in->srtt / 1000),
+        .rttvar_us = (uint32_t)(in->rttvar / 1000),
+        .min_rtt_us = (uint32_t)(in->min_rtt / 1000),
+        .snd_cwnd = cap32(in->cwnd),
+        .snd_ssthresh = cap32(in->ssthresh),
+        .snd_mss = in->max_packet_size,
+        .pmtu = in->max_packet_size + 28,
+        .retransmits = (uint32_t)in->pto_count_total,
+        .lost = (uint32_t)in->pkts_lost,
+        .total_retrans = (uint32_t)in->pkts_lost,
+        .bytes_sent = si.bytes_written,
+        .bytes_retrans = in->stream_bytes_retransmitted,
+        .bytes_acked = si.bytes_acked,
+        .bytes_received = si.bytes_read,
+        .delivery_rate = in->srtt ? in->cwnd * 1000000000ull / in->srtt : 0,
+        .pacing_rate = in->pacing_rate,
+        .updated_ns = rt_now(),
+    };
+    rudp_slot_publish(b->slot.slot, &st);
 }
 
 void rt_bridge_exit_drain(rt_bridge *b) {
@@ -395,64 +428,15 @@ void rt_bridge_exit_drain(rt_bridge *b) {
         return;
     }
     b->exit_drain = true;
-    ev_io_start(b->rs->eng->loop, &b->rio);
+    ev_io_start(b->eng->loop, &b->rio);
     bridge_pump_in(b);
 }
 
-/* --- accepting --- */
-
-/* Connects a fresh AF_UNIX socket, named after the connection, to the
- * program's listener.  Returns the fd or -errno. */
-static int bridge_dial_listener(rt_sess *rs, const rudp_slot_ref *slot) {
-    rt_udp *u = rs->udp;
-    struct sockaddr_un me = {.sun_family = AF_UNIX}, them = {.sun_family = AF_UNIX};
-    size_t mlen =
-        rudp_board_name_encode(me.sun_path, slot->eid, slot->index, &rs->peer, &rs->local);
-    memcpy(them.sun_path, u->unix_name, u->unix_name_len);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    fd = rt_fd_adopt(fd);
-    socklen_t ml = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + mlen);
-    socklen_t tl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + u->unix_name_len);
-    if (bind(fd, (struct sockaddr *)&me, ml) < 0 ||
-        connect(fd, (struct sockaddr *)&them, tl) < 0) {
-        int err = errno;
-        close(fd);
-        return -err;
-    }
-    return fd;
+bool rt_bridge_drained(const rt_bridge *b) {
+    return b->app_eof || b->dead;
 }
 
-void rt_stream_refuse(rt_sess *rs, uint64_t sid) {
-    rudp_stream_reset(rs->s, sid, 1 /* refused */);
-    rudp_stream_release(rs->s, sid);
-    rt_sess_touch(rs);
-}
-
-int rt_bridge_accept(rt_sess *rs, uint64_t sid) {
-    rt_engine *e = rs->eng;
-    rudp_slot_ref slot = {0};
-    int fd = -ENOSPC;
-    if (rudp_board_alloc(e->board, RUDP_SLOT_CONNECTED, &slot) == 0)
-        fd = bridge_dial_listener(rs, &slot);
-    rt_bridge *b = fd >= 0 ? rt_bridge_new(rs, sid, fd, &slot, 0) : NULL;
-    if (!b) {
-        if (fd >= 0)
-            close(fd);
-        if (slot.slot)
-            rudp_board_release(e->board, slot.index);
-        if (fd == -EAGAIN) /* the listener's queue is full */
-            return -EAGAIN;
-        /* No listener (closed), or no memory: refuse the stream. */
-        rt_log(e, 2, "refusing stream %llu: %s", (unsigned long long)sid, strerror(-fd));
-        rt_stream_refuse(rs, sid);
-        return 0;
-    }
-    rt_bridge_connected(b);
-    if (rs->closing) /* it waited for a full queue while its session ended */
-        rt_bridge_session_closed(b, rs->close_err);
-    else
-        bridge_pump_out(b);
-    return 0;
+void rt_bridge_close_fd(rt_bridge *b) {
+    if (b->fd >= 0)
+        rt_sys.close(b->fd);
 }

@@ -1,17 +1,28 @@
 /*
  * runtime.h — the engine thread that carries rerouted connections
- * (DESIGN.md §2 rules 2 and 3).  Used by the shim; everything here is safe
- * to call from any application thread.
+ * (DESIGN.md §2 rules 2-4).  The shim is its only caller in the product;
+ * its tests (tests/rt) call it the same way.  Everything here is safe to
+ * call from any application thread.
  *
  * One engine thread per process, started on first use, runs a libev loop
  * that owns the UDP sockets and the rudp sessions.  Application threads
- * hand it work through a mutex-protected command queue and ev_async.
+ * hand it work through a command queue and ev_async.
  *
  * A connection is an AF_UNIX SOCK_STREAM socketpair: the program holds one
  * end on its own fd number, the engine serves the other end.  A listening
  * socket is an AF_UNIX listener on the program's fd number; the engine
  * connects to it once per incoming stream.  TCP-level state is published in
  * a board slot (board.h).
+ *
+ * The runtime makes its system calls through the table given to
+ * rudp_rt_init, never by their plain names: inside the preloaded library a
+ * plain call to recv() or connect() would bind to the shim's own hook
+ * (DESIGN.md §2 rule 4).  scripts/test checks with nm that no runtime
+ * object names a function the shim interposes.
+ *
+ * Errors are rudp_error codes (rudp.h), never errno values: a failure the
+ * operating system reported is RUDP_ERR_SYS(errno).  The shim turns them
+ * into the errno a TCP socket would give.
  *
  * Non-blocking connect: the shim fills the program's end with |filler|
  * bytes until its send buffer is full, so the fd is not writable; the
@@ -27,9 +38,33 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
 
 #include "board.h"
 #include "rudp/rudp.h"
+
+/* The system calls the runtime makes.  Every entry must be set. */
+typedef struct rudp_rt_sys {
+    int (*socket)(int domain, int type, int protocol);
+    int (*bind)(int fd, const struct sockaddr *addr, socklen_t len);
+    int (*connect)(int fd, const struct sockaddr *addr, socklen_t len);
+    int (*close)(int fd);
+    int (*fcntl)(int fd, int cmd, ...);
+    int (*shutdown)(int fd, int how);
+    ssize_t (*recv)(int fd, void *buf, size_t len, int flags);
+    ssize_t (*readv)(int fd, const struct iovec *iov, int iovcnt);
+    ssize_t (*send)(int fd, const void *buf, size_t len, int flags);
+    ssize_t (*sendto)(int fd, const void *buf, size_t len, int flags,
+                      const struct sockaddr *addr, socklen_t alen);
+    ssize_t (*write)(int fd, const void *buf, size_t len);
+    int (*recvmmsg)(int fd, struct mmsghdr *vec, unsigned int n, int flags,
+                    struct timespec *timeout);
+    int (*sendmmsg)(int fd, struct mmsghdr *vec, unsigned int n, int flags);
+    int (*getsockname)(int fd, struct sockaddr *addr, socklen_t *len);
+    int (*getsockopt)(int fd, int level, int name, void *val, socklen_t *len);
+    int (*setsockopt)(int fd, int level, int name, const void *val, socklen_t len);
+} rudp_rt_sys;
 
 typedef struct rudp_rt_config {
     rudp_settings settings;  /* per-session settings (cc, idle timeout...) */
@@ -38,12 +73,19 @@ typedef struct rudp_rt_config {
     int log_fd;              /* where log lines go (-1: stderr) */
 } rudp_rt_config;
 
+/* Gives the runtime its system calls (copied).  Call once, before anything
+ * else here; until then every call fails with RUDP_ERR_INVAL or does
+ * nothing. */
+void rudp_rt_init(const rudp_rt_sys *sys);
+
 /* Sets the configuration used when the engine starts (call before the first
- * connect/listen; later calls are ignored once started). */
+ * connect/listen; later calls are ignored once started).  Without it the
+ * engine uses rudp_settings_default, no linger and no log. */
 void rudp_rt_configure(const rudp_rt_config *cfg);
 
 /* Starts this process's engine thread if it is not running (pthread_once
- * semantics, re-armed in a forked child).  Returns 0 or -errno. */
+ * semantics, re-armed in a forked child).  Returns RUDP_OK, RUDP_ERR_INVAL
+ * (no rudp_rt_init), RUDP_ERR_NOMEM or RUDP_ERR_SYS(errno). */
 int rudp_rt_start(void);
 
 /* Returns this process's board (starting the engine), or NULL. */
@@ -54,9 +96,11 @@ rudp_board *rudp_rt_board(void);
  * data) or reusing a warm one.  The engine takes ownership of |engine_fd|,
  * its end of the socketpair.  |slot| was allocated by the caller with
  * rudp_board_alloc(rudp_rt_board(), RUDP_SLOT_CONNECTING, ...); the engine
- * sets it CONNECTED or FAILED (error ECONNREFUSED, ETIMEDOUT, ENETUNREACH)
- * and, with |filler| > 0, discards that many bytes first.  |local_out| gets
- * the local address of the UDP path (for getsockname).  Returns 0 or -errno. */
+ * sets it CONNECTED or FAILED (RUDP_ERR_REFUSED, RUDP_ERR_TIMEDOUT,
+ * RUDP_ERR_SYS(ENETUNREACH)...) and, with |filler| > 0, discards that many
+ * bytes first.  |local_out| gets the local address of the UDP path (for
+ * getsockname).  Returns RUDP_OK or an rudp_error (the fd is not taken
+ * then). */
 int rudp_rt_connect(int engine_fd, const struct sockaddr *dst, socklen_t dstlen,
                     size_t filler, const rudp_slot_ref *slot,
                     struct sockaddr_storage *local_out);
@@ -64,18 +108,20 @@ int rudp_rt_connect(int engine_fd, const struct sockaddr *dst, socklen_t dstlen,
 /* Starts serving a listener: binds a UDP socket to |local| (the TCP bind
  * address; port 0 is not allowed) and, for every stream a client opens,
  * connects an AF_UNIX socket to the abstract name |unix_name| (|name_len|
- * bytes of sun_path, first byte '\0').  Returns a listener id (>= 0) or
- * -errno (EADDRINUSE, EACCES, ...). */
+ * bytes of sun_path, first byte '\0').  Returns a listener id (>= 0) or an
+ * rudp_error (RUDP_ERR_SYS(EADDRINUSE), RUDP_ERR_INVAL...). */
 int rudp_rt_listen(const struct sockaddr *local, socklen_t len, const char *unix_name,
                    size_t name_len, int backlog);
 
 /* The program closed the listener |id|: stop accepting (streams waiting
  * for the listener are refused). */
 void rudp_rt_unlisten(int id);
+
 /* Returns whether this process has an established session with the
  * server at |dst|, so that a new connection to it is open at once (a
- * stream costs no round trip).  Any thread. */
+ * stream costs no round trip). */
 bool rudp_rt_peer_warm(const struct sockaddr *dst, socklen_t len);
+
 /* At exit, for handing listeners to the processes that share their AF_UNIX
  * listeners: parks the engine for good (nothing reads their sockets any
  * more) and calls |fn| for each listener it still serves, with a new fd of
@@ -83,9 +129,10 @@ bool rudp_rt_peer_warm(const struct sockaddr *dst, socklen_t len);
 void rudp_rt_leave_listeners(void (*fn)(int id, int udp_fd, const char *unix_name,
                                         size_t name_len, void *ctx),
                              void *ctx);
+
 /* Serves the AF_UNIX listener |unix_name| from the UDP socket |udp_fd|
- * another process's engine served until it exited, taking |udp_fd| over.
- * Returns the new listener id or -errno. */
+ * another process's engine served until it exited, taking |udp_fd| over
+ * (closed on failure).  Returns the new listener id or an rudp_error. */
 int rudp_rt_adopt_listener(int udp_fd, const char *unix_name, size_t name_len);
 
 /* At process exit: deliver what programs wrote (reading every socketpair to
@@ -111,8 +158,5 @@ int rudp_rt_fd_high(int fd);
  * period (35 ms measured here) in the middle of the first connect; call it
  * while the process is single-threaded (the shim's constructor). */
 void rudp_rt_reserve_fds(void);
-
-/* Maps an rudp_error to the errno a TCP socket would report. */
-int rudp_rt_errno(int rudp_err);
 
 #endif /* RUDP_RUNTIME_H */

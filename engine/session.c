@@ -363,26 +363,15 @@ rudp_session *rudp_session_new_client(const rudp_settings *set, uint64_t seed,
     return s;
 }
 
-/* Returns RUDP_OK when the datagram's frames include a session SYN, else
- * the reason it cannot open a session. */
-static int sess_check_initial(const uint8_t *pkt, size_t len, rudp_pkt_hdr *hdr) {
-    const uint8_t *p;
-    size_t plen;
-    int rv = rudp_wire_decode_pkt(pkt, len, hdr, &p, &plen);
-    if (rv != RUDP_OK)
-        return rv;
-    if (hdr->type != RUDP_PKT_REGULAR)
+/* Returns RUDP_OK when a decoded datagram can open a session (a regular
+ * packet with a client's SYN), else RUDP_ERR_NOT_INITIAL. */
+static int sess_check_initial(const rudp_decoded_pkt *d) {
+    if (d->hdr.type != RUDP_PKT_REGULAR)
         return RUDP_ERR_NOT_INITIAL;
-    while (plen > 0) {
-        rudp_frame f;
-        ssize_t n = rudp_wire_decode_frame(p, plen, &f);
-        if (n < 0)
-            return (int)n;
-        if (f.type == RUDP_FRAME_SESSION && f.u.session.flags == RUDP_FLAG_SYN)
+    for (uint32_t i = 0; i < d->nframes; i++)
+        if (d->frames[i].type == RUDP_FRAME_SESSION &&
+            d->frames[i].u.session.flags == RUDP_FLAG_SYN)
             return RUDP_OK;
-        p += n;
-        plen -= (size_t)n;
-    }
     return RUDP_ERR_NOT_INITIAL;
 }
 
@@ -395,8 +384,10 @@ static void raise_to(uint64_t *v, uint64_t min) {
 rudp_session *rudp_session_new_server(const rudp_settings *set, uint64_t seed,
                                       const uint8_t *pkt, size_t len, const rudp_addr *from,
                                       rudp_tstamp now, int *err) {
-    rudp_pkt_hdr hdr;
-    int rv = sess_check_initial(pkt, len, &hdr);
+    rudp_decoded_pkt d;
+    int rv = rudp_wire_decode(pkt, len, &d);
+    if (rv == RUDP_OK)
+        rv = sess_check_initial(&d);
     rudp_session *s = rv == RUDP_OK ? sess_alloc(set) : NULL;
     if (!s) {
         *err = rv != RUDP_OK ? rv : RUDP_ERR_INVAL;
@@ -415,10 +406,10 @@ rudp_session *rudp_session_new_server(const rudp_settings *set, uint64_t seed,
         *err = RUDP_ERR_NOMEM;
         return NULL;
     }
-    s->initial_cid = hdr.dcid;
+    s->initial_cid = d.hdr.dcid;
     if (from)
         s->peer_addr = *from;
-    rv = rudp_sess_process(s, pkt, len, from, now);
+    rv = rudp_sess_apply(s, &d, len, from, now);
     if (rv != RUDP_OK && rv != RUDP_ERR_PROTOCOL && rv != RUDP_ERR_FLOW_CONTROL) {
         rudp_session_del(s);
         *err = rv;
@@ -720,6 +711,7 @@ static bool sess_pop_stream_event(rudp_session *s, rudp_event *ev) {
         st->events &= (uint8_t)~order[i].bit;
         ev->type = order[i].type;
         ev->sid = st->sid;
+        ev->user = st->user;
         ev->error = order[i].bit == RUDP_SEV_RESET ? st->error : RUDP_OK;
         break;
     }
@@ -840,6 +832,24 @@ ssize_t rudp_stream_write(rudp_session *s, uint64_t sid, const void *data, size_
     if (n > 0)
         rudp_sess_send_list_add(s, st);
     return n;
+}
+
+int rudp_stream_write_reserve(rudp_session *s, uint64_t sid, size_t len, struct iovec *iov,
+                              int max) {
+    rudp_stream *st = sess_app_stream(s, sid);
+    if (!st)
+        return RUDP_ERR_NO_STREAM;
+    return rudp_stream_append_reserve(st, len, s->settings.stream_send_buffer, iov, max);
+}
+
+int rudp_stream_write_commit(rudp_session *s, uint64_t sid, size_t n) {
+    rudp_stream *st = sess_app_stream(s, sid);
+    if (!st)
+        return RUDP_ERR_NO_STREAM;
+    int rv = rudp_stream_append_commit(st, n);
+    if (rv == RUDP_OK && n > 0)
+        rudp_sess_send_list_add(s, st);
+    return rv;
 }
 
 /* The application took |n| bytes of |st|: credit both windows and queue a

@@ -151,8 +151,13 @@ rudp_tstamp rudp_sess_close_wait(const rudp_session *s);
 void rudp_sess_check_close(rudp_session *s, rudp_tstamp now);
 
 /* --- session_input.c --- */
-int rudp_sess_process(rudp_session *s, const uint8_t *pkt, size_t len,
-                      const rudp_addr *from, rudp_tstamp now);
+/* Applies a datagram decoded by rudp_wire_decode (|len| bytes on the
+ * wire): drops it (counted) when it is not this session's or a duplicate,
+ * else records it for the ACK and applies its frames in order.  Returns
+ * RUDP_OK, the reason it was dropped (RUDP_ERR_UNKNOWN_CID,
+ * RUDP_ERR_DUPLICATE), or the protocol error that closed the session. */
+int rudp_sess_apply(rudp_session *s, const rudp_decoded_pkt *d, size_t len,
+                    const rudp_addr *from, rudp_tstamp now);
 
 /* --- session_output.c --- */
 /* Returns the handler that routes acks and losses of |s|'s packets back. */

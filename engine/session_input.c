@@ -20,23 +20,6 @@
 
 #include <string.h>
 
-/* Returns RUDP_OK when every frame of the payload decodes; sets *eliciting
- * when one of them asks for an acknowledgement. */
-static int input_validate(const uint8_t *p, size_t len, bool *eliciting) {
-    *eliciting = false;
-    while (len > 0) {
-        rudp_frame f;
-        ssize_t n = rudp_wire_decode_frame(p, len, &f);
-        if (n < 0)
-            return (int)n;
-        if (f.type != RUDP_FRAME_ACK && f.type != RUDP_FRAME_PADDING)
-            *eliciting = true;
-        p += n;
-        len -= (size_t)n;
-    }
-    return RUDP_OK;
-}
-
 /* Applies the peer's transport parameters from a SESSION frame. */
 static void input_apply_params(rudp_session *s, const rudp_session_frame *f) {
     s->peer_cid = f->cid;
@@ -272,28 +255,17 @@ static int input_frame(rudp_session *s, const rudp_frame *f, bool eager, rudp_ts
     }
 }
 
-/* Applies every frame of a validated payload; stops at the first error. */
-static int input_frames(rudp_session *s, const uint8_t *p, size_t len, rudp_tstamp now) {
-    /* A SYN with no stream bytes is answered at once: the client is waiting
-     * for the handshake before it writes (a blocking connect), so there is
-     * no response for the SYN-ACK to ride on.  0-RTT bytes will be answered
-     * by the application, and the SYN-ACK waits for that answer. */
-    bool eager = true;
-    for (size_t i = 0; i < len;) {
-        rudp_frame f;
-        ssize_t n = rudp_wire_decode_frame(p + i, len - i, &f);
-        if (f.type == RUDP_FRAME_DATA && f.u.data.len > 0)
-            eager = false;
-        i += (size_t)n;
-    }
-    while (len > 0 && s->state < RUDP_SESS_DRAINING) {
-        rudp_frame f;
-        ssize_t n = rudp_wire_decode_frame(p, len, &f);
-        int rv = input_frame(s, &f, eager, now);
+/* Applies the frames of a decoded packet in order; stops at the first
+ * error.  A SYN with no stream bytes is answered at once: the client is
+ * waiting for the handshake before it writes (a blocking connect), so there
+ * is no response for the SYN-ACK to ride on.  0-RTT bytes will be answered
+ * by the application, and the SYN-ACK waits for that answer. */
+static int input_frames(rudp_session *s, const rudp_decoded_pkt *d, rudp_tstamp now) {
+    bool eager = !d->has_stream_data;
+    for (uint32_t i = 0; i < d->nframes && s->state < RUDP_SESS_DRAINING; i++) {
+        int rv = input_frame(s, &d->frames[i], eager, now);
         if (rv != RUDP_OK)
             return rv;
-        p += n;
-        len -= (size_t)n;
     }
     return RUDP_OK;
 }
@@ -312,28 +284,32 @@ static void input_migrate(rudp_session *s, const rudp_addr *from) {
     s->path_challenge_pending = true;
 }
 
-int rudp_sess_process(rudp_session *s, const uint8_t *pkt, size_t len,
-                      const rudp_addr *from, rudp_tstamp now) {
-    rudp_pkt_hdr hdr;
-    const uint8_t *p;
-    size_t plen;
-    bool eliciting;
-    s->now = now;
-    int rv = rudp_wire_decode_pkt(pkt, len, &hdr, &p, &plen);
-    if (rv == RUDP_OK && hdr.type == RUDP_PKT_STATELESS_RESET) {
-        if (hdr.dcid == s->peer_cid || hdr.dcid == s->initial_cid) {
-            rudp_session_on_stateless_reset(s, now);
-            return RUDP_OK;
-        }
-        rv = RUDP_ERR_UNKNOWN_CID;
+/* A stateless reset arrived: it ends the session when it names the
+ * peer's connection ID.  Returns RUDP_OK or RUDP_ERR_UNKNOWN_CID. */
+static int input_stateless_reset(rudp_session *s, uint64_t cid, rudp_tstamp now) {
+    if (cid != s->peer_cid && cid != s->initial_cid) {
+        s->pkts_dropped++;
+        return RUDP_ERR_UNKNOWN_CID;
     }
-    if (rv == RUDP_OK && !rudp_session_owns_cid(s, hdr.dcid))
-        rv = RUDP_ERR_UNKNOWN_CID;
-    if (rv == RUDP_OK)
-        rv = input_validate(p, plen, &eliciting);
-    if (rv == RUDP_OK)
-        rv =
-            rudp_acktr_on_pkt(&s->acktr, hdr.pn, eliciting, s->settings.max_ack_delay, now);
+    rudp_session_on_stateless_reset(s, now);
+    return RUDP_OK;
+}
+
+/* Returns RUDP_OK when a regular packet is this session's and new (its
+ * number is recorded for the ACK), else why it is dropped. */
+static int input_accept(rudp_session *s, const rudp_decoded_pkt *d, rudp_tstamp now) {
+    if (!rudp_session_owns_cid(s, d->hdr.dcid))
+        return RUDP_ERR_UNKNOWN_CID;
+    return rudp_acktr_on_pkt(&s->acktr, d->hdr.pn, d->eliciting, s->settings.max_ack_delay,
+                             now);
+}
+
+int rudp_sess_apply(rudp_session *s, const rudp_decoded_pkt *d, size_t len,
+                    const rudp_addr *from, rudp_tstamp now) {
+    s->now = now;
+    if (d->hdr.type == RUDP_PKT_STATELESS_RESET)
+        return input_stateless_reset(s, d->hdr.dcid, now);
+    int rv = input_accept(s, d, now);
     if (rv != RUDP_OK) {
         s->pkts_dropped++;
         return rv;
@@ -341,9 +317,9 @@ int rudp_sess_process(rudp_session *s, const uint8_t *pkt, size_t len,
     s->pkts_recv++;
     s->bytes_recv += len;
     s->last_recv = s->last_activity = now;
-    if (from && !addr_equal(from, &s->peer_addr) && hdr.pn == s->acktr.largest)
+    if (from && !addr_equal(from, &s->peer_addr) && d->hdr.pn == s->acktr.largest)
         input_migrate(s, from);
-    rv = input_frames(s, p, plen, now);
+    rv = input_frames(s, d, now);
     if (s->state == RUDP_SESS_CLOSING && s->goaway_sent) {
         /* The peer still talks: it has not seen our GoAway (RFC 9000 §10.2.1). */
         s->goaway_pending = true;
@@ -362,5 +338,12 @@ int rudp_session_read_pkt(rudp_session *s, const uint8_t *pkt, size_t len,
         s->pkts_dropped++;
         return RUDP_ERR_CLOSED;
     }
-    return rudp_sess_process(s, pkt, len, from, now);
+    rudp_decoded_pkt d;
+    s->now = now;
+    int rv = rudp_wire_decode(pkt, len, &d);
+    if (rv != RUDP_OK) {
+        s->pkts_dropped++;
+        return rv;
+    }
+    return rudp_sess_apply(s, &d, len, from, now);
 }

@@ -62,18 +62,24 @@ static uint8_t stream_open_flag(const rudp_stream *st) {
     return st->local ? RUDP_FLAG_SYN : RUDP_FLAG_ACK;
 }
 
-ssize_t rudp_stream_send_append(rudp_stream *st, const void *data, size_t len,
-                                uint64_t buffer_limit) {
+/* Returns how many more bytes the send buffer takes under |limit|
+ * unacknowledged ones, or the rudp_error that stops writing. */
+static ssize_t stream_send_space(const rudp_stream *st, uint64_t limit) {
     if (st->send_state == RUDP_SEND_RESET)
         return st->error ? st->error : RUDP_ERR_RESET;
     if (st->send_state != RUDP_SEND_OPEN)
         return RUDP_ERR_STREAM_STATE;
     uint64_t queued = st->snd_written - st->snd_una;
-    if (queued >= buffer_limit)
-        return RUDP_ERR_WOULDBLOCK;
-    size_t n = len;
-    if (n > buffer_limit - queued)
-        n = (size_t)(buffer_limit - queued);
+    uint64_t space = queued >= limit ? 0 : limit - queued;
+    return space > SSIZE_MAX ? SSIZE_MAX : (ssize_t)space;
+}
+
+ssize_t rudp_stream_send_append(rudp_stream *st, const void *data, size_t len,
+                                uint64_t buffer_limit) {
+    ssize_t space = stream_send_space(st, buffer_limit);
+    if (space <= 0)
+        return space == 0 ? RUDP_ERR_WOULDBLOCK : space;
+    size_t n = len < (size_t)space ? len : (size_t)space;
     if (n == 0)
         return 0;
     int rv = rudp_buf_write(&st->sbuf, st->snd_written, data, n);
@@ -81,6 +87,36 @@ ssize_t rudp_stream_send_append(rudp_stream *st, const void *data, size_t len,
         return rv;
     st->snd_written += n;
     return (ssize_t)n;
+}
+
+int rudp_stream_append_reserve(rudp_stream *st, size_t len, uint64_t buffer_limit,
+                               struct iovec *iov, int max) {
+    st->snd_reserved = 0;
+    if (len == 0 || max <= 0)
+        return RUDP_ERR_INVAL;
+    ssize_t space = stream_send_space(st, buffer_limit);
+    if (space <= 0)
+        return space == 0 ? RUDP_ERR_WOULDBLOCK : (int)space;
+    size_t n = len < (size_t)space ? len : (size_t)space;
+    int niov = rudp_buf_reserve(&st->sbuf, st->snd_written, n, iov, max);
+    for (int i = 0; i < niov; i++)
+        st->snd_reserved += iov[i].iov_len;
+    return niov;
+}
+
+int rudp_stream_append_commit(rudp_stream *st, size_t n) {
+    size_t reserved = st->snd_reserved;
+    st->snd_reserved = 0;
+    int rv = n > reserved ? RUDP_ERR_INVAL : RUDP_OK;
+    if (rv == RUDP_OK && st->send_state != RUDP_SEND_OPEN)
+        rv = RUDP_ERR_STREAM_STATE;
+    if (rv == RUDP_OK)
+        st->snd_written += n;
+    if (st->snd_una == st->snd_written)
+        rudp_buf_drop(&st->sbuf, st->snd_written); /* idle: no chunk at all */
+    else
+        rudp_buf_release_from(&st->sbuf, st->snd_written);
+    return rv;
 }
 
 /* Returns true when a FIN must go out in a frame of its own now. */
@@ -179,9 +215,10 @@ void rudp_stream_on_data_acked(rudp_stream *st, uint64_t off, size_t len, uint8_
         uint64_t una = first && first->start == 0 ? first->end : 0;
         if (una > st->snd_una) {
             st->snd_una = una;
-            if (una == st->snd_written)
+            if (una == st->snd_written) {
                 rudp_buf_drop(&st->sbuf, una);
-            else
+                st->snd_reserved = 0; /* its chunks went back too */
+            } else
                 rudp_buf_release_below(&st->sbuf, una);
         }
     }

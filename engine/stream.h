@@ -68,6 +68,7 @@ struct rudp_stream {
     uint8_t send_state;    /* enum rudp_send_state */
     rudp_buf sbuf;         /* bytes [snd_una, snd_written) */
     uint64_t snd_written;  /* bytes accepted from the application */
+    size_t snd_reserved;   /* bytes at the tail the application may still commit */
     uint64_t snd_next;     /* lowest offset never sent */
     uint64_t snd_una;      /* everything below is acknowledged */
     uint64_t snd_limit;    /* the peer's flow-control limit for this stream */
@@ -107,6 +108,21 @@ static inline bool rudp_sid_is_client(uint64_t sid) {
 }
 
 /* --- send half --- */
+
+/* Describes up to |len| bytes of send-buffer space at the tail (bounded
+ * by |buffer_limit| unacknowledged bytes) as at most |max| iovecs, to be
+ * filled in place and queued with rudp_stream_append_commit.  Returns the
+ * number of iovecs (> 0), RUDP_ERR_WOULDBLOCK when the buffer is full,
+ * RUDP_ERR_INVAL (len or max 0), RUDP_ERR_STREAM_STATE, RUDP_ERR_RESET or
+ * RUDP_ERR_NOMEM. */
+int rudp_stream_append_reserve(rudp_stream *st, size_t len, uint64_t buffer_limit,
+                               struct iovec *iov, int max);
+
+/* Queues |n| bytes written in place at the tail and ends the reservation:
+ * chunks it took beyond them go back to the pool.  Returns RUDP_OK,
+ * RUDP_ERR_INVAL (more than is reserved: nothing is queued) or
+ * RUDP_ERR_STREAM_STATE (the write side was shut or reset meanwhile). */
+int rudp_stream_append_commit(rudp_stream *st, size_t n);
 
 /* Copies up to |len| bytes into the send buffer, bounded by |buffer_limit|
  * unacknowledged bytes.  Returns the count (> 0), RUDP_ERR_WOULDBLOCK,

@@ -453,6 +453,46 @@ ssize_t rudp_wire_decode_frame(const uint8_t *p, size_t len, rudp_frame *f) {
     }
 }
 
+/* Decodes every frame of a payload into |d|, stopping at the first that
+ * does not decode.  Returns RUDP_OK or RUDP_ERR_MALFORMED. */
+static int wire_decode_frames(const uint8_t *p, size_t len, rudp_decoded_pkt *d) {
+    rudp_frame spare; /* where a frame past the limit lands, to be refused */
+    while (len > 0) {
+        rudp_frame *f = d->nframes < RUDP_MAX_FRAMES ? &d->frames[d->nframes] : &spare;
+        ssize_t n = rudp_wire_decode_frame(p, len, f);
+        if (n < 0) {
+            return (int)n;
+        }
+        p += n;
+        len -= (size_t)n;
+        if (f->type == RUDP_FRAME_PADDING) {
+            continue;
+        }
+        d->eliciting |= f->type != RUDP_FRAME_ACK;
+        if (f->type == RUDP_FRAME_PING) {
+            continue;
+        }
+        if (d->nframes == RUDP_MAX_FRAMES) {
+            return RUDP_ERR_MALFORMED;
+        }
+        d->has_stream_data |= f->type == RUDP_FRAME_DATA && f->u.data.len > 0;
+        d->nframes++;
+    }
+    return RUDP_OK;
+}
+
+int rudp_wire_decode(const uint8_t *buf, size_t len, rudp_decoded_pkt *d) {
+    const uint8_t *payload;
+    size_t plen;
+    d->nframes = 0;
+    d->eliciting = d->has_stream_data = false;
+    int rv = rudp_wire_decode_pkt(buf, len, &d->hdr, &payload, &plen);
+    if (rv != RUDP_OK) {
+        return rv;
+    }
+    return wire_decode_frames(payload, plen, d);
+}
+
 /* ---- Other frames: encoding --------------------------------------------- */
 
 /* Returns the encoded size of |f|: 1 for PADDING (one zero byte; longer

@@ -126,6 +126,21 @@ typedef struct rudp_frame {
     } u;
 } rudp_frame;
 
+/* The most frames one packet may carry, PADDING and PING not counted: a
+ * packet with more is malformed.  A sender needs at most 13 (8 recorded
+ * frames, the ACK, path challenge and response, two PINGs). */
+#define RUDP_MAX_FRAMES 32
+
+/* A datagram decoded whole, once: its header and its frames in order
+ * (PADDING and PING are not stored; they only make it ack-eliciting). */
+typedef struct rudp_decoded_pkt {
+    rudp_pkt_hdr hdr;
+    uint32_t nframes;
+    bool eliciting;       /* a frame other than ACK and PADDING */
+    bool has_stream_data; /* a DATA frame carries at least one byte */
+    rudp_frame frames[RUDP_MAX_FRAMES];
+} rudp_decoded_pkt;
+
 /* Encoded sizes. */
 /* DATA: type, flags, varint sid, varint offset, u16 len: 6 to 20 bytes. */
 #define RUDP_DATA_FRAME_MIN_OVERHEAD 6
@@ -151,6 +166,13 @@ ssize_t rudp_wire_seal(uint8_t *buf, size_t len, size_t cap);
  * unknown type), RUDP_ERR_VERSION or RUDP_ERR_CHECKSUM. */
 int rudp_wire_decode_pkt(const uint8_t *buf, size_t len, rudp_pkt_hdr *hdr,
                          const uint8_t **payload, size_t *payload_len);
+
+/* Checks and decodes a whole datagram in one pass: version, CRC, header and
+ * every frame.  Returns RUDP_OK (a stateless reset has no frames), or the
+ * first reason it is refused: RUDP_ERR_MALFORMED (also more than
+ * RUDP_MAX_FRAMES frames), RUDP_ERR_VERSION, RUDP_ERR_CHECKSUM.  DATA
+ * frames point into |buf|. */
+int rudp_wire_decode(const uint8_t *buf, size_t len, rudp_decoded_pkt *d);
 
 /* Writes a complete stateless reset naming |cid|; returns RUDP_RESET_LEN or
  * RUDP_ERR_NOBUF. */

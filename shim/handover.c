@@ -135,7 +135,8 @@ static void handover_claim(int fd, rudp_fd_entry *e, void *ctx) {
     rudp_fd_entry cur;
 
     (void)e;
-    if (rudp_fd_snapshot(fd, &cur) != RUDP_FD_LISTENER || cur.lname_len != o->l->lname_len ||
+    if (rudp_fd_snapshot(fd, &cur) != RUDP_FD_LISTENER ||
+        cur.lname_len != o->l->lname_len ||
         memcmp(cur.lname, o->l->lname, cur.lname_len) != 0)
         return;
     cur.owner = getpid();
@@ -177,7 +178,8 @@ bool rudp_listener_take_over(int nfd, const rudp_fd_entry *l) {
                  rudp_addr_port((const struct sockaddr *)&l->local), (int)cred.pid);
     } else {
         rudp_log(RUDP_LOG_ERROR, "could not take over listener (port %u): %s",
-                 rudp_addr_port((const struct sockaddr *)&l->local), strerror(-o.id));
+                 rudp_addr_port((const struct sockaddr *)&l->local),
+                 strerror(rudp_errno(o.id)));
     }
     RUDP_REAL(close)(nfd);
     return true;

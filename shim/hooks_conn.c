@@ -35,7 +35,7 @@
  * TCP peer and local addresses and the board slot.  The AF_UNIX listener's
  * queue is at least SOMAXCONN long whatever backlog the program asked for
  * (python's socketserver listens with 5): a stream that finds it full waits
- * in the engine until the program makes room (rt_udp.c), as a TCP client
+ * in the engine until the program makes room (rt_listen.c), as a TCP client
  * whose handshake the kernel dropped waits and retransmits, but the longer
  * queue keeps bursts from waiting at all.
  *
@@ -164,7 +164,8 @@ static int conn_start(int efd, const struct sockaddr_storage *peer, size_t fille
     socklen_t dlen = rudp_addr_to_family(&dst, AF_INET);
 
     memset(local, 0, sizeof(*local));
-    return rudp_rt_connect(efd, (struct sockaddr *)&dst, dlen, filler, ref, local);
+    return -rudp_errno(
+        rudp_rt_connect(efd, (struct sockaddr *)&dst, dlen, filler, ref, local));
 }
 
 /* Returns the monotonic clock in milliseconds. */
@@ -182,7 +183,7 @@ static int64_t conn_now_ms(void) {
 static bool conn_wait_warm(rudp_slot *slot) {
     int64_t until = conn_now_ms() + CONN_WARM_WAIT_MS;
 
-    while (atomic_load_explicit(&slot->state, memory_order_acquire) == RUDP_SLOT_CONNECTING) {
+    while (rudp_slot_state(slot) == RUDP_SLOT_CONNECTING) {
         if (conn_now_ms() > until)
             return false;
         sched_yield();
@@ -235,7 +236,10 @@ static int conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool
     conn.ino = rudp_fd_inode(fd);
     rudp_fd_publish(fd, &conn);
     rudp_log(RUDP_LOG_DEBUG, "fd %d rerouted (slot %u, filler %zu%s)", fd, ref.index,
-             filler, fastopen ? ", fast open" : warm ? ", warm session" : "");
+             filler,
+             fastopen ? ", fast open"
+             : warm   ? ", warm session"
+                      : "");
     return 0;
 
 fail_slot:
@@ -259,16 +263,16 @@ int rudp_conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool f
  * became writable. */
 static int conn_result(rudp_slot *slot) {
     for (int i = 0; i < 1000; i++) {
-        uint32_t st = atomic_load_explicit(&slot->state, memory_order_acquire);
+        uint32_t st = rudp_slot_state(slot);
         int err;
 
         if (st == RUDP_SLOT_CONNECTED || st == RUDP_SLOT_DONE)
             return 0;
         if (st == RUDP_SLOT_FAILED) {
-            err = atomic_exchange(&slot->so_error, 0);
-            if (err == 0)
-                err = atomic_load(&slot->error);
-            return -(err ? err : ECONNREFUSED);
+            err = rudp_slot_take_so_error(slot);
+            if (err == RUDP_OK)
+                err = rudp_slot_error(slot);
+            return -(err != RUDP_OK ? rudp_errno(err) : ECONNREFUSED);
         }
         poll(NULL, 0, 1);
     }
@@ -303,14 +307,16 @@ static int conn_wait(int fd) {
  * connect.  Always returns -1. */
 static int conn_again(const rudp_fd_entry *e) {
     rudp_slot *slot = e->ref.slot;
-    uint32_t st = slot ? atomic_load(&slot->state) : RUDP_SLOT_CONNECTED;
+    uint32_t st = slot ? rudp_slot_state(slot) : RUDP_SLOT_CONNECTED;
     int err;
 
     if (st == RUDP_SLOT_CONNECTING) {
         errno = EALREADY;
     } else if (st == RUDP_SLOT_FAILED) {
-        err = atomic_exchange(&slot->so_error, 0);
-        errno = err ? err : atomic_load(&slot->error) ? atomic_load(&slot->error) : EISCONN;
+        err = rudp_slot_take_so_error(slot);
+        if (err == RUDP_OK)
+            err = rudp_slot_error(slot);
+        errno = err != RUDP_OK ? rudp_errno(err) : EISCONN;
     } else {
         errno = EISCONN;
     }
@@ -435,7 +441,7 @@ static int listen_reroute(int fd, const rudp_fd_entry *tcp, int backlog) {
         if (id >= 0)
             rudp_rt_unlisten(id);
         RUDP_REAL(close)(u);
-        return id < 0 ? id : r;
+        return id < 0 ? -rudp_errno(id) : r;
     }
     l = *tcp;
     atomic_init(&l.kind, RUDP_FD_LISTENER);

@@ -64,11 +64,11 @@ static int io_read_error(int fd) {
 
     if (rudp_fd_kind(e) != RUDP_FD_CONN || (slot = e->ref.slot) == NULL)
         return 0;
-    err = atomic_load_explicit(&slot->error, memory_order_acquire);
-    if (err == 0 || !rudp_fd_still_ours(fd, e))
+    err = rudp_slot_error(slot);
+    if (err == RUDP_OK || !rudp_fd_still_ours(fd, e))
         return 0;
-    atomic_exchange(&slot->so_error, 0);
-    return err;
+    rudp_slot_take_so_error(slot);
+    return rudp_errno(err);
 }
 
 /* Finishes a read of |want| bytes on |fd| that returned |n|: EOF or a
@@ -184,7 +184,7 @@ static ssize_t io_write_failed(int fd, int flags) {
     int err = 0;
 
     if (slot != NULL && rudp_fd_still_ours(fd, e))
-        err = atomic_exchange(&slot->so_error, 0);
+        err = rudp_errno(rudp_slot_take_so_error(slot));
     if (err != 0) {
         errno = err;
         return -1;

@@ -80,7 +80,7 @@ static int opt_get_socket(const rudp_fd_entry *e, uint32_t kind, int name, opt_v
     case SO_ERROR:
         if (slot == NULL)
             return OPT_PASS;
-        v->i = atomic_exchange(&slot->so_error, 0);
+        v->i = rudp_errno(rudp_slot_take_so_error(slot));
         break;
     case SO_KEEPALIVE:
     case SO_REUSEADDR:
@@ -110,30 +110,40 @@ static uint8_t opt_tcpi_state(uint32_t st) {
 
 /* Fills the counters of |ti| from |slot|. */
 static void opt_tcp_info_slot(struct tcp_info *ti, rudp_slot *slot) {
-    uint32_t mss = atomic_load(&slot->snd_mss), cwnd = atomic_load(&slot->snd_cwnd);
-    uint32_t ssthresh = atomic_load(&slot->snd_ssthresh),
-             retr = atomic_load(&slot->retransmits);
+    rudp_slot_stats st;
+    uint32_t mss;
 
-    ti->tcpi_state = opt_tcpi_state(atomic_load(&slot->state));
-    ti->tcpi_retransmits = (uint8_t)(retr > 255 ? 255 : retr);
+    rudp_slot_read(slot, &st);
+    mss = st.snd_mss;
+    ti->tcpi_state = opt_tcpi_state(rudp_slot_state(slot));
+    ti->tcpi_retransmits = (uint8_t)(st.retransmits > 255 ? 255 : st.retransmits);
     ti->tcpi_snd_mss = ti->tcpi_rcv_mss = ti->tcpi_advmss = mss;
-    ti->tcpi_lost = atomic_load(&slot->lost);
-    ti->tcpi_total_retrans = atomic_load(&slot->total_retrans);
-    ti->tcpi_pmtu = atomic_load(&slot->pmtu);
-    ti->tcpi_rtt = atomic_load(&slot->rtt_us);
-    ti->tcpi_rttvar = atomic_load(&slot->rttvar_us);
-    ti->tcpi_min_rtt = atomic_load(&slot->min_rtt_us);
+    ti->tcpi_lost = st.lost;
+    ti->tcpi_total_retrans = st.total_retrans;
+    ti->tcpi_pmtu = st.pmtu;
+    ti->tcpi_rtt = st.rtt_us;
+    ti->tcpi_rttvar = st.rttvar_us;
+    ti->tcpi_min_rtt = st.min_rtt_us;
     ti->tcpi_rto = ti->tcpi_rtt + 4 * ti->tcpi_rttvar;
-    ti->tcpi_snd_cwnd = mss ? cwnd / mss : 0;
+    ti->tcpi_snd_cwnd = mss ? st.snd_cwnd / mss : 0;
     /* The engine's "no threshold yet" is UINT32_MAX bytes. */
-    ti->tcpi_snd_ssthresh =
-        mss && ssthresh != UINT32_MAX ? ssthresh / mss : TCP_INFINITE_SSTHRESH_;
-    ti->tcpi_bytes_acked = atomic_load(&slot->bytes_acked);
-    ti->tcpi_bytes_received = atomic_load(&slot->bytes_received);
-    ti->tcpi_bytes_sent = atomic_load(&slot->bytes_sent);
-    ti->tcpi_bytes_retrans = atomic_load(&slot->bytes_retrans);
-    ti->tcpi_delivery_rate = atomic_load(&slot->delivery_rate);
-    ti->tcpi_pacing_rate = atomic_load(&slot->pacing_rate);
+    ti->tcpi_snd_ssthresh = mss && st.snd_ssthresh != UINT32_MAX ? st.snd_ssthresh / mss
+                                                                 : TCP_INFINITE_SSTHRESH_;
+    ti->tcpi_bytes_acked = st.bytes_acked;
+    ti->tcpi_bytes_received = st.bytes_received;
+    ti->tcpi_bytes_sent = st.bytes_sent;
+    ti->tcpi_bytes_retrans = st.bytes_retrans;
+    ti->tcpi_delivery_rate = st.delivery_rate;
+    ti->tcpi_pacing_rate = st.pacing_rate;
+}
+
+/* Returns a figure of |slot| (NULL: a zeroed one). */
+static rudp_slot_stats opt_slot_stats(rudp_slot *slot) {
+    rudp_slot_stats st = {0};
+
+    if (slot != NULL)
+        rudp_slot_read(slot, &st);
+    return st;
 }
 
 /* Fills TCP_INFO for a rerouted socket. */
@@ -167,7 +177,7 @@ static int opt_tcp_default(const rudp_fd_entry *e, int name) {
     case TCP_LINGER2:
         return 60;
     case TCP_MAXSEG:
-        mss = slot ? atomic_load(&slot->snd_mss) : 0;
+        mss = opt_slot_stats(slot).snd_mss;
         return (int)(mss ? mss : TCP_MSS_DEFAULT_);
     default:
         return 0;
@@ -203,7 +213,7 @@ static int opt_get_ip(const rudp_fd_entry *e, int level, int name, opt_value *v)
         return 0;
     if ((level == IPPROTO_IP && name == IP_MTU) ||
         (level == IPPROTO_IPV6 && name == IPV6_MTU))
-        dflt = slot ? (int)atomic_load(&slot->pmtu) : 0;
+        dflt = (int)opt_slot_stats(slot).pmtu;
     else if ((level == IPPROTO_IP && name == IP_TTL) ||
              (level == IPPROTO_IPV6 && name == IPV6_UNICAST_HOPS))
         dflt = 64;
@@ -399,7 +409,7 @@ static bool opt_has_peer(const rudp_fd_entry *e) {
 
     if (e->ref.slot == NULL)
         return true;
-    st = atomic_load(&e->ref.slot->state);
+    st = rudp_slot_state(e->ref.slot);
     return st == RUDP_SLOT_CONNECTED || st == RUDP_SLOT_DONE;
 }
 

@@ -11,7 +11,7 @@
  * first allocation (for instance when it starts an engine of its own).
  * The hook parks the engine thread in a wait that holds nothing for the
  * duration of the system call.  The child recognises that the engine is not
- * its own by its pid (engine/rt.c) and starts a fresh one.
+ * its own by its pid (engine/rt_loop.c) and starts a fresh one.
  *
  * Every other syscall() goes straight through, at the cost of one compare.
  */

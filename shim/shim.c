@@ -65,6 +65,26 @@ void *rudp_real_resolve(enum rudp_real_id id) {
 
 /* --- start-up and shutdown --- */
 
+/* Fills the runtime's system call table with the real libc functions. */
+static void shim_rt_sys(rudp_rt_sys *sys) {
+    sys->socket = RUDP_REAL(socket);
+    sys->bind = RUDP_REAL(bind);
+    sys->connect = RUDP_REAL(connect);
+    sys->close = RUDP_REAL(close);
+    sys->fcntl = RUDP_REAL(fcntl);
+    sys->shutdown = shutdown;
+    sys->recv = RUDP_REAL(recv);
+    sys->readv = RUDP_REAL(readv);
+    sys->send = RUDP_REAL(send);
+    sys->sendto = RUDP_REAL(sendto);
+    sys->write = RUDP_REAL(write);
+    sys->recvmmsg = recvmmsg;
+    sys->sendmmsg = sendmmsg;
+    sys->getsockname = RUDP_REAL(getsockname);
+    sys->getsockopt = RUDP_REAL(getsockopt);
+    sys->setsockopt = RUDP_REAL(setsockopt);
+}
+
 /* Builds the engine configuration from the parsed environment. */
 static void shim_rt_config(const rudp_shim_config *c, rudp_rt_config *rc) {
     memset(rc, 0, sizeof(*rc));
@@ -85,10 +105,13 @@ static void shim_rt_config(const rudp_shim_config *c, rudp_rt_config *rc) {
  * on. */
 __attribute__((constructor)) static void rudp_shim_init(void) {
     rudp_rt_config rc;
+    rudp_rt_sys sys;
 
     rudp_config_load(&rudp_cfg);
     if (!rudp_cfg.active)
         return;
+    shim_rt_sys(&sys);
+    rudp_rt_init(&sys);
     /* A low log descriptor would be the first a program closes in bulk (ssh
      * and sshd call closefrom(3) at once) and then reuses, and log lines
      * would go into its own file or socket: it lives high, as the engine's. */
@@ -109,6 +132,31 @@ __attribute__((destructor)) static void rudp_shim_fini(void) {
         return;
     rudp_rt_exit_flush();
     rudp_listeners_hand_over();
+}
+
+/* --- errors --- */
+
+int rudp_errno(int err) {
+    if (RUDP_ERR_IS_SYS(err))
+        return RUDP_ERR_SYS_ERRNO(err);
+    switch (err) {
+    case RUDP_OK:
+        return 0;
+    case RUDP_ERR_INVAL:
+        return EINVAL;
+    case RUDP_ERR_REFUSED:
+        return ECONNREFUSED;
+    case RUDP_ERR_TIMEDOUT:
+        return ETIMEDOUT;
+    case RUDP_ERR_CLOSED:
+        return ECONNABORTED;
+    case RUDP_ERR_NOMEM:
+        return ENOMEM;
+    case RUDP_ERR_STREAM_LIMIT:
+        return EAGAIN;
+    default: /* reset, peer closed, peer reset, protocol */
+        return ECONNRESET;
+    }
 }
 
 /* --- logging --- */
@@ -281,8 +329,7 @@ static void forget_conn(int fd, const rudp_fd_entry *e) {
     if (slot == NULL || !e->opts.linger.l_onoff || e->opts.linger.l_linger != 0)
         return;
     if (rudp_fd_still_ours(fd, e))
-        atomic_fetch_or_explicit(&slot->flags, RUDP_SLOT_F_RESET_ON_CLOSE,
-                                 memory_order_release);
+        rudp_slot_set_flags(slot, RUDP_SLOT_F_RESET_ON_CLOSE);
 }
 
 bool rudp_fd_forget(int fd, rudp_fd_entry *l) {

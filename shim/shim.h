@@ -95,6 +95,13 @@ static inline bool rudp_active(void) {
     return atomic_load_explicit(&rudp_shim_on, memory_order_relaxed);
 }
 
+/* --- errors (shim.c) --- */
+
+/* Returns the errno a TCP socket reports for rudp_error |err| (0 for
+ * RUDP_OK): the one place where the runtime's errors become errno values
+ * (DESIGN.md §2: the core and the runtime speak rudp_error). */
+int rudp_errno(int err);
+
 /* --- logging (shim.c) --- */
 
 #define RUDP_LOG_ERROR 1

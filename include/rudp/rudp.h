@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -67,6 +68,13 @@ enum rudp_error {
     RUDP_ERR_PEER_RESET = -21,   /* peer lost the session (stateless reset) */
     RUDP_ERR_INTERNAL = -22,     /* engine bug or resource exhaustion */
 };
+
+/* A system call of the runtime failed with errno |e| (runtime only; the
+ * protocol core never makes one).  RUDP_ERR_SYS_ERRNO recovers |e|. */
+#define RUDP_ERR_SYS_BASE (-1000)
+#define RUDP_ERR_SYS(e) (RUDP_ERR_SYS_BASE - (e))
+#define RUDP_ERR_IS_SYS(err) ((err) <= RUDP_ERR_SYS_BASE)
+#define RUDP_ERR_SYS_ERRNO(err) (RUDP_ERR_SYS_BASE - (err))
 
 /* Returns a static, human-readable name for an rudp_error. */
 const char *rudp_strerror(int err);
@@ -134,7 +142,8 @@ enum rudp_event_type {
 typedef struct rudp_event {
     enum rudp_event_type type;
     uint64_t sid;
-    int error; /* rudp_error for *_CLOSED and *_RESET, else RUDP_OK */
+    void *user; /* stream events: the stream's rudp_stream_set_user pointer */
+    int error;  /* rudp_error for *_CLOSED and *_RESET, else RUDP_OK */
 } rudp_event;
 
 /* Derived stream states (docs/PROTOCOL.md "Stream life cycle"). */
@@ -285,6 +294,26 @@ int rudp_stream_open(rudp_session *sess, uint64_t *sid);
  * RUDP_ERR_WOULDBLOCK (send buffer full), RUDP_ERR_STREAM_STATE (write side
  * shut), RUDP_ERR_RESET, RUDP_ERR_NO_STREAM, RUDP_ERR_CLOSED, RUDP_ERR_NOMEM. */
 ssize_t rudp_stream_write(rudp_session *sess, uint64_t sid, const void *data, size_t len);
+
+/* Zero-copy write, first half: describes up to |len| bytes of free space at
+ * the tail of the send buffer as at most |max| iovecs, in order, for the
+ * caller to fill in place (a readv straight from a socket, say).  Nothing
+ * is queued until rudp_stream_write_commit, which must come before any
+ * other call on |sess| (an acknowledgement processed in between may hand
+ * the space back to the pool).  Returns the number of iovecs (> 0),
+ * RUDP_ERR_WOULDBLOCK (the send buffer is full), RUDP_ERR_INVAL (|len| or
+ * |max| 0), RUDP_ERR_STREAM_STATE (write side shut), RUDP_ERR_RESET,
+ * RUDP_ERR_NO_STREAM or RUDP_ERR_NOMEM. */
+int rudp_stream_write_reserve(rudp_session *sess, uint64_t sid, size_t len,
+                              struct iovec *iov, int max);
+
+/* Zero-copy write, second half: queues the first |n| bytes of the space the
+ * last rudp_stream_write_reserve described and ends the reservation; space
+ * left unused goes back to the pool, so call it with 0 when the read
+ * brought nothing.  Returns RUDP_OK, RUDP_ERR_INVAL (more than was
+ * reserved, or no reservation: nothing queued), RUDP_ERR_STREAM_STATE (the
+ * write side was shut or reset meanwhile) or RUDP_ERR_NO_STREAM. */
+int rudp_stream_write_commit(rudp_session *sess, uint64_t sid, size_t n);
 
 /* Reads up to |len| in-order bytes.  Returns the count, 0 at end of stream
  * (peer's FIN and all bytes read), RUDP_ERR_WOULDBLOCK, RUDP_ERR_RESET,

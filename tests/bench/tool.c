@@ -181,8 +181,8 @@ static int cmd_rr(long count, size_t size) {
     printf("count=%ld size=%zu first_ms=%.3f second_ms=%.3f rest_mean_ms=%.3f mean_ms=%.3f "
            "total_ms=%.3f\n",
            count, size, t[0] / 1e6, count > 1 ? t[1] / 1e6 : 0.0,
-           count > 1 ? sum_rest / 1e6 / (double)(count - 1) : 0.0, total / 1e6 / (double)count,
-           total / 1e6);
+           count > 1 ? sum_rest / 1e6 / (double)(count - 1) : 0.0,
+           total / 1e6 / (double)count, total / 1e6);
     return EXIT_OK;
 }
 
@@ -370,11 +370,12 @@ __attribute__((noreturn)) static void cmd_server(long workers) {
 
 /* Prints the usage and exits with EXIT_USAGE. */
 static void usage(void) {
-    fprintf(stderr, "usage: rudp-bench-tool [--timeout SECS] server PORT [WORKERS]\n"
-                    "       rudp-bench-tool [--timeout SECS] rr HOST PORT COUNT SIZE\n"
-                    "       rudp-bench-tool [--timeout SECS] churn HOST PORT SECS SIZE\n"
-                    "       rudp-bench-tool [--timeout SECS] pingpong HOST PORT COUNT SIZE\n"
-                    "       rudp-bench-tool [--timeout SECS] idle HOST PORT N\n");
+    fprintf(stderr,
+            "usage: rudp-bench-tool [--timeout SECS] server PORT [WORKERS]\n"
+            "       rudp-bench-tool [--timeout SECS] rr HOST PORT COUNT SIZE\n"
+            "       rudp-bench-tool [--timeout SECS] churn HOST PORT SECS SIZE\n"
+            "       rudp-bench-tool [--timeout SECS] pingpong HOST PORT COUNT SIZE\n"
+            "       rudp-bench-tool [--timeout SECS] idle HOST PORT N\n");
     exit(EXIT_USAGE);
 }
 

@@ -830,7 +830,8 @@ static bool wait_acked(int fd, uint64_t bytes, int timeout_ms) {
         if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
             die_sys("getsockopt TCP_INFO");
         if (len < sizeof ti) {
-            result("FAIL TCP_INFO is %u bytes, too short for tcpi_bytes_acked", (unsigned)len);
+            result("FAIL TCP_INFO is %u bytes, too short for tcpi_bytes_acked",
+                   (unsigned)len);
             return false;
         }
         if (ti.bytes_acked >= bytes)
@@ -842,7 +843,8 @@ static bool wait_acked(int fd, uint64_t bytes, int timeout_ms) {
         }
         if (now_ms() > end) {
             result("FAIL %llu of %llu bytes acknowledged after %d ms",
-                   (unsigned long long)ti.bytes_acked, (unsigned long long)bytes, timeout_ms);
+                   (unsigned long long)ti.bytes_acked, (unsigned long long)bytes,
+                   timeout_ms);
             return false;
         }
         usleep(1000);
@@ -1259,7 +1261,8 @@ static bool burst_check(int fd, uint64_t n, bool *seen) {
     uint8_t buf[1024 + 1];
     size_t got = 0;
     ssize_t r;
-    while ((r = read(fd, buf + got, sizeof buf - got)) > 0 && (got += (size_t)r) < sizeof buf)
+    while ((r = read(fd, buf + got, sizeof buf - got)) > 0 &&
+           (got += (size_t)r) < sizeof buf)
         ;
     if (r < 0 || got != 1024) {
         result("FAIL a connection carried %zu bytes, then %s", got,
@@ -1322,7 +1325,8 @@ static int cmd_burst_client(int argc, char **argv) {
         die_sys("calloc");
     for (uint64_t i = 0; i < n; i++) {
         if ((fds[i] = tcp_connect(argv[0], port)) < 0) {
-            result("FAIL connection %llu: connect %s", (unsigned long long)i, errname(errno));
+            result("FAIL connection %llu: connect %s", (unsigned long long)i,
+                   errname(errno));
             return EXIT_CHECK;
         }
         pattern_fill(100 + i, 0, buf, sizeof buf);
@@ -1346,7 +1350,8 @@ static int cmd_burst_client(int argc, char **argv) {
     for (uint64_t i = 0; i < n; i++) {
         size_t got = 0;
         ssize_t r;
-        while ((r = read(fds[i], buf + got, sizeof buf - got)) > 0 && (got += (size_t)r) < sizeof buf)
+        while ((r = read(fds[i], buf + got, sizeof buf - got)) > 0 &&
+               (got += (size_t)r) < sizeof buf)
             ;
         if (r < 0) {
             result("FAIL connection %llu: read %s after %zu bytes", (unsigned long long)i,

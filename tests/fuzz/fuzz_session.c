@@ -35,7 +35,8 @@ static void fuzz_pump(rudp_session *s, rudp_tstamp now) {
     uint8_t out[2048];
     rudp_addr to;
     rudp_event ev;
-    for (int i = 0; i < 64 && rudp_session_write_pkt(s, out, sizeof(out), &to, now) > 0; i++)
+    for (int i = 0; i < 64 && rudp_session_write_pkt(s, out, sizeof(out), &to, now) > 0;
+         i++)
         ;
     while (rudp_session_poll_event(s, &ev)) {
         uint8_t buf[256];

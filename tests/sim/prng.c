@@ -10,7 +10,9 @@
 #include "prng.h"
 
 /* Rotates |x| left by |k| bits (0 < k < 64). */
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t sim_prng_mix(uint64_t x) {
     x += 0x9e3779b97f4a7c15ull;

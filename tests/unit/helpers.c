@@ -16,6 +16,23 @@ void test_fill_pattern(uint8_t *buf, size_t len, uint64_t seed) {
     }
 }
 
+size_t test_iov_fill(const struct iovec *iov, int n, const uint8_t *src, size_t len) {
+    size_t done = 0;
+    for (int i = 0; i < n && done < len; i++) {
+        size_t k = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
+        memcpy(iov[i].iov_base, src + done, k);
+        done += k;
+    }
+    return done;
+}
+
+size_t test_iov_len(const struct iovec *iov, int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    return total;
+}
+
 void test_pair_init(test_pair *p, const rudp_settings *cs, const rudp_settings *ss,
                     rudp_tstamp delay) {
     memset(p, 0, sizeof(*p));

@@ -1,8 +1,9 @@
 /*
  * helpers.h — fixtures shared by the unit tests: a deterministic byte
- * pattern, and a pair of sessions joined by an in-memory link on a virtual
- * clock (a miniature of the simulator, for state-machine tests that need to
- * drop, inspect or hold particular datagrams).
+ * pattern, filling reserved iovecs, and a pair of sessions joined by an
+ * in-memory link on a virtual clock (a miniature of the simulator, for
+ * state-machine tests that need to drop, inspect or hold particular
+ * datagrams).
  */
 #ifndef RUDP_TEST_HELPERS_H
 #define RUDP_TEST_HELPERS_H
@@ -10,11 +11,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "rudp/rudp.h"
 
 /* Fills |buf| with a deterministic pattern derived from |seed|. */
 void test_fill_pattern(uint8_t *buf, size_t len, uint64_t seed);
+
+/* Copies |len| bytes from |src| into the |n| iovecs in order (what a readv
+ * into reserved space does); returns the count, at most their total size. */
+size_t test_iov_fill(const struct iovec *iov, int n, const uint8_t *src, size_t len);
+
+/* Returns the total length of |n| iovecs. */
+size_t test_iov_len(const struct iovec *iov, int n);
 
 #define TEST_DIR_C2S 0
 #define TEST_DIR_S2C 1

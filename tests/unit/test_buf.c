@@ -3,7 +3,8 @@
  *
  * Round trips across chunk boundaries, out-of-order and overlapping writes,
  * peek contiguity, release back to the pool, refusal of writes below the
- * released mark, the pool's spare limit, and a 64 MiB stream written and
+ * released mark, in-place reservation as iovecs (its bounds and the return
+ * of unused chunks), the pool's spare limit, and a 64 MiB stream written and
  * released progressively that must keep its slot array and chunk count
  * bounded and stop allocating once warm.
  */
@@ -216,6 +217,125 @@ Test(buf, write_below_release_mark_fails) {
     cr_assert_eq(rudp_buf_write(&b, UINT64_MAX - 10, data, 20), RUDP_ERR_INVAL);
     rudp_buf_free(&b);
     cr_assert_eq(pool.in_use, 0);
+    rudp_chunk_pool_free(&pool);
+}
+
+Test(buf, reserve_across_a_chunk_boundary) {
+    /* [C-100, C+200) is two iovecs, in order, covering exactly the range,
+     * and bytes written through them read back. */
+    rudp_chunk_pool pool;
+    rudp_buf b;
+    rudp_chunk_pool_init(&pool, 8);
+    rudp_buf_init(&b, &pool);
+    struct iovec iov[4];
+    uint8_t data[300];
+    test_fill_pattern(data, sizeof(data), 9);
+    cr_assert_eq(rudp_buf_reserve(&b, C - 100, 300, iov, 4), 2);
+    cr_assert_eq(rudp_buf_chunks(&b), 2);
+    cr_assert_eq(pool.in_use, 2);
+    cr_assert_eq(iov[0].iov_base, b.chunks[0] + C - 100);
+    cr_assert_eq(iov[0].iov_len, 100);
+    cr_assert_eq(iov[1].iov_base, b.chunks[1]);
+    cr_assert_eq(iov[1].iov_len, 200);
+    cr_assert_eq(test_iov_fill(iov, 2, data, sizeof(data)), sizeof(data));
+    expect_bytes(&b, C - 100, data, sizeof(data));
+    /* Starting on a boundary, one whole chunk is one iovec. */
+    cr_assert_eq(rudp_buf_reserve(&b, C, C, iov, 4), 1);
+    cr_assert_eq(iov[0].iov_base, b.chunks[1]);
+    cr_assert_eq(iov[0].iov_len, C);
+    rudp_buf_free(&b);
+    cr_assert_eq(pool.in_use, 0);
+    rudp_chunk_pool_free(&pool);
+}
+
+Test(buf, reserve_bounded_by_max_iovecs) {
+    /* |max| caps the iovecs, and so the bytes and the chunks taken. */
+    rudp_chunk_pool pool;
+    rudp_buf b;
+    rudp_chunk_pool_init(&pool, 8);
+    rudp_buf_init(&b, &pool);
+    struct iovec iov[4];
+    cr_assert_eq(rudp_buf_reserve(&b, C - 100, 3 * C, iov, 0), 0);
+    cr_assert_eq(rudp_buf_chunks(&b), 0);
+    cr_assert_eq(rudp_buf_reserve(&b, C - 100, 3 * C, iov, 1), 1);
+    cr_assert_eq(iov[0].iov_len, 100);
+    cr_assert_eq(rudp_buf_chunks(&b), 1);
+    cr_assert_eq(rudp_buf_reserve(&b, C - 100, 3 * C, iov, 2), 2);
+    cr_assert_eq(test_iov_len(iov, 2), C + 100);
+    cr_assert_eq(rudp_buf_chunks(&b), 2);
+    cr_assert_eq(pool.in_use, 2);
+    rudp_buf_free(&b);
+    cr_assert_eq(pool.in_use, 0);
+    rudp_chunk_pool_free(&pool);
+}
+
+Test(buf, reserve_keeps_bytes_already_stored) {
+    /* Reserving the tail of a chunk that holds bytes uses that chunk. */
+    rudp_chunk_pool pool;
+    rudp_buf b;
+    rudp_chunk_pool_init(&pool, 8);
+    rudp_buf_init(&b, &pool);
+    struct iovec iov[2];
+    uint8_t data[20];
+    test_fill_pattern(data, sizeof(data), 10);
+    cr_assert_eq(rudp_buf_write(&b, 0, data, 10), RUDP_OK);
+    cr_assert_eq(rudp_buf_reserve(&b, 10, 10, iov, 2), 1);
+    cr_assert_eq(iov[0].iov_base, b.chunks[0] + 10);
+    cr_assert_eq(pool.in_use, 1);
+    test_iov_fill(iov, 1, data + 10, 10);
+    expect_bytes(&b, 0, data, sizeof(data));
+    rudp_buf_free(&b);
+    rudp_chunk_pool_free(&pool);
+}
+
+Test(buf, reserve_below_release_mark_fails) {
+    /* Like a write: below the released mark (or overflowing) is refused and
+     * takes nothing. */
+    rudp_chunk_pool pool;
+    rudp_buf b;
+    rudp_chunk_pool_init(&pool, 8);
+    rudp_buf_init(&b, &pool);
+    struct iovec iov[2];
+    uint8_t data[64];
+    test_fill_pattern(data, sizeof(data), 11);
+    cr_assert_eq(rudp_buf_write(&b, 2 * C - 32, data, sizeof(data)), RUDP_OK);
+    rudp_buf_release_below(&b, 2 * C);
+    cr_assert_eq(rudp_buf_reserve(&b, 2 * C - 1, 2, iov, 2), RUDP_ERR_INVAL);
+    cr_assert_eq(rudp_buf_reserve(&b, 0, 1, iov, 2), RUDP_ERR_INVAL);
+    cr_assert_eq(rudp_buf_reserve(&b, UINT64_MAX - 10, 20, iov, 2), RUDP_ERR_INVAL);
+    cr_assert_eq(rudp_buf_chunks(&b), 1);
+    cr_assert_eq(pool.in_use, 1);
+    cr_assert_eq(rudp_buf_reserve(&b, 2 * C + 32, 10, iov, 2), 1);
+    cr_assert_eq(iov[0].iov_base, b.chunks[0] + 32);
+    rudp_buf_free(&b);
+    cr_assert_eq(pool.in_use, 0);
+    rudp_chunk_pool_free(&pool);
+}
+
+Test(buf, unused_reservation_goes_back_on_drop_and_free) {
+    /* Chunks reserved but never filled return with rudp_buf_drop at the
+     * caller's end of data, and with rudp_buf_free. */
+    rudp_chunk_pool pool;
+    rudp_buf b;
+    rudp_chunk_pool_init(&pool, 8);
+    rudp_buf_init(&b, &pool);
+    struct iovec iov[4];
+    uint8_t data[150];
+    test_fill_pattern(data, sizeof(data), 12);
+    cr_assert_eq(rudp_buf_write(&b, 0, data, 100), RUDP_OK);
+    cr_assert_eq(rudp_buf_reserve(&b, 100, 3 * C, iov, 4), 4);
+    cr_assert_eq(rudp_buf_chunks(&b), 4);
+    cr_assert_eq(pool.in_use, 4);
+    test_iov_fill(iov, 4, data + 100, 50); /* the caller used 50 bytes */
+    expect_bytes(&b, 0, data, 150);
+    rudp_buf_drop(&b, 150);
+    cr_assert_eq(rudp_buf_chunks(&b), 0);
+    cr_assert_eq(pool.in_use, 0);
+    cr_assert_eq(rudp_buf_reserve(&b, 150, 2 * C, iov, 4), 3);
+    cr_assert_eq(pool.in_use, 3);
+    rudp_buf_free(&b);
+    cr_assert_eq(pool.in_use, 0);
+    cr_assert_eq(pool.nfree, 4);
     rudp_chunk_pool_free(&pool);
 }
 

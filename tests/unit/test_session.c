@@ -3,7 +3,8 @@
  * the public API with two sessions on an in-memory link (helpers.c): 0-RTT,
  * SYN-ACK piggybacking, half-close, the four-way and simultaneous close,
  * RST in every stream state, idle and handshake timeouts, GoAway, stateless
- * reset, stream limits, flow-control limits, malformed input, migration.
+ * reset, stream limits, flow-control limits, malformed input, migration,
+ * zero-copy writes (reserve and commit), and the user pointer on events.
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -1057,5 +1058,228 @@ Test(session, lost_probes_fall_back_without_a_congestion_response) {
                  ci.max_packet_size); /* 9000 and 8952 were lost */
     cr_assert_eq(p.dropped[TEST_DIR_C2S], 2);
     cr_assert_geq(ci.cwnd, before.cwnd, "a lost probe shrank the window");
+    test_pair_free(&p);
+}
+
+/* --- zero-copy writes --- */
+
+/* Writes up to |len| bytes of |src| to |sid| in place: reserves them in up
+ * to three iovecs, fills them all, and commits the first |commit| (all when
+ * fewer were reserved).  Returns the bytes committed, 0 when full. */
+static size_t write_in_place(rudp_session *s, uint64_t sid, const uint8_t *src, size_t len,
+                             size_t commit) {
+    struct iovec iov[3];
+    int n = rudp_stream_write_reserve(s, sid, len, iov, 3);
+    cr_assert_geq(n, 0, "reserve: %d", n);
+    size_t got = test_iov_fill(iov, n, src, len);
+    cr_assert_eq(got, test_iov_len(iov, n), "reserved more than asked");
+    if (commit > got)
+        commit = got;
+    cr_assert_eq(rudp_stream_write_commit(s, sid, commit), RUDP_OK);
+    return commit;
+}
+
+Test(session, zero_copy_write_arrives_byte_exact) {
+    /* Bytes written in place across chunk boundaries, committed in part
+     * (the rest reserved again next time), reach the peer byte-exact. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    static uint8_t big[300000], got[300001];
+    test_fill_pattern(big, sizeof(big), 31);
+    uint64_t sid;
+    cr_assert_eq(rudp_stream_open(p.cli, &sid), RUDP_OK);
+    for (size_t off = 0; off < sizeof(big);) {
+        size_t n =
+            write_in_place(p.cli, sid, big + off, sizeof(big) - off, 40001 + off % 7);
+        cr_assert_gt(n, 0, "send buffer full after %zu bytes", off);
+        off += n;
+    }
+    cr_assert_eq(rudp_stream_shutdown_write(p.cli, sid), RUDP_OK);
+    bool eof;
+    size_t rcv = read_to_eof(&p, sid, got, sizeof(got), LIMIT(&p), &eof);
+    cr_assert(eof, "no EOF after %zu bytes", rcv);
+    cr_assert_eq(rcv, sizeof(big));
+    cr_assert_eq(memcmp(big, got, sizeof(big)), 0);
+    test_pair_free(&p);
+}
+
+Test(session, zero_copy_reserve_respects_the_send_buffer) {
+    /* With a 5000-byte send buffer a reserve describes at most the room
+     * left, RUDP_ERR_WOULDBLOCK when full; acknowledged bytes make room
+     * again. */
+    rudp_settings cs;
+    rudp_settings_default(&cs);
+    cs.stream_send_buffer = 5000;
+    test_pair p;
+    test_pair_init(&p, &cs, NULL, DELAY);
+    establish(&p);
+    static uint8_t pat[10000];
+    test_fill_pattern(pat, sizeof(pat), 32);
+    uint64_t sid;
+    struct iovec iov[4];
+    cr_assert_eq(rudp_stream_open(p.cli, &sid), RUDP_OK);
+    cr_assert_eq(write_in_place(p.cli, sid, pat, 3000, 3000), 3000);
+    cr_assert_eq(write_in_place(p.cli, sid, pat + 3000, 7000, 7000), 2000);
+    cr_assert_eq(rudp_stream_write_reserve(p.cli, sid, 1, iov, 4), RUDP_ERR_WOULDBLOCK);
+    cr_assert_eq(rudp_stream_send_room(p.cli, sid), 0);
+    cr_assert_eq(rudp_stream_write(p.cli, sid, "x", 1), RUDP_ERR_WOULDBLOCK);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    int n = rudp_stream_write_reserve(p.cli, sid, sizeof(pat), iov, 4);
+    cr_assert_gt(n, 0);
+    cr_assert_eq(test_iov_len(iov, n), 5000);
+    test_pair_free(&p);
+}
+
+Test(session, zero_copy_reserve_refused_after_shutdown_and_reset) {
+    /* A shut write side refuses with RUDP_ERR_STREAM_STATE, a reset one
+     * with RUDP_ERR_RESET. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t a, b;
+    struct iovec iov[2];
+    open_and_write(p.cli, &a, "a");
+    open_and_write(p.cli, &b, "b");
+    cr_assert_eq(rudp_stream_shutdown_write(p.cli, a), RUDP_OK);
+    cr_assert_eq(rudp_stream_write_reserve(p.cli, a, 10, iov, 2), RUDP_ERR_STREAM_STATE);
+    cr_assert_eq(rudp_stream_reset(p.cli, b, 0), RUDP_OK);
+    cr_assert_eq(rudp_stream_write_reserve(p.cli, b, 10, iov, 2), RUDP_ERR_RESET);
+    test_pair_free(&p);
+}
+
+Test(session, zero_copy_ack_in_between_ends_the_reservation) {
+    /* An acknowledgement processed between reserve and commit may hand the
+     * reserved space back to the pool: the commit is then refused
+     * (RUDP_ERR_INVAL) instead of queueing bytes with no chunk behind them,
+     * and the stream goes on. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "a");
+    struct iovec iov[2];
+    cr_assert_eq(rudp_stream_write_reserve(p.cli, sid, 100, iov, 2), 1);
+    test_pair_run(&p, p.now + RUDP_SEC(1)); /* "a" is acknowledged */
+    cr_assert_eq(rudp_stream_write_commit(p.cli, sid, 100), RUDP_ERR_INVAL);
+    cr_assert_eq(write_in_place(p.cli, sid, (const uint8_t *)"b", 1, 1), 1);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    char buf[8];
+    cr_assert_eq(rudp_stream_read(p.srv, sid, buf, sizeof(buf)), 2);
+    cr_assert_eq(memcmp(buf, "ab", 2), 0);
+    test_pair_free(&p);
+}
+
+Test(session, zero_copy_commit_of_zero_is_a_noop) {
+    /* Committing 0 bytes, after a reserve or without one, queues nothing,
+     * sends nothing and leaves the idle stream holding no chunk; the next
+     * commit still lands after the old bytes. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "a");
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    uint8_t d[TEST_MAX_DGRAM];
+    struct iovec iov[2];
+    cr_assert_eq(rudp_stream_write_reserve(p.cli, sid, 100, iov, 2), 1);
+    cr_assert_eq(rudp_stream_write_commit(p.cli, sid, 0), RUDP_OK);
+    cr_assert_eq(rudp_stream_write_commit(p.cli, sid, 0), RUDP_OK);
+    rudp_stream_info si;
+    cr_assert_eq(rudp_stream_get_info(p.cli, sid, &si), RUDP_OK);
+    cr_assert_eq(si.bytes_written, 1);
+    rudp_session_info in;
+    rudp_session_get_info(p.cli, &in);
+    cr_assert_eq(in.chunks_in_use, 0);
+    cr_assert_eq(one_dgram(p.cli, d, p.now), 0);
+    cr_assert_eq(write_in_place(p.cli, sid, (const uint8_t *)"bc", 2, 2), 2);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    char buf[8];
+    cr_assert_eq(rudp_stream_read(p.srv, sid, buf, sizeof(buf)), 3);
+    cr_assert_eq(memcmp(buf, "abc", 3), 0);
+    test_pair_free(&p);
+}
+
+Test(session, zero_copy_on_an_unknown_stream) {
+    /* A stream never opened, or released, is RUDP_ERR_NO_STREAM to both. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    struct iovec iov[2];
+    cr_assert_eq(rudp_stream_write_reserve(p.cli, 99, 10, iov, 2), RUDP_ERR_NO_STREAM);
+    cr_assert_eq(rudp_stream_write_commit(p.cli, 99, 1), RUDP_ERR_NO_STREAM);
+    cr_assert_eq(rudp_stream_write_commit(p.cli, 99, 0), RUDP_ERR_NO_STREAM);
+    open_and_write(p.cli, &sid, "a");
+    cr_assert_eq(rudp_stream_release(p.cli, sid), RUDP_OK);
+    cr_assert_eq(rudp_stream_write_reserve(p.cli, sid, 10, iov, 2), RUDP_ERR_NO_STREAM);
+    cr_assert_eq(rudp_stream_write_commit(p.cli, sid, 1), RUDP_ERR_NO_STREAM);
+    test_pair_free(&p);
+}
+
+/* --- event user pointers --- */
+
+#define EV_BIT(t) (1u << (t))
+
+/* Drains the events of |s|, asserting that every event of stream |sid|
+ * carries |user|; returns the types seen for |sid| as EV_BIT()s. */
+static unsigned drain_with_user(rudp_session *s, uint64_t sid, void *user) {
+    unsigned types = 0;
+    rudp_event ev;
+    while (rudp_session_poll_event(s, &ev)) {
+        if (ev.sid != sid)
+            continue;
+        cr_assert_eq(ev.user, user, "event %d: user %p, want %p", ev.type, ev.user, user);
+        types |= EV_BIT(ev.type);
+    }
+    return types;
+}
+
+Test(session, stream_events_carry_the_user_pointer) {
+    /* READABLE, WRITABLE and RESET carry what rudp_stream_set_user attached
+     * on that side. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    int cli_tag, srv_tag;
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "ping");
+    cr_assert_eq(rudp_stream_set_user(p.cli, sid, &cli_tag), RUDP_OK);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    cr_assert_eq(rudp_stream_set_user(p.srv, sid, &srv_tag), RUDP_OK);
+    cr_assert_eq(rudp_stream_write(p.srv, sid, "pong", 4), 4);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    unsigned c = drain_with_user(p.cli, sid, &cli_tag);
+    unsigned s = drain_with_user(p.srv, sid, &srv_tag);
+    cr_assert(c & EV_BIT(RUDP_EV_STREAM_WRITABLE));
+    cr_assert(c & EV_BIT(RUDP_EV_STREAM_READABLE));
+    cr_assert(s & EV_BIT(RUDP_EV_STREAM_READABLE));
+    cr_assert(s & EV_BIT(RUDP_EV_STREAM_WRITABLE));
+    cr_assert_eq(rudp_stream_reset(p.srv, sid, RUDP_RST_ABORT), RUDP_OK);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    c = drain_with_user(p.cli, sid, &cli_tag);
+    cr_assert(c & EV_BIT(RUDP_EV_STREAM_RESET));
+    test_pair_free(&p);
+}
+
+Test(session, stream_events_without_a_user_carry_null) {
+    /* Where no pointer was set, READABLE, WRITABLE and RESET carry NULL. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "ping");
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    cr_assert_eq(rudp_stream_write(p.srv, sid, "pong", 4), 4);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    unsigned c = drain_with_user(p.cli, sid, NULL);
+    unsigned s = drain_with_user(p.srv, sid, NULL);
+    cr_assert(c & EV_BIT(RUDP_EV_STREAM_WRITABLE));
+    cr_assert(c & EV_BIT(RUDP_EV_STREAM_READABLE));
+    cr_assert(s & EV_BIT(RUDP_EV_STREAM_READABLE));
+    cr_assert_eq(rudp_stream_reset(p.cli, sid, RUDP_RST_ABORT), RUDP_OK);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    s = drain_with_user(p.srv, sid, NULL);
+    cr_assert(s & EV_BIT(RUDP_EV_STREAM_RESET));
     test_pair_free(&p);
 }

@@ -7,7 +7,8 @@
  * flag, rst_pending/rst_acked when the RST is written and acknowledged), and
  * checks that every chunk is back in the pool at the end.
  *
- * Send half: the buffer limit, the state checks, frame selection bounded by
+ * Send half: the buffer limit and the state checks, for copies and for
+ * in-place appends (reserve and commit), frame selection bounded by
  * the stream limit, the session room and max_len, the SYN/ACK/FIN flags,
  * commit accounting, retransmission of lost ranges minus what was
  * acknowledged meanwhile, snd_una and chunk release on acknowledgement, the
@@ -173,6 +174,116 @@ Test(stream, append_refused_after_fin_queued) {
     rudp_stream_on_data_acked(&st, 0, 10, SYN | FIN);
     cr_assert_eq(st.send_state, RUDP_SEND_DONE);
     cr_assert_eq(rudp_stream_send_append(&st, d, 10, BIG), RUDP_ERR_STREAM_STATE);
+    teardown(&st, &pool);
+}
+
+Test(stream, reserve_bounded_by_buffer_limit) {
+    /* In-place appends obey the buffer limit as copies do: 0 iovecs when
+     * full, room again once bytes are acknowledged; the committed bytes go
+     * out as written through the iovecs. */
+    rudp_chunk_pool pool;
+    rudp_chunk_pool_init(&pool, 8);
+    rudp_stream st;
+    setup(&st, &pool, true, BIG, WIN);
+    uint8_t *pat = pattern(2000, 13);
+    struct iovec iov[4];
+    cr_assert_eq(rudp_stream_append_reserve(&st, 600, 1000, iov, 4), 1);
+    cr_assert_eq(iov[0].iov_len, 600);
+    test_iov_fill(iov, 1, pat, 600);
+    rudp_stream_append_commit(&st, 600);
+    cr_assert_eq(st.snd_written, 600);
+    cr_assert_eq(rudp_stream_append_reserve(&st, 600, 1000, iov, 4), 1);
+    cr_assert_eq(iov[0].iov_len, 400);
+    test_iov_fill(iov, 1, pat + 600, 400);
+    rudp_stream_append_commit(&st, 400);
+    cr_assert_eq(rudp_stream_append_reserve(&st, 1, 1000, iov, 4), RUDP_ERR_WOULDBLOCK);
+    cr_assert_eq(EXPECT_FRAME(&st, BIG, 5000, 0, 1000, SYN, pat), 1000);
+    rudp_stream_on_data_acked(&st, 0, 300, SYN);
+    cr_assert_eq(rudp_stream_append_reserve(&st, 500, 1000, iov, 4), 1);
+    cr_assert_eq(iov[0].iov_len, 300);
+    free(pat);
+    teardown(&st, &pool);
+}
+
+Test(stream, commit_checks_the_reservation) {
+    /* A commit beyond what was reserved, or with no reservation, queues
+     * nothing (RUDP_ERR_INVAL); one after the write side was shut queues
+     * nothing either (RUDP_ERR_STREAM_STATE); the unused chunks go back. */
+    rudp_chunk_pool pool;
+    rudp_chunk_pool_init(&pool, 8);
+    rudp_stream st;
+    setup(&st, &pool, true, BIG, WIN);
+    struct iovec iov[4];
+    cr_assert_eq(rudp_stream_append_commit(&st, 1), RUDP_ERR_INVAL);
+    cr_assert_eq(rudp_stream_append_reserve(&st, 100, 1000, iov, 4), 1);
+    cr_assert_eq(rudp_stream_append_commit(&st, 101), RUDP_ERR_INVAL);
+    cr_assert_eq(st.snd_written, 0);
+    cr_assert_eq(rudp_buf_chunks(&st.sbuf), 0);
+    cr_assert_eq(rudp_stream_append_reserve(&st, 100, 1000, iov, 4), 1);
+    st.send_state = RUDP_SEND_FIN_QUEUED; /* shutdown_write in between */
+    cr_assert_eq(rudp_stream_append_commit(&st, 100), RUDP_ERR_STREAM_STATE);
+    cr_assert_eq(st.snd_written, 0);
+    cr_assert_eq(rudp_buf_chunks(&st.sbuf), 0);
+    cr_assert_eq(rudp_stream_append_reserve(&st, 0, 1000, iov, 4), RUDP_ERR_INVAL);
+    teardown(&st, &pool);
+}
+
+Test(stream, commit_returns_unused_chunks) {
+    /* A reservation over three chunks of which one byte is committed keeps
+     * only the chunk that byte is in. */
+    rudp_chunk_pool pool;
+    rudp_chunk_pool_init(&pool, 8);
+    rudp_stream st;
+    setup(&st, &pool, true, BIG, WIN);
+    struct iovec iov[4];
+    cr_assert_eq(rudp_stream_append_reserve(&st, 3 * RUDP_CHUNK_SIZE, BIG, iov, 4), 3);
+    cr_assert_eq(rudp_buf_chunks(&st.sbuf), 3);
+    memset(iov[0].iov_base, 'x', 1);
+    cr_assert_eq(rudp_stream_append_commit(&st, 1), RUDP_OK);
+    cr_assert_eq(st.snd_written, 1);
+    cr_assert_eq(rudp_buf_chunks(&st.sbuf), 1);
+    cr_assert_eq(pool.in_use, 1);
+    teardown(&st, &pool);
+}
+
+Test(stream, partial_commit_queues_only_the_prefix) {
+    /* Committing 40 of 100 reserved bytes queues those 40; the next append
+     * lands right after them, over the unused space. */
+    rudp_chunk_pool pool;
+    rudp_chunk_pool_init(&pool, 8);
+    rudp_stream st;
+    setup(&st, &pool, true, BIG, WIN);
+    uint8_t *pat = pattern(100, 14);
+    struct iovec iov[2];
+    cr_assert_eq(rudp_stream_append_reserve(&st, 100, BIG, iov, 2), 1);
+    cr_assert_eq(iov[0].iov_len, 100);
+    memset(iov[0].iov_base, 0xee, 100);
+    memcpy(iov[0].iov_base, pat, 40);
+    rudp_stream_append_commit(&st, 40);
+    cr_assert_eq(st.snd_written, 40);
+    write_all(&st, pat + 40, 60);
+    cr_assert_eq(st.snd_written, 100);
+    cr_assert_eq(pool.in_use, 1);
+    EXPECT_FRAME(&st, BIG, 1000, 0, 100, SYN, pat);
+    free(pat);
+    teardown(&st, &pool);
+}
+
+Test(stream, reserve_refused_after_shutdown_and_reset) {
+    /* A shut send half gives RUDP_ERR_STREAM_STATE, an aborted one its
+     * error; neither takes a chunk. */
+    rudp_chunk_pool pool;
+    rudp_chunk_pool_init(&pool, 8);
+    rudp_stream st, rs;
+    setup(&st, &pool, true, BIG, WIN);
+    setup(&rs, &pool, true, BIG, WIN);
+    struct iovec iov[2];
+    st.send_state = RUDP_SEND_FIN_QUEUED; /* what rudp_stream_shutdown_write does */
+    cr_assert_eq(rudp_stream_append_reserve(&st, 10, BIG, iov, 2), RUDP_ERR_STREAM_STATE);
+    rudp_stream_abort(&rs, 0, RUDP_ERR_CLOSED);
+    cr_assert_eq(rudp_stream_append_reserve(&rs, 10, BIG, iov, 2), RUDP_ERR_CLOSED);
+    cr_assert_eq(pool.in_use, 0);
+    rudp_stream_free(&rs);
     teardown(&st, &pool);
 }
 

@@ -4,11 +4,14 @@
  * Every frame type is encoded, decoded and compared; every truncation of every
  * frame and every single-bit corruption of a packet must be rejected; the ACK
  * encoder must never acknowledge more than it was given, however large the
- * ranges.  Inputs that are decoded are copied into heap buffers of exactly
- * their length, so that AddressSanitizer catches any read past the end.
+ * ranges; a whole datagram decodes once into its frames in order, PADDING
+ * and PING aside, within RUDP_MAX_FRAMES.  Inputs that are decoded are
+ * copied into heap buffers of exactly their length, so that AddressSanitizer
+ * catches any read past the end.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 #include "crc32c.h"
@@ -536,6 +539,205 @@ Test(wire, every_truncation_is_malformed) {
     }
 }
 
+#define DEC_DCID 0x0102030405060708ull
+#define DEC_PN 4242
+
+/* Builds a sealed regular packet of the |n| frames |fr| into |buf|; returns
+ * its length. */
+static size_t seal_frames(uint8_t *buf, size_t cap, const rudp_frame *fr, size_t n) {
+    size_t len = (size_t)rudp_wire_encode_hdr(buf, cap, DEC_DCID, DEC_PN);
+    for (size_t i = 0; i < n; i++) {
+        len += encode_ok(&fr[i], buf + len, cap - len);
+    }
+    ssize_t sealed = rudp_wire_seal(buf, len, cap);
+    cr_assert_eq(sealed, (ssize_t)(len + RUDP_CRC_LEN));
+    return (size_t)sealed;
+}
+
+/* Returns rudp_wire_decode of an exact heap copy of |src| into *d, which is
+ * filled with junk first; the copy (DATA points into it) goes to *copy for
+ * the caller to free. */
+static int decode_whole(const uint8_t *src, size_t len, rudp_decoded_pkt *d,
+                        uint8_t **copy) {
+    memset(d, 0xa5, sizeof(*d));
+    d->eliciting = d->has_stream_data = true;
+    *copy = exact_copy(src, len);
+    return rudp_wire_decode(*copy, len, d);
+}
+
+/* Fills |fr| with |n| MAX_STREAMS frames carrying 1, 2, ... n. */
+static void numbered_frames(rudp_frame *fr, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        fr[i] = (rudp_frame){.type = RUDP_FRAME_MAX_STREAMS, .u.max_streams = i + 1};
+    }
+}
+
+Test(wire, decode_keeps_frames_in_order_without_padding_and_ping) {
+    /* ACK, PADDING, DATA, PING, WINDOW_UPDATE, PADDING: the header and the
+     * three other frames come out, in order, DATA pointing into the packet. */
+    rudp_frame fr[6];
+    sample_frame(S_ACK_MAX, &fr[0]);
+    sample_frame(S_PADDING, &fr[1]);
+    make_data(&fr[2], RUDP_FLAG_SYN, 9, 1000, 200);
+    sample_frame(S_PING, &fr[3]);
+    sample_frame(S_WINDOW_STREAM, &fr[4]);
+    sample_frame(S_PADDING, &fr[5]);
+    uint8_t buf[1500], *pkt;
+    size_t len = seal_frames(buf, sizeof(buf), fr, 6);
+    rudp_decoded_pkt d;
+    cr_assert_eq(decode_whole(buf, len, &d, &pkt), RUDP_OK);
+    cr_assert_eq(d.hdr.version, RUDP_VERSION);
+    cr_assert_eq(d.hdr.type, RUDP_PKT_REGULAR);
+    cr_assert_eq(d.hdr.dcid, DEC_DCID);
+    cr_assert_eq(d.hdr.pn, DEC_PN);
+    cr_assert_eq(d.nframes, 3);
+    assert_frame_equal(&fr[0], &d.frames[0]);
+    assert_frame_equal(&fr[2], &d.frames[1]);
+    assert_frame_equal(&fr[4], &d.frames[2]);
+    cr_assert(d.frames[1].u.data.data > pkt && d.frames[1].u.data.data < pkt + len);
+    cr_assert(d.eliciting);
+    cr_assert(d.has_stream_data);
+    free(pkt);
+}
+
+Test(wire, decode_ack_only_packet_is_not_eliciting) {
+    /* ACK + PADDING elicits nothing; ACK + PING does, the PING not stored. */
+    rudp_frame fr[2];
+    uint8_t buf[1500], *pkt;
+    rudp_decoded_pkt d;
+    sample_frame(S_ACK_ONE, &fr[0]);
+    sample_frame(S_PADDING, &fr[1]);
+    size_t len = seal_frames(buf, sizeof(buf), fr, 2);
+    cr_assert_eq(decode_whole(buf, len, &d, &pkt), RUDP_OK);
+    cr_assert_eq(d.nframes, 1);
+    cr_assert_eq(d.frames[0].type, RUDP_FRAME_ACK);
+    cr_assert_not(d.eliciting);
+    cr_assert_not(d.has_stream_data);
+    free(pkt);
+    sample_frame(S_PING, &fr[1]);
+    len = seal_frames(buf, sizeof(buf), fr, 2);
+    cr_assert_eq(decode_whole(buf, len, &d, &pkt), RUDP_OK);
+    cr_assert_eq(d.nframes, 1);
+    cr_assert_eq(d.frames[0].type, RUDP_FRAME_ACK);
+    cr_assert(d.eliciting);
+    cr_assert_not(d.has_stream_data);
+    free(pkt);
+}
+
+Test(wire, decode_empty_fin_is_not_stream_data) {
+    /* DATA of length 0 with FIN is eliciting but carries no stream byte. */
+    rudp_frame fr[1];
+    uint8_t buf[64], *pkt;
+    rudp_decoded_pkt d;
+    make_data(&fr[0], RUDP_FLAG_FIN, 5, 300, 0);
+    size_t len = seal_frames(buf, sizeof(buf), fr, 1);
+    cr_assert_eq(decode_whole(buf, len, &d, &pkt), RUDP_OK);
+    cr_assert_eq(d.nframes, 1);
+    assert_frame_equal(&fr[0], &d.frames[0]);
+    cr_assert(d.eliciting);
+    cr_assert_not(d.has_stream_data);
+    free(pkt);
+}
+
+Test(wire, decode_takes_at_most_max_frames) {
+    /* RUDP_MAX_FRAMES frames decode, every one stored in order; one more
+     * makes the packet malformed. */
+    rudp_frame fr[RUDP_MAX_FRAMES + 1];
+    uint8_t buf[1500], *pkt;
+    rudp_decoded_pkt d;
+    numbered_frames(fr, RUDP_MAX_FRAMES + 1);
+    size_t len = seal_frames(buf, sizeof(buf), fr, RUDP_MAX_FRAMES);
+    cr_assert_eq(decode_whole(buf, len, &d, &pkt), RUDP_OK);
+    cr_assert_eq(d.nframes, RUDP_MAX_FRAMES);
+    for (uint32_t i = 0; i < RUDP_MAX_FRAMES; i++) {
+        cr_assert_eq(d.frames[i].type, RUDP_FRAME_MAX_STREAMS, "frame %u", i);
+        cr_assert_eq(d.frames[i].u.max_streams, i + 1, "frame %u", i);
+    }
+    free(pkt);
+    len = seal_frames(buf, sizeof(buf), fr, RUDP_MAX_FRAMES + 1);
+    cr_assert_eq(decode_whole(buf, len, &d, &pkt), RUDP_ERR_MALFORMED);
+    free(pkt);
+}
+
+Test(wire, decode_limit_ignores_padding_and_ping) {
+    /* A PING and PADDING before, between and after RUDP_MAX_FRAMES frames
+     * do not count; one more frame after all of them still does. */
+    enum { N = RUDP_MAX_FRAMES };
+    rudp_frame nums[N + 1], fr[2 * N + 5];
+    uint8_t buf[1500], *pkt;
+    rudp_decoded_pkt d;
+    numbered_frames(nums, N + 1);
+    size_t n = 0;
+    sample_frame(S_PADDING, &fr[n++]);
+    for (size_t i = 0; i < N; i++) {
+        fr[n++] = nums[i];
+        sample_frame(S_PING, &fr[n++]);
+    }
+    sample_frame(S_PADDING, &fr[n++]);
+    size_t len = seal_frames(buf, sizeof(buf), fr, n);
+    cr_assert_eq(decode_whole(buf, len, &d, &pkt), RUDP_OK);
+    cr_assert_eq(d.nframes, N);
+    cr_assert_eq(d.frames[N - 1].u.max_streams, N);
+    free(pkt);
+    fr[n++] = nums[N];
+    len = seal_frames(buf, sizeof(buf), fr, n);
+    cr_assert_eq(decode_whole(buf, len, &d, &pkt), RUDP_ERR_MALFORMED);
+    free(pkt);
+}
+
+Test(wire, decode_rejects_a_bad_checksum) {
+    /* One flipped bit in a frame or in the trailer: RUDP_ERR_CHECKSUM. */
+    uint8_t buf[1500], *pkt;
+    rudp_frame fr[6];
+    rudp_decoded_pkt d;
+    size_t len = build_packet(buf, sizeof(buf), fr);
+    size_t at[] = {RUDP_HDR_LEN + 3, len / 2, len - 1};
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+        buf[at[i]] ^= 0x08;
+        cr_assert_eq(decode_whole(buf, len, &d, &pkt), RUDP_ERR_CHECKSUM, "byte %zu",
+                     at[i]);
+        free(pkt);
+        buf[at[i]] ^= 0x08;
+    }
+    cr_assert_eq(decode_whole(buf, len, &d, &pkt), RUDP_OK);
+    cr_assert_eq(d.nframes, 4); /* ACK, DATA, WINDOW_UPDATE, SESSION */
+    free(pkt);
+}
+
+Test(wire, decode_rejects_a_truncated_frame) {
+    /* An ACK, then a DATA frame cut anywhere and the packet resealed with a
+     * good CRC: the whole packet is malformed. */
+    rudp_frame fr[2];
+    uint8_t full[256], buf[256], *pkt;
+    rudp_decoded_pkt d;
+    sample_frame(S_ACK_ONE, &fr[0]);
+    make_data(&fr[1], 0, 9, 1000, 40);
+    size_t pos = (size_t)rudp_wire_encode_hdr(full, sizeof(full), DEC_DCID, DEC_PN);
+    pos += encode_ok(&fr[0], full + pos, sizeof(full) - pos);
+    size_t data_len = encode_ok(&fr[1], full + pos, sizeof(full) - pos);
+    for (size_t cut = 1; cut < data_len; cut++) {
+        memcpy(buf, full, pos + cut);
+        ssize_t len = rudp_wire_seal(buf, pos + cut, sizeof(buf));
+        cr_assert_eq(decode_whole(buf, (size_t)len, &d, &pkt), RUDP_ERR_MALFORMED,
+                     "cut at %zu", cut);
+        free(pkt);
+    }
+}
+
+Test(wire, decode_stateless_reset_has_no_frames) {
+    /* A stateless reset decodes: its type and CID, no frame, no flag. */
+    uint8_t buf[RUDP_RESET_LEN], *pkt;
+    rudp_decoded_pkt d;
+    cr_assert_eq(rudp_wire_encode_reset(buf, sizeof(buf), 0xabcdefull), RUDP_RESET_LEN);
+    cr_assert_eq(decode_whole(buf, sizeof(buf), &d, &pkt), RUDP_OK);
+    cr_assert_eq(d.hdr.type, RUDP_PKT_STATELESS_RESET);
+    cr_assert_eq(d.hdr.dcid, 0xabcdefull);
+    cr_assert_eq(d.nframes, 0);
+    cr_assert_not(d.eliciting);
+    cr_assert_not(d.has_stream_data);
+    free(pkt);
+}
+
 Test(wire, unknown_frame_types_are_rejected) {
     uint8_t buf[64] = {0};
     for (unsigned t = RUDP_FRAME_PATH_RESPONSE + 1; t < 256; t++) {
@@ -890,5 +1092,8 @@ Test(wire, strerror_names_every_code) {
     }
     cr_assert_str_eq(rudp_strerror(RUDP_ERR_INTERNAL - 1), "unknown error");
     cr_assert_str_eq(rudp_strerror(1), "unknown error");
-    cr_assert_str_eq(rudp_strerror(-1000), "unknown error");
+    cr_assert_str_eq(rudp_strerror(-999), "unknown error");
+    cr_assert_str_eq(rudp_strerror(RUDP_ERR_SYS(EPIPE)), "system call failed");
+    cr_assert(RUDP_ERR_IS_SYS(RUDP_ERR_SYS(0)) && !RUDP_ERR_IS_SYS(RUDP_ERR_INTERNAL));
+    cr_assert_eq(RUDP_ERR_SYS_ERRNO(RUDP_ERR_SYS(EPIPE)), EPIPE);
 }

@@ -1,0 +1,307 @@
+/*
+ * rt_loop.c — the engine thread: start-up, the command queue, parking,
+ * fork.  (DESIGN.md §2 rule 3, STYLE.md rule 9.)
+ *
+ * The engine starts on the first rerouted socket.  It runs one libev loop
+ * in its own thread with every signal blocked (signals are the program's).
+ * Application threads never touch the loop: they append a command to a
+ * mutex-protected queue and call ev_async_send; sends coalesce, so the
+ * async callback drains the whole queue.  Start-up is synchronised by the
+ * mutex (the loop and the async watcher exist before the thread runs), so
+ * a command sent at once is never lost.  Every turn of the loop ends in a
+ * prepare watcher that flushes the sessions the turn touched.
+ *
+ * Parking: rudp_rt_quiesce (before a raw clone) and the hand-over at exit
+ * ask the thread to wait on a condition variable, holding no lock, until
+ * released.
+ *
+ * fork(): pthread_atfork holds the queue's lock across the fork, so a child
+ * never inherits a half-written queue.  A child of a raw clone(), which
+ * runs no atfork handler, is recognised by its pid at its first call.  The
+ * child has no engine thread: it forgets the parent's engine (connections
+ * it inherited are still served by the parent through their socketpairs),
+ * closes the parent's UDP, bridge and queued descriptors so its copies do
+ * not keep sockets alive, and starts an engine of its own on its first new
+ * rerouted socket.  The parent's memory stays as it is: the child never
+ * touches it again.
+ */
+#include "rt.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* The thread and its queue. */
+struct rt_ctl {
+    pthread_t thread;
+    ev_async wake;
+    ev_prepare prepare;
+    ev_timer tick;
+    pthread_mutex_t lock;     /* the queue and the parking handshake */
+    pthread_cond_t parked_cv; /* the thread parked (park_req seen) */
+    pthread_cond_t resume_cv; /* park_req cleared */
+    bool park_req, parked;
+    rt_cmd *head, *tail;
+};
+
+static rt_engine *engine; /* this process's engine, or NULL */
+static pid_t engine_pid;  /* the process that started it */
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static rudp_rt_config config; /* set by rudp_rt_configure */
+static bool configured;
+static bool atfork_done;
+
+void rudp_rt_configure(const rudp_rt_config *cfg) {
+    pthread_mutex_lock(&start_lock);
+    config = *cfg;
+    configured = true;
+    rt_os_set_log(cfg->log_level, cfg->log_fd);
+    pthread_mutex_unlock(&start_lock);
+}
+
+/* --- the thread --- */
+
+/* Parks the thread while an application thread asks it to (under the
+ * queue lock, which the wait releases). */
+static void loop_park_if_asked(rt_ctl *c) {
+    while (c->park_req) {
+        c->parked = true;
+        pthread_cond_broadcast(&c->parked_cv);
+        pthread_cond_wait(&c->resume_cv, &c->lock);
+    }
+    c->parked = false;
+}
+
+/* ev_async callback: parks if asked, then runs every queued command in
+ * order. */
+static void loop_on_wake(struct ev_loop *loop, ev_async *w, int revents) {
+    rt_engine *e = w->data;
+    rt_ctl *c = e->ctl;
+    pthread_mutex_lock(&c->lock);
+    loop_park_if_asked(c);
+    rt_cmd *cmd = c->head;
+    c->head = c->tail = NULL;
+    pthread_mutex_unlock(&c->lock);
+    while (cmd) {
+        rt_cmd *next = cmd->next;
+        cmd->run(e, cmd);
+        cmd = next;
+    }
+}
+
+/* ev_prepare callback, before the loop sleeps: flush what the turn touched. */
+static void loop_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents) {
+    rt_engine *e = w->data;
+    rt_sess_flush_dirty(e);
+    rt_exit_check(e);
+}
+
+/* The 1 s tick. */
+static void loop_on_tick(struct ev_loop *loop, ev_timer *w, int revents) {
+    rt_sess_tick(w->data);
+}
+
+static void *loop_main(void *arg) {
+    rt_engine *e = arg;
+    ev_run(e->loop, 0);
+    return NULL;
+}
+
+/* Sets up the watchers of the thread's own (wake, prepare, tick). */
+static void loop_watchers(rt_engine *e) {
+    rt_ctl *c = e->ctl;
+    ev_async_init(&c->wake, loop_on_wake);
+    c->wake.data = e;
+    ev_async_start(e->loop, &c->wake);
+    ev_prepare_init(&c->prepare, loop_on_prepare);
+    c->prepare.data = e;
+    ev_prepare_start(e->loop, &c->prepare);
+    ev_timer_init(&c->tick, loop_on_tick, 1.0, 1.0);
+    c->tick.data = e;
+    ev_timer_start(e->loop, &c->tick);
+}
+
+/* Starts the thread with every signal blocked.  Returns 0 or an errno. */
+static int loop_thread(rt_engine *e) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rv = pthread_create(&e->ctl->thread, NULL, loop_main, e);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rv == 0)
+        pthread_detach(e->ctl->thread);
+    return rv;
+}
+
+/* Frees an engine that never ran (the board mapping and the small parts
+ * of other files stay: a failed start is rare and the process goes on). */
+static void loop_discard(rt_engine *e) {
+    if (e->loop)
+        ev_loop_destroy(e->loop);
+    free(e->ctl);
+    free(e);
+}
+
+/* Allocates the engine and the parts of every file; NULL when out of
+ * memory.  Called under start_lock. */
+static rt_engine *loop_alloc(void) {
+    rt_engine *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->cfg = config;
+    if (!configured) {
+        rudp_settings_default(&e->cfg.settings);
+        e->cfg.log_fd = -1;
+    }
+    e->ctl = calloc(1, sizeof(*e->ctl));
+    e->board = rudp_board_create();
+    e->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (e->ctl && e->board && e->loop) {
+        e->spin = rt_spin_new(e);
+        e->clients = rt_clients_new();
+        e->exit = rt_exit_new(e);
+    }
+    if (!e->spin || !e->clients || !e->exit) {
+        loop_discard(e);
+        return NULL;
+    }
+    pthread_mutex_init(&e->ctl->lock, NULL);
+    pthread_cond_init(&e->ctl->parked_cv, NULL);
+    pthread_cond_init(&e->ctl->resume_cv, NULL);
+    return e;
+}
+
+/* Creates the engine and its thread; called under start_lock. */
+static int loop_create(void) {
+    rt_engine *e = loop_alloc();
+    if (!e)
+        return RUDP_ERR_NOMEM;
+    loop_watchers(e);
+    int rv = loop_thread(e);
+    if (rv != 0) {
+        loop_discard(e);
+        return RUDP_ERR_SYS(rv);
+    }
+    engine = e;
+    engine_pid = getpid();
+    rt_log(2, "engine started (board %08x)", rudp_board_eid(e->board));
+    return RUDP_OK;
+}
+
+/* --- fork --- */
+
+/* The child of a fork: forget the parent's engine, close its descriptors. */
+static void loop_atfork_child(void) {
+    rt_engine *e = engine;
+    engine = NULL;
+    pthread_mutex_init(&start_lock, NULL);
+    if (!e)
+        return;
+    for (rt_cmd *c = e->ctl->head; c; c = c->next)
+        c->close_fds(c);
+    rt_sess_close_fds(e);
+    rt_listen_close_fds(e);
+}
+
+static void loop_atfork_prepare(void) {
+    pthread_mutex_lock(&start_lock);
+    if (engine)
+        pthread_mutex_lock(&engine->ctl->lock);
+}
+
+static void loop_atfork_parent(void) {
+    if (engine)
+        pthread_mutex_unlock(&engine->ctl->lock);
+    pthread_mutex_unlock(&start_lock);
+}
+
+/* A child made by a raw clone() (vsftpd's isolate=YES) skipped the atfork
+ * handlers: it holds the parent's engine without its thread.  Forgets it
+ * as the fork child handler does (which also makes start_lock anew: the
+ * clone may have caught it held). */
+static void loop_forget_if_cloned(void) {
+    if (engine && engine_pid != getpid())
+        loop_atfork_child();
+}
+
+/* --- the API --- */
+
+int rudp_rt_start(void) {
+    if (!rt_os_ready())
+        return RUDP_ERR_INVAL;
+    loop_forget_if_cloned();
+    pthread_mutex_lock(&start_lock);
+    if (!atfork_done) {
+        pthread_atfork(loop_atfork_prepare, loop_atfork_parent, loop_atfork_child);
+        atfork_done = true;
+    }
+    int rv = engine ? RUDP_OK : loop_create();
+    pthread_mutex_unlock(&start_lock);
+    return rv;
+}
+
+rt_engine *rt_loop_engine(int *err) {
+    int rv = rudp_rt_start();
+    if (err)
+        *err = rv;
+    return rv == RUDP_OK ? engine : NULL;
+}
+
+rt_engine *rt_loop_running(void) {
+    if (!rt_os_ready())
+        return NULL;
+    loop_forget_if_cloned();
+    pthread_mutex_lock(&start_lock);
+    rt_engine *e = engine;
+    pthread_mutex_unlock(&start_lock);
+    return e;
+}
+
+rudp_board *rudp_rt_board(void) {
+    rt_engine *e = rt_loop_engine(NULL);
+    return e ? e->board : NULL;
+}
+
+void rt_loop_send(rt_engine *e, rt_cmd *c) {
+    rt_ctl *ctl = e->ctl;
+    c->next = NULL;
+    pthread_mutex_lock(&ctl->lock);
+    if (ctl->tail)
+        ctl->tail->next = c;
+    else
+        ctl->head = c;
+    ctl->tail = c;
+    pthread_mutex_unlock(&ctl->lock);
+    ev_async_send(e->loop, &ctl->wake);
+}
+
+void rt_loop_park(rt_engine *e) {
+    rt_ctl *c = e->ctl;
+    pthread_mutex_lock(&c->lock);
+    c->park_req = true;
+    pthread_mutex_unlock(&c->lock);
+    ev_async_send(e->loop, &c->wake);
+    pthread_mutex_lock(&c->lock);
+    while (!c->parked)
+        pthread_cond_wait(&c->parked_cv, &c->lock);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void rudp_rt_quiesce(void) {
+    rt_engine *e = rt_loop_running();
+    if (e)
+        rt_loop_park(e);
+}
+
+void rudp_rt_resume(void) {
+    rt_engine *e = rt_loop_running();
+    if (!e)
+        return;
+    rt_ctl *c = e->ctl;
+    pthread_mutex_lock(&c->lock);
+    c->park_req = false;
+    pthread_cond_broadcast(&c->resume_cv);
+    pthread_mutex_unlock(&c->lock);
+}

@@ -1,0 +1,138 @@
+/*
+ * rt_os.c — what the runtime asks of the operating system: the system call
+ * table, the clock, where its descriptors live, randomness and log lines.
+ *
+ * The table (DESIGN.md §2 rule 4).  Inside librudp_shim.so a plain call to
+ * recv() or connect() binds to the shim's own hook, so the runtime never
+ * makes one: rudp_rt_init hands it the real functions once, and every file
+ * of the runtime calls through rt_sys.  Calls that the shim does not
+ * interpose (clock_gettime, getrandom, eventfd, mmap, pthreads) are made
+ * directly.
+ *
+ * Descriptors (DESIGN.md §2 rule 3).  The engine's own fds are
+ * close-on-exec and live high, from 512 (or half of RLIMIT_NOFILE, at most
+ * 16384) up, so programs that dup2 onto low numbers or close fds in bulk do
+ * not hit them.
+ */
+#include "rt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+/* Ceiling of the engine's lowest descriptor number, and how many numbers
+ * above it rudp_rt_reserve_fds makes room for. */
+#define RT_FD_BASE_MAX 16384
+#define RT_FD_RESERVE 256
+
+rudp_rt_sys rt_sys;
+static _Atomic bool sys_ready;
+static _Atomic int log_level;
+static _Atomic int log_fd = -1;
+
+void rudp_rt_init(const rudp_rt_sys *sys) {
+    rt_sys = *sys;
+    atomic_store_explicit(&sys_ready, true, memory_order_release);
+}
+
+bool rt_os_ready(void) {
+    return atomic_load_explicit(&sys_ready, memory_order_acquire);
+}
+
+void rt_os_set_log(int level, int fd) {
+    atomic_store(&log_fd, fd);
+    atomic_store(&log_level, level);
+}
+
+rudp_tstamp rt_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (rudp_tstamp)ts.tv_sec * 1000000000ull + (rudp_tstamp)ts.tv_nsec;
+}
+
+void rt_log(int level, const char *fmt, ...) {
+    if (level > atomic_load(&log_level) || !rt_os_ready())
+        return;
+    int saved = errno;
+    char line[512];
+    int n = snprintf(line, sizeof(line), "rudp[%d]: ", (int)getpid());
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    n = m < 0 ? n : n + m;
+    if (n > (int)sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    int fd = atomic_load(&log_fd);
+    if (rt_sys.write(fd >= 0 ? fd : 2, line, (size_t)n) < 0) {
+        /* A lost log line is not worth failing over. */
+    }
+    errno = saved;
+}
+
+/* Returns the lowest descriptor number the engine's own fds take: 512, or
+ * half of RLIMIT_NOFILE when that is above 1024, at most RT_FD_BASE_MAX (the
+ * fd table costs 8 bytes an entry, and limits run into the millions). */
+static int rt_fd_base(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return RT_FD_BASE_MAX;
+    if (rl.rlim_cur <= 1024)
+        return 512;
+    return rl.rlim_cur / 2 > RT_FD_BASE_MAX ? RT_FD_BASE_MAX : (int)(rl.rlim_cur / 2);
+}
+
+void rudp_rt_reserve_fds(void) {
+    if (!rt_os_ready())
+        return;
+    int fd = eventfd(0, EFD_CLOEXEC);
+    if (fd < 0)
+        return;
+    int hi = rt_sys.fcntl(fd, F_DUPFD_CLOEXEC, rt_fd_base() + RT_FD_RESERVE);
+    if (hi >= 0)
+        rt_sys.close(hi);
+    rt_sys.close(fd);
+}
+
+int rudp_rt_fd_high(int fd) {
+    return rt_os_ready() ? rt_fd_high(fd) : fd;
+}
+
+int rt_fd_high(int fd) {
+    int hi = rt_sys.fcntl(fd, F_DUPFD_CLOEXEC, rt_fd_base());
+    if (hi < 0) {
+        rt_sys.fcntl(fd, F_SETFD, FD_CLOEXEC);
+        return fd;
+    }
+    rt_sys.close(fd);
+    return hi;
+}
+
+int rt_fd_nonblock(int fd) {
+    int fl = rt_sys.fcntl(fd, F_GETFL);
+    if (fl < 0 || rt_sys.fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return rt_err();
+    return RUDP_OK;
+}
+
+uint64_t rt_random64(void) {
+    uint64_t v;
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v))
+        return v;
+    static _Atomic uint64_t counter;
+    v = rt_now() ^ ((uint64_t)getpid() << 32) ^ atomic_fetch_add(&counter, 1);
+    v = (v ^ (v >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64 finaliser */
+    v = (v ^ (v >> 27)) * 0x94d049bb133111ebull;
+    return v ^ (v >> 31);
+}
+
+int rt_err(void) {
+    return RUDP_ERR_SYS(errno ? errno : EIO);
+}
