@@ -42,6 +42,19 @@ typedef struct rt_bridge rt_bridge;
 typedef struct rt_exit rt_exit;
 typedef struct rt_cmd rt_cmd;
 
+/* Which of our addresses a datagram was sent to: a listener bound to a
+ * wildcard address learns it from IP_PKTINFO / IPV6_PKTINFO, and its
+ * replies to that peer leave from it (else a client that dialled a
+ * secondary address would drop them).  family 0: not known (a socket bound
+ * to one address or connected). */
+typedef struct rt_dst {
+    int family; /* AF_INET, AF_INET6 or 0 */
+    union {
+        struct in_addr v4;
+        struct in6_addr v6;
+    } addr;
+} rt_dst;
+
 /* The context every file of the runtime shares. */
 struct rt_engine {
     struct ev_loop *loop;
@@ -126,7 +139,9 @@ rt_listener *rt_sess_listener(const rt_sess *rs);
 const struct sockaddr_storage *rt_sess_peer(const rt_sess *rs, socklen_t *len);
 /* Our address as the peer sees it (a server session's TCP local address). */
 const struct sockaddr_storage *rt_sess_local(const rt_sess *rs);
-void rt_sess_set_local(rt_sess *rs, const struct sockaddr_storage *local);
+/* Sets it, and where replies leave from (|src| NULL: the kernel's choice). */
+void rt_sess_set_local(rt_sess *rs, const struct sockaddr_storage *local,
+                       const rt_dst *src);
 bool rt_sess_established(const rt_sess *rs);
 /* Returns true once the session is ending (GoAway sent or received). */
 bool rt_sess_closing(const rt_sess *rs);
@@ -145,9 +160,11 @@ void rt_sess_touch(rt_sess *rs);
 void rt_sess_touch_on(rt_engine *e, const rt_udp *u);
 /* Handles events, sends and re-arms every touched session. */
 void rt_sess_flush_dirty(rt_engine *e);
-/* Hands the session a datagram from |from|. */
+/* Hands the session a datagram from |from|, sent to |to| (replies leave
+ * from there). */
 void rt_sess_input(rt_sess *rs, const uint8_t *pkt, size_t len,
-                   const struct sockaddr_storage *from, socklen_t fromlen, rudp_tstamp now);
+                   const struct sockaddr_storage *from, socklen_t fromlen, const rt_dst *to,
+                   rudp_tstamp now);
 /* The client socket reported an ICMP error |errno_val|. */
 void rt_sess_path_error(rt_sess *rs, int errno_val);
 /* The 1 s tick: closes client sessions unused for half the idle timeout
@@ -165,10 +182,12 @@ void rt_sess_close_fds(rt_engine *e);
 
 /* --- rt_udp.c --- */
 
-/* Opens a UDP socket connected to |dst| for a client session.  Returns
- * NULL and sets *err on failure. */
-rt_udp *rt_udp_client(rt_engine *e, const struct sockaddr_storage *dst, socklen_t len,
-                      int *err);
+/* Opens a non-blocking UDP socket connected to |dst|, placed high.
+ * Returns it or an rudp_error.  Any thread. */
+int rt_udp_open_connected(const struct sockaddr_storage *dst, socklen_t len);
+/* Serves the connected UDP socket |fd| for a client session.  Returns NULL
+ * (fd closed) when out of memory. */
+rt_udp *rt_udp_client(rt_engine *e, int fd);
 /* Serves the bound UDP socket |fd| for listener |l|.  Returns NULL (fd
  * closed) when out of memory. */
 rt_udp *rt_udp_listener(rt_engine *e, int fd, rt_listener *l);
@@ -181,14 +200,16 @@ const struct sockaddr_storage *rt_udp_local(const rt_udp *u);
 /* Returns the largest UDP payload the route of connected socket |fd|
  * allows (IP_MTU / IPV6_MTU less the headers), or 0. */
 uint32_t rt_udp_path_ceiling(int fd, int family);
-/* Sends every datagram session |s| may send now.  Returns RUDP_OK,
+/* Sends every datagram session |s| may send now, from |src| when it is
+ * known (a listener on a wildcard address).  Returns RUDP_OK,
  * RUDP_ERR_WOULDBLOCK (the socket is full: the rest waits in its backlog
  * and the sessions on it are touched when it drains) or, on a client
  * socket, RUDP_ERR_SYS(errno) for an ICMP error. */
-int rt_udp_send_session(rt_udp *u, rudp_session *s, rudp_tstamp now);
-/* Answers a datagram for unknown |cid| with a stateless reset. */
+int rt_udp_send_session(rt_udp *u, rudp_session *s, const rt_dst *src, rudp_tstamp now);
+/* Answers a datagram for unknown |cid| with a stateless reset, from
+ * |src| when known. */
 void rt_udp_send_reset(rt_udp *u, uint64_t cid, const struct sockaddr_storage *to,
-                       socklen_t tolen);
+                       socklen_t tolen, const rt_dst *src);
 /* Routes datagrams for connection ID |cid| to |rs| (a listener's socket). */
 int rt_udp_cid_add(rt_udp *u, uint64_t cid, rt_sess *rs);
 void rt_udp_cid_del(rt_udp *u, uint64_t cid);
@@ -207,12 +228,12 @@ void rt_client_forget(rt_sess *rs);
 
 /* --- rt_listen.c --- */
 
-/* A datagram for unknown connection ID |cid| reached listener |l|: a
- * client's opening becomes a session, anything else gets a stateless
- * reset. */
+/* A datagram for unknown connection ID |cid| reached listener |l| (sent
+ * to |to|): a client's opening becomes a session, anything else gets a
+ * stateless reset. */
 void rt_listen_on_unknown(rt_listener *l, uint64_t cid, const uint8_t *pkt, size_t len,
                           const struct sockaddr_storage *from, socklen_t fromlen,
-                          rudp_tstamp now);
+                          const rt_dst *to, rudp_tstamp now);
 /* The peer opened stream |sid| on server session |rs|: hands it to the
  * program's listener, or queues it while the listener's queue is full. */
 void rt_listen_on_stream(rt_listener *l, rt_sess *rs, uint64_t sid);

@@ -294,8 +294,11 @@ static bool bridge_net_eof(rt_bridge *b) {
         b->net_eof = true;
         rt_sys.shutdown(b->fd, SHUT_WR);
     }
-    if (b->sess_over)
-        b->dead = true; /* ends quietly: the peer had finished */
+    if (b->sess_over) { /* the peer had finished: the connection ends cleanly */
+        if (b->slot.slot)
+            rudp_slot_set_state(b->slot.slot, RUDP_SLOT_DONE);
+        b->dead = true;
+    }
     return !bridge_maybe_finish(b);
 }
 

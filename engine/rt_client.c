@@ -23,6 +23,7 @@
 /* One live client session. */
 typedef struct client_ent {
     struct sockaddr_storage server;
+    struct sockaddr_storage local; /* its UDP socket's address */
     rt_sess *rs;
     bool warm;    /* established */
     bool closing; /* not to be reused */
@@ -37,7 +38,8 @@ struct rt_clients {
 /* A connect from an application thread. */
 typedef struct connect_cmd {
     rt_cmd base;
-    int fd; /* the engine's end of the socketpair */
+    int fd;     /* the engine's end of the socketpair */
+    int udp_fd; /* a UDP socket connected to dst for a new session, or -1 */
     struct sockaddr_storage dst;
     socklen_t dstlen;
     size_t filler;
@@ -106,8 +108,9 @@ static int clients_reserve(rt_clients *c) {
 
 /* Adds client session |rs| to the table (room was reserved). */
 static void clients_add(rt_clients *c, rt_sess *rs, const struct sockaddr_storage *server) {
+    client_ent ent = {.server = *server, .local = *rt_udp_local(rt_sess_udp(rs)), .rs = rs};
     pthread_mutex_lock(&c->lock);
-    c->ent[c->n++] = (client_ent){.server = *server, .rs = rs};
+    c->ent[c->n++] = ent;
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -140,13 +143,19 @@ void rt_client_forget(rt_sess *rs) {
     pthread_mutex_unlock(&c->lock);
 }
 
-/* Returns the live session to |server| a new stream may use, or NULL. */
-static rt_sess *clients_find(rt_clients *c, const struct sockaddr_storage *server) {
+/* Returns the live session to |server| a new stream may use, or NULL;
+ * copies its UDP socket's address to |local| when not NULL.  Any thread. */
+static rt_sess *clients_find(rt_clients *c, const struct sockaddr_storage *server,
+                             struct sockaddr_storage *local) {
     rt_sess *rs = NULL;
     pthread_mutex_lock(&c->lock);
-    for (uint32_t i = 0; i < c->n && !rs; i++)
-        if (!c->ent[i].closing && addr_same(&c->ent[i].server, server))
-            rs = c->ent[i].rs;
+    for (uint32_t i = 0; i < c->n && !rs; i++) {
+        if (c->ent[i].closing || !addr_same(&c->ent[i].server, server))
+            continue;
+        rs = c->ent[i].rs;
+        if (local)
+            *local = c->ent[i].local;
+    }
     pthread_mutex_unlock(&c->lock);
     return rs;
 }
@@ -169,14 +178,20 @@ bool rudp_rt_peer_warm(const struct sockaddr *dst, socklen_t len) {
 
 /* --- connecting --- */
 
-/* Creates a client session toward |dst| on a new connected UDP socket.
- * Returns it, or NULL with *err set. */
+/* Creates a client session toward |dst| on the connected UDP socket
+ * |fd| (taken over; -1: opened here).  Returns it, or NULL with *err set. */
 static rt_sess *client_new(rt_engine *e, const struct sockaddr_storage *dst, socklen_t len,
-                           int *err) {
+                           int fd, int *err) {
     *err = RUDP_ERR_NOMEM;
-    if (clients_reserve(e->clients) != RUDP_OK)
+    if (fd < 0 && (fd = rt_udp_open_connected(dst, len)) < 0) {
+        *err = fd;
         return NULL;
-    rt_udp *u = rt_udp_client(e, dst, len, err);
+    }
+    if (clients_reserve(e->clients) != RUDP_OK) {
+        rt_sys.close(fd);
+        return NULL;
+    }
+    rt_udp *u = rt_udp_client(e, fd); /* closes fd when it fails */
     if (!u)
         return NULL;
     rudp_addr ra = {.len = len};
@@ -188,9 +203,9 @@ static rt_sess *client_new(rt_engine *e, const struct sockaddr_storage *dst, soc
         rt_udp_free(u);
         return NULL;
     }
-    clients_add(e->clients, rs, dst);
     rt_udp_set_session(u, rs);
-    rudp_session_set_mtu_ceiling(s, rt_udp_path_ceiling(rt_udp_fd(u), dst->ss_family));
+    clients_add(e->clients, rs, dst);
+    rudp_session_set_mtu_ceiling(s, rt_udp_path_ceiling(fd, dst->ss_family));
     return rs;
 }
 
@@ -208,10 +223,11 @@ static void connect_fail(connect_cmd *c, int err) {
 static void connect_run(rt_engine *e, rt_cmd *base) {
     connect_cmd *c = (connect_cmd *)base;
     int err = RUDP_OK;
-    addr_unmap(&c->dst, &c->dstlen);
-    rt_sess *rs = clients_find(e->clients, &c->dst);
-    if (!rs)
-        rs = client_new(e, &c->dst, c->dstlen, &err);
+    rt_sess *rs = clients_find(e->clients, &c->dst, NULL);
+    if (rs && c->udp_fd >= 0)
+        rt_sys.close(c->udp_fd); /* a session came up meanwhile */
+    else if (!rs)
+        rs = client_new(e, &c->dst, c->dstlen, c->udp_fd, &err);
     uint64_t sid;
     if (rs)
         err = rudp_stream_open(rt_sess_core(rs), &sid);
@@ -228,26 +244,30 @@ static void connect_run(rt_engine *e, rt_cmd *base) {
 }
 
 static void connect_close_fds(rt_cmd *base) {
-    rt_sys.close(((connect_cmd *)base)->fd);
+    connect_cmd *c = (connect_cmd *)base;
+    rt_sys.close(c->fd);
+    if (c->udp_fd >= 0)
+        rt_sys.close(c->udp_fd);
 }
 
-/* Finds the local address a connection to |dst| gets, as getsockname on a
- * connected TCP socket reports it: the routing decision of a connected UDP
- * socket, with that socket's ephemeral port.  Falls back to the wildcard. */
-static void client_local_probe(const struct sockaddr *dst, socklen_t dstlen,
-                               struct sockaddr_storage *out) {
+/* Finds the local address a connection to |dst| reports (getsockname): the
+ * UDP socket's of the live session to |dst|, or else of the UDP socket a new
+ * session will use, opened here and returned (-1 when it could not be: the
+ * engine tries again and reports the error in the slot; the address is
+ * then the wildcard). */
+static int client_local(rt_engine *e, const struct sockaddr_storage *dst, socklen_t dstlen,
+                        struct sockaddr_storage *out) {
     memset(out, 0, sizeof(*out));
-    out->ss_family = dst->sa_family;
-    int fd = rt_sys.socket(dst->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return;
+    out->ss_family = dst->ss_family;
+    if (clients_find(e->clients, dst, out))
+        return -1;
+    int fd = rt_udp_open_connected(dst, dstlen);
     socklen_t len = sizeof(*out);
-    if (rt_sys.connect(fd, dst, dstlen) < 0 ||
-        rt_sys.getsockname(fd, (struct sockaddr *)out, &len) < 0) {
+    if (fd >= 0 && rt_sys.getsockname(fd, (struct sockaddr *)out, &len) < 0) {
         memset(out, 0, sizeof(*out));
-        out->ss_family = dst->sa_family;
+        out->ss_family = dst->ss_family;
     }
-    rt_sys.close(fd);
+    return fd < 0 ? -1 : fd;
 }
 
 int rudp_rt_connect(int engine_fd, const struct sockaddr *dst, socklen_t dstlen,
@@ -267,10 +287,13 @@ int rudp_rt_connect(int engine_fd, const struct sockaddr *dst, socklen_t dstlen,
     c->fd = rt_fd_high(engine_fd);
     memcpy(&c->dst, dst, dstlen);
     c->dstlen = dstlen;
+    addr_unmap(&c->dst, &c->dstlen);
     c->filler = filler;
     c->slot = *slot;
+    struct sockaddr_storage local;
+    c->udp_fd = client_local(e, &c->dst, c->dstlen, &local);
     if (local_out)
-        client_local_probe(dst, dstlen, local_out);
+        *local_out = local;
     rt_loop_send(e, &c->base);
     return RUDP_OK;
 }

@@ -75,36 +75,42 @@ static void listen_on_retry(struct ev_loop *loop, ev_timer *t, int revents);
 
 /* --- new sessions --- */
 
-/* Finds the local address an accepted connection reports: the listener's
- * own when it is bound to one, else the address the route back to |peer|
- * leaves from (what the client sent to, on a usual host).  Sets *ceiling
- * to the largest UDP payload of that route (0 when unknown). */
+/* Finds the local address an accepted connection reports: the address the
+ * client sent to (|to|, known on a wildcard listener) or the listener's own
+ * with its port; failing both, the address the route back to |peer| leaves
+ * from.  Sets *ceiling to the largest UDP payload of that route (0 when
+ * unknown). */
 static void listen_local_for(const rt_listener *l, const struct sockaddr_storage *peer,
-                             socklen_t peer_len, struct sockaddr_storage *out,
-                             uint32_t *ceiling) {
+                             socklen_t peer_len, const rt_dst *to,
+                             struct sockaddr_storage *out, uint32_t *ceiling) {
     const struct sockaddr_storage *bound = rt_udp_local(l->udp);
+    struct sockaddr_in *o4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *o6 = (struct sockaddr_in6 *)out;
+    in_port_t port = bound->ss_family == AF_INET
+                         ? ((const struct sockaddr_in *)bound)->sin_port
+                         : ((const struct sockaddr_in6 *)bound)->sin6_port;
     *out = *bound;
     *ceiling = 0;
-    bool v4 = bound->ss_family == AF_INET;
-    const struct sockaddr_in *b4 = (const void *)bound;
-    const struct sockaddr_in6 *b6 = (const void *)bound;
-    bool wildcard = v4 ? b4->sin_addr.s_addr == 0 : IN6_IS_ADDR_UNSPECIFIED(&b6->sin6_addr);
     int fd = rt_sys.socket(peer->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return;
-    struct sockaddr_storage probe;
-    socklen_t len = sizeof(probe);
-    if (rt_sys.connect(fd, (const struct sockaddr *)peer, peer_len) == 0)
+    socklen_t len = sizeof(*out);
+    bool routed =
+        fd >= 0 && rt_sys.connect(fd, (const struct sockaddr *)peer, peer_len) == 0;
+    if (routed)
         *ceiling = rt_udp_path_ceiling(fd, peer->ss_family);
-    if (wildcard && rt_sys.getsockname(fd, (struct sockaddr *)&probe, &len) == 0) {
-        in_port_t port = v4 ? b4->sin_port : b6->sin6_port;
-        if (probe.ss_family == AF_INET)
-            ((struct sockaddr_in *)&probe)->sin_port = port;
+    if (to && to->family == AF_INET) {
+        *o4 = (struct sockaddr_in){
+            .sin_family = AF_INET, .sin_port = port, .sin_addr = to->addr.v4};
+    } else if (to && to->family == AF_INET6) {
+        *o6 = (struct sockaddr_in6){
+            .sin6_family = AF_INET6, .sin6_port = port, .sin6_addr = to->addr.v6};
+    } else if (routed && rt_sys.getsockname(fd, (struct sockaddr *)out, &len) == 0) {
+        if (out->ss_family == AF_INET)
+            o4->sin_port = port;
         else
-            ((struct sockaddr_in6 *)&probe)->sin6_port = port;
-        *out = probe;
+            o6->sin6_port = port;
     }
-    rt_sys.close(fd);
+    if (fd >= 0)
+        rt_sys.close(fd);
 }
 
 /* Routes the connection IDs of server session |rs| to it (|add|) or stops
@@ -123,7 +129,7 @@ static void listen_route(rt_listener *l, rt_sess *rs, bool add) {
 
 void rt_listen_on_unknown(rt_listener *l, uint64_t cid, const uint8_t *pkt, size_t len,
                           const struct sockaddr_storage *from, socklen_t fromlen,
-                          rudp_tstamp now) {
+                          const rt_dst *to, rudp_tstamp now) {
     rt_engine *e = l->eng;
     rudp_addr ra = {.len = fromlen < sizeof(ra.bytes) ? fromlen : sizeof(ra.bytes)};
     memcpy(ra.bytes, from, ra.len);
@@ -132,7 +138,7 @@ void rt_listen_on_unknown(rt_listener *l, uint64_t cid, const uint8_t *pkt, size
         rudp_session_new_server(&e->cfg.settings, rt_random64(), pkt, len, &ra, now, &err);
     if (!s) {
         if (err == RUDP_ERR_NOT_INITIAL)
-            rt_udp_send_reset(l->udp, cid, from, fromlen);
+            rt_udp_send_reset(l->udp, cid, from, fromlen, to);
         return;
     }
     rt_sess *rs = rt_sess_new(e, s, l->udp, l, from, fromlen);
@@ -140,8 +146,8 @@ void rt_listen_on_unknown(rt_listener *l, uint64_t cid, const uint8_t *pkt, size
         return;
     struct sockaddr_storage local;
     uint32_t ceiling;
-    listen_local_for(l, from, fromlen, &local, &ceiling);
-    rt_sess_set_local(rs, &local);
+    listen_local_for(l, from, fromlen, to, &local, &ceiling);
+    rt_sess_set_local(rs, &local, to);
     rudp_session_set_mtu_ceiling(s, ceiling);
     listen_route(l, rs, true);
     rt_log(2, "new session on listener %d", l->id);

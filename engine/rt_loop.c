@@ -15,8 +15,9 @@
  * ask the thread to wait on a condition variable, holding no lock, until
  * released.
  *
- * fork(): pthread_atfork holds the queue's lock across the fork, so a child
- * never inherits a half-written queue.  A child of a raw clone(), which
+ * fork(): pthread_atfork parks the engine thread and holds the queue's lock
+ * across the fork, so a child never inherits a half-written queue or list,
+ * nor a lock (malloc's) that thread held.  A child of a raw clone(), which
  * runs no atfork handler, is recognised by its pid at its first call.  The
  * child has no engine thread: it forgets the parent's engine (connections
  * it inherited are still served by the parent through their socketpairs),
@@ -41,17 +42,22 @@ struct rt_ctl {
     ev_timer tick;
     pthread_mutex_t lock;     /* the queue and the parking handshake */
     pthread_cond_t parked_cv; /* the thread parked (park_req seen) */
-    pthread_cond_t resume_cv; /* park_req cleared */
-    bool park_req, parked;
+    pthread_cond_t resume_cv; /* parks back to 0 */
+    unsigned parks;           /* parking requests not yet released */
+    bool parked;
     rt_cmd *head, *tail;
 };
 
-static rt_engine *engine; /* this process's engine, or NULL */
-static pid_t engine_pid;  /* the process that started it */
+/* This process's engine, or NULL, and the process that started it: read
+ * without the lock by rt_loop_running, so engine_pid is stored first. */
+static _Atomic(rt_engine *) engine;
+static _Atomic pid_t engine_pid;
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static rudp_rt_config config; /* set by rudp_rt_configure */
 static bool configured;
 static bool atfork_done;
+
+static void loop_unpark(rt_engine *e);
 
 void rudp_rt_configure(const rudp_rt_config *cfg) {
     pthread_mutex_lock(&start_lock);
@@ -66,7 +72,7 @@ void rudp_rt_configure(const rudp_rt_config *cfg) {
 /* Parks the thread while an application thread asks it to (under the
  * queue lock, which the wait releases). */
 static void loop_park_if_asked(rt_ctl *c) {
-    while (c->park_req) {
+    while (c->parks > 0) {
         c->parked = true;
         pthread_cond_broadcast(&c->parked_cv);
         pthread_cond_wait(&c->resume_cv, &c->lock);
@@ -184,8 +190,8 @@ static int loop_create(void) {
         loop_discard(e);
         return RUDP_ERR_SYS(rv);
     }
-    engine = e;
-    engine_pid = getpid();
+    atomic_store(&engine_pid, getpid());
+    atomic_store_explicit(&engine, e, memory_order_release);
     rt_log(2, "engine started (board %08x)", rudp_board_eid(e->board));
     return RUDP_OK;
 }
@@ -194,8 +200,7 @@ static int loop_create(void) {
 
 /* The child of a fork: forget the parent's engine, close its descriptors. */
 static void loop_atfork_child(void) {
-    rt_engine *e = engine;
-    engine = NULL;
+    rt_engine *e = atomic_exchange(&engine, NULL);
     pthread_mutex_init(&start_lock, NULL);
     if (!e)
         return;
@@ -207,13 +212,19 @@ static void loop_atfork_child(void) {
 
 static void loop_atfork_prepare(void) {
     pthread_mutex_lock(&start_lock);
-    if (engine)
-        pthread_mutex_lock(&engine->ctl->lock);
+    rt_engine *e = atomic_load(&engine);
+    if (!e)
+        return;
+    rt_loop_park(e);
+    pthread_mutex_lock(&e->ctl->lock);
 }
 
 static void loop_atfork_parent(void) {
-    if (engine)
-        pthread_mutex_unlock(&engine->ctl->lock);
+    rt_engine *e = atomic_load(&engine);
+    if (e) {
+        pthread_mutex_unlock(&e->ctl->lock);
+        loop_unpark(e);
+    }
     pthread_mutex_unlock(&start_lock);
 }
 
@@ -222,7 +233,8 @@ static void loop_atfork_parent(void) {
  * as the fork child handler does (which also makes start_lock anew: the
  * clone may have caught it held). */
 static void loop_forget_if_cloned(void) {
-    if (engine && engine_pid != getpid())
+    if (atomic_load_explicit(&engine, memory_order_acquire) &&
+        atomic_load(&engine_pid) != getpid())
         loop_atfork_child();
 }
 
@@ -237,7 +249,7 @@ int rudp_rt_start(void) {
         pthread_atfork(loop_atfork_prepare, loop_atfork_parent, loop_atfork_child);
         atfork_done = true;
     }
-    int rv = engine ? RUDP_OK : loop_create();
+    int rv = atomic_load(&engine) ? RUDP_OK : loop_create();
     pthread_mutex_unlock(&start_lock);
     return rv;
 }
@@ -246,17 +258,14 @@ rt_engine *rt_loop_engine(int *err) {
     int rv = rudp_rt_start();
     if (err)
         *err = rv;
-    return rv == RUDP_OK ? engine : NULL;
+    return rv == RUDP_OK ? atomic_load(&engine) : NULL;
 }
 
 rt_engine *rt_loop_running(void) {
     if (!rt_os_ready())
         return NULL;
     loop_forget_if_cloned();
-    pthread_mutex_lock(&start_lock);
-    rt_engine *e = engine;
-    pthread_mutex_unlock(&start_lock);
-    return e;
+    return atomic_load_explicit(&engine, memory_order_acquire);
 }
 
 rudp_board *rudp_rt_board(void) {
@@ -277,10 +286,19 @@ void rt_loop_send(rt_engine *e, rt_cmd *c) {
     ev_async_send(e->loop, &ctl->wake);
 }
 
+/* Releases one parking request; the thread goes on once none is left. */
+static void loop_unpark(rt_engine *e) {
+    rt_ctl *c = e->ctl;
+    pthread_mutex_lock(&c->lock);
+    if (c->parks > 0 && --c->parks == 0)
+        pthread_cond_broadcast(&c->resume_cv);
+    pthread_mutex_unlock(&c->lock);
+}
+
 void rt_loop_park(rt_engine *e) {
     rt_ctl *c = e->ctl;
     pthread_mutex_lock(&c->lock);
-    c->park_req = true;
+    c->parks++;
     pthread_mutex_unlock(&c->lock);
     ev_async_send(e->loop, &c->wake);
     pthread_mutex_lock(&c->lock);
@@ -297,11 +315,6 @@ void rudp_rt_quiesce(void) {
 
 void rudp_rt_resume(void) {
     rt_engine *e = rt_loop_running();
-    if (!e)
-        return;
-    rt_ctl *c = e->ctl;
-    pthread_mutex_lock(&c->lock);
-    c->park_req = false;
-    pthread_cond_broadcast(&c->resume_cv);
-    pthread_mutex_unlock(&c->lock);
+    if (e)
+        loop_unpark(e);
 }

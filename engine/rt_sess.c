@@ -37,8 +37,9 @@ struct rt_sess {
     struct sockaddr_storage peer; /* the peer's UDP address */
     socklen_t peer_len;
     struct sockaddr_storage local; /* our address as the peer sees it */
-    rt_bridge *bridges;            /* its streams' bridges (rt_bridge.c links them) */
-    uint32_t nwaiting;             /* streams waiting in the listener's queue */
+    rt_dst src;         /* where the peer's datagrams go: replies leave from it */
+    rt_bridge *bridges; /* its streams' bridges (rt_bridge.c links them) */
+    uint32_t nwaiting;  /* streams waiting in the listener's queue */
     bool established;
     bool closing;             /* GoAway sent or session dying */
     bool dirty;               /* in eng->dirty */
@@ -103,8 +104,11 @@ const struct sockaddr_storage *rt_sess_local(const rt_sess *rs) {
     return &rs->local;
 }
 
-void rt_sess_set_local(rt_sess *rs, const struct sockaddr_storage *local) {
+void rt_sess_set_local(rt_sess *rs, const struct sockaddr_storage *local,
+                       const rt_dst *src) {
     rs->local = *local;
+    if (src)
+        rs->src = *src;
 }
 
 bool rt_sess_established(const rt_sess *rs) {
@@ -151,7 +155,7 @@ void rt_sess_touch_on(rt_engine *e, const rt_udp *u) {
 /* --- datagrams and timers --- */
 
 void rt_sess_input(rt_sess *rs, const uint8_t *pkt, size_t len,
-                   const struct sockaddr_storage *from, socklen_t fromlen,
+                   const struct sockaddr_storage *from, socklen_t fromlen, const rt_dst *to,
                    rudp_tstamp now) {
     /* A client's socket is connected: its datagrams come from the peer. */
     if (!rs->listener) {
@@ -160,7 +164,8 @@ void rt_sess_input(rt_sess *rs, const uint8_t *pkt, size_t len,
     }
     rudp_addr ra = {.len = fromlen < sizeof(ra.bytes) ? fromlen : sizeof(ra.bytes)};
     memcpy(ra.bytes, from, ra.len);
-    rudp_session_read_pkt(rs->s, pkt, len, &ra, now);
+    if (rudp_session_read_pkt(rs->s, pkt, len, &ra, now) == RUDP_OK && to && to->family)
+        rs->src = *to;
     rt_sess_touch(rs);
 }
 
@@ -290,7 +295,7 @@ static void sess_flush(rt_sess *rs, rudp_tstamp now) {
         sess_destroy(rs);
         return;
     }
-    int rv = rt_udp_send_session(rs->udp, rs->s, now);
+    int rv = rt_udp_send_session(rs->udp, rs->s, &rs->src, now);
     if (RUDP_ERR_IS_SYS(rv))
         rt_sess_path_error(rs, RUDP_ERR_SYS_ERRNO(rv));
     sess_publish(rs, now);

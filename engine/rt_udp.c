@@ -20,6 +20,12 @@
  * and the sessions on it are touched once it drains.  Any other error of a
  * single datagram (EMSGSIZE, ENOBUFS from a full queueing discipline) loses
  * that datagram, as the network would, and recovery resends its frames.
+ *
+ * A listener bound to a wildcard address asks the kernel which of the
+ * host's addresses each datagram was sent to (IP_PKTINFO, IPV6_PKTINFO)
+ * and sends its replies from that address: a client's connected socket
+ * drops datagrams from any other, so without it a server could only be
+ * reached through the address its route back happens to choose.
  */
 #include "rt.h"
 
@@ -31,6 +37,7 @@
 #define RT_MAX_DGRAM 65536
 #define RT_SOCKBUF (4 * 1024 * 1024)
 #define RT_CID_MIN_CAP 16u
+#define RT_CTL_LEN 64 /* room for one IP_PKTINFO or IPV6_PKTINFO message */
 
 /* One connection ID of the table; rs == NULL marks a free entry. */
 typedef struct udp_cid {
@@ -44,7 +51,14 @@ typedef struct udp_held {
     size_t len;
     struct sockaddr_storage to;
     socklen_t tolen;
+    rt_dst src;
 } udp_held;
+
+/* A control message naming the source address of a datagram. */
+typedef union udp_ctl {
+    struct cmsghdr align;
+    uint8_t buf[RT_CTL_LEN];
+} udp_ctl;
 
 struct rt_udp {
     rt_engine *eng;
@@ -55,6 +69,7 @@ struct rt_udp {
     rt_listener *listener; /* a listener's socket */
     struct sockaddr_storage local;
     socklen_t local_len;
+    bool pktinfo;            /* bound to a wildcard address: learns each destination */
     udp_cid *cids;           /* listener: connection ID -> session */
     uint32_t ncids, cidcap;  /* entries used, capacity (a power of two) */
     udp_held held[RT_BATCH]; /* the backlog, oldest first */
@@ -63,7 +78,52 @@ struct rt_udp {
 
 /* Buffers of the engine thread (one engine per process). */
 static uint8_t rxbuf[RT_BATCH][RT_MAX_DGRAM];
+static udp_ctl rxctl[RT_BATCH];
 static uint8_t txbuf[RT_BATCH][RT_MAX_DGRAM];
+
+/* --- source and destination addresses --- */
+
+/* Writes into |c| the control message that sends a datagram from |src|.
+ * Returns its length, 0 when |src| is not known. */
+static size_t ctl_from(udp_ctl *c, const rt_dst *src) {
+    if (!src || !src->family)
+        return 0;
+    memset(c, 0, sizeof(*c));
+    struct cmsghdr *cm = &c->align;
+    if (src->family == AF_INET) {
+        struct in_pktinfo pi = {.ipi_spec_dst = src->addr.v4};
+        cm->cmsg_level = IPPROTO_IP;
+        cm->cmsg_type = IP_PKTINFO;
+        cm->cmsg_len = CMSG_LEN(sizeof(pi));
+        memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+        return CMSG_SPACE(sizeof(pi));
+    }
+    struct in6_pktinfo pi6 = {.ipi6_addr = src->addr.v6};
+    cm->cmsg_level = IPPROTO_IPV6;
+    cm->cmsg_type = IPV6_PKTINFO;
+    cm->cmsg_len = CMSG_LEN(sizeof(pi6));
+    memcpy(CMSG_DATA(cm), &pi6, sizeof(pi6));
+    return CMSG_SPACE(sizeof(pi6));
+}
+
+/* Reads the destination address of a received datagram from its control
+ * messages into |to| (family 0 when there is none). */
+static void ctl_to(struct msghdr *mh, rt_dst *to) {
+    to->family = 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+            to->family = AF_INET;
+            to->addr.v4 = pi.ipi_spec_dst;
+        } else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+            struct in6_pktinfo pi6;
+            memcpy(&pi6, CMSG_DATA(cm), sizeof(pi6));
+            to->family = AF_INET6;
+            to->addr.v6 = pi6.ipi6_addr;
+        }
+    }
+}
 
 /* --- the connection-ID table --- */
 
@@ -139,9 +199,11 @@ void rt_udp_cid_del(rt_udp *u, uint64_t cid) {
 
 /* --- the backlog of a full socket --- */
 
-/* Keeps copies of |n| datagrams the socket did not take.  Returns how many
- * fit (the rest are lost, as on a full link: recovery resends). */
-static uint32_t held_add(rt_udp *u, const struct mmsghdr *m, uint32_t n) {
+/* Keeps copies of |n| datagrams the socket did not take, to be sent from
+ * |src|.  Returns how many fit (the rest are lost, as on a full link:
+ * recovery resends). */
+static uint32_t held_add(rt_udp *u, const struct mmsghdr *m, uint32_t n,
+                         const rt_dst *src) {
     uint32_t k = 0;
     for (; k < n && u->nheld < RT_BATCH; k++) {
         udp_held *h = &u->held[u->nheld];
@@ -153,6 +215,7 @@ static uint32_t held_add(rt_udp *u, const struct mmsghdr *m, uint32_t n) {
         h->tolen = m[k].msg_hdr.msg_namelen;
         if (h->tolen)
             memcpy(&h->to, m[k].msg_hdr.msg_name, h->tolen);
+        h->src = src ? *src : (rt_dst){0};
         u->nheld++;
     }
     return k;
@@ -166,15 +229,18 @@ static void held_drop(rt_udp *u, uint32_t n) {
     u->nheld -= n;
 }
 
-/* Points message |m| at one datagram (|to| NULL: a connected socket). */
+/* Points message |m| at one datagram (|to| NULL: a connected socket) and
+ * its control messages (|ctllen| 0: none). */
 static void msg_set(struct mmsghdr *m, struct iovec *iov, void *data, size_t len, void *to,
-                    socklen_t tolen) {
+                    socklen_t tolen, void *ctl, size_t ctllen) {
     *iov = (struct iovec){.iov_base = data, .iov_len = len};
     memset(m, 0, sizeof(*m));
     m->msg_hdr.msg_iov = iov;
     m->msg_hdr.msg_iovlen = 1;
     m->msg_hdr.msg_name = to;
     m->msg_hdr.msg_namelen = to ? tolen : 0;
+    m->msg_hdr.msg_control = ctllen ? ctl : NULL;
+    m->msg_hdr.msg_controllen = ctllen;
 }
 
 /* Returns true for the errors a connected client socket reports from an
@@ -216,9 +282,12 @@ static uint32_t udp_sendmmsg(rt_udp *u, struct mmsghdr *m, uint32_t n, int *err)
 static int held_flush(rt_udp *u) {
     struct mmsghdr m[RT_BATCH];
     struct iovec iov[RT_BATCH];
-    for (uint32_t i = 0; i < u->nheld; i++)
-        msg_set(&m[i], &iov[i], u->held[i].data, u->held[i].len,
-                u->held[i].tolen ? &u->held[i].to : NULL, u->held[i].tolen);
+    udp_ctl ctl[RT_BATCH];
+    for (uint32_t i = 0; i < u->nheld; i++) {
+        udp_held *h = &u->held[i];
+        msg_set(&m[i], &iov[i], h->data, h->len, h->tolen ? &h->to : NULL, h->tolen,
+                &ctl[i], ctl_from(&ctl[i], &h->src));
+    }
     int err;
     uint32_t sent = udp_sendmmsg(u, m, u->nheld, &err);
     held_drop(u, err ? u->nheld : sent);
@@ -242,16 +311,16 @@ static void udp_on_writable(struct ev_loop *loop, ev_io *w, int revents) {
         rt_sess_touch_on(u->eng, u);
 }
 
-/* Sends a batch of |n| messages; what the socket cannot take now goes to
- * the backlog.  Returns as held_flush does. */
-static int udp_send_batch(rt_udp *u, struct mmsghdr *m, uint32_t n) {
+/* Sends a batch of |n| messages from |src|; what the socket cannot take
+ * now goes to the backlog.  Returns as held_flush does. */
+static int udp_send_batch(rt_udp *u, struct mmsghdr *m, uint32_t n, const rt_dst *src) {
     int err;
     uint32_t sent = udp_sendmmsg(u, m, n, &err);
     if (err)
         return RUDP_ERR_SYS(err);
     if (sent == n)
         return RUDP_OK;
-    held_add(u, m + sent, n - sent);
+    held_add(u, m + sent, n - sent, src);
     ev_io_start(u->eng->loop, &u->wio);
     rt_log(3, "UDP socket full: %u datagrams wait", u->nheld);
     return RUDP_ERR_WOULDBLOCK;
@@ -260,9 +329,10 @@ static int udp_send_batch(rt_udp *u, struct mmsghdr *m, uint32_t n) {
 /* --- sending --- */
 
 /* Lets session |s| write up to RT_BATCH datagrams into the send buffers
- * and points |m| at them.  Returns how many. */
+ * and points |m| at them, each with the control message |ctl| of |ctllen|
+ * bytes.  Returns how many. */
 static uint32_t udp_fill(rt_udp *u, rudp_session *s, struct mmsghdr *m, struct iovec *iov,
-                         rudp_addr *to, rudp_tstamp now) {
+                         rudp_addr *to, udp_ctl *ctl, size_t ctllen, rudp_tstamp now) {
     uint32_t n = 0;
     while (n < RT_BATCH) {
         ssize_t len = rudp_session_write_pkt(s, txbuf[n], RT_MAX_DGRAM, &to[n], now);
@@ -270,21 +340,23 @@ static uint32_t udp_fill(rt_udp *u, rudp_session *s, struct mmsghdr *m, struct i
             break;
         bool named = u->listener != NULL; /* a client's socket is connected */
         msg_set(&m[n], &iov[n], txbuf[n], (size_t)len, named ? to[n].bytes : NULL,
-                to[n].len);
+                to[n].len, ctl, ctllen);
         n++;
     }
     return n;
 }
 
-int rt_udp_send_session(rt_udp *u, rudp_session *s, rudp_tstamp now) {
+int rt_udp_send_session(rt_udp *u, rudp_session *s, const rt_dst *src, rudp_tstamp now) {
     if (u->nheld)
         return RUDP_ERR_WOULDBLOCK; /* the backlog goes first, when writable */
     struct mmsghdr m[RT_BATCH];
     struct iovec iov[RT_BATCH];
     rudp_addr to[RT_BATCH];
+    udp_ctl ctl;
+    size_t ctllen = u->pktinfo ? ctl_from(&ctl, src) : 0;
     for (int rounds = 0; rounds < 64; rounds++) {
-        uint32_t n = udp_fill(u, s, m, iov, to, now);
-        int rv = n ? udp_send_batch(u, m, n) : RUDP_OK;
+        uint32_t n = udp_fill(u, s, m, iov, to, &ctl, ctllen, now);
+        int rv = n ? udp_send_batch(u, m, n, src) : RUDP_OK;
         if (rv != RUDP_OK || n < RT_BATCH)
             return rv;
     }
@@ -292,23 +364,29 @@ int rt_udp_send_session(rt_udp *u, rudp_session *s, rudp_tstamp now) {
 }
 
 void rt_udp_send_reset(rt_udp *u, uint64_t cid, const struct sockaddr_storage *to,
-                       socklen_t tolen) {
+                       socklen_t tolen, const rt_dst *src) {
     uint8_t buf[64];
     ssize_t n = rudp_packet_write_stateless_reset(buf, sizeof(buf), cid);
-    if (n > 0 && !u->nheld)
-        rt_sys.sendto(u->fd, buf, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)to,
-                      tolen);
+    if (n <= 0 || u->nheld)
+        return;
+    struct mmsghdr m;
+    struct iovec iov;
+    udp_ctl ctl;
+    msg_set(&m, &iov, buf, (size_t)n, (void *)to, tolen, &ctl,
+            u->pktinfo ? ctl_from(&ctl, src) : 0);
+    int err;
+    udp_sendmmsg(u, &m, 1, &err);
 }
 
 /* --- receiving --- */
 
-/* Routes one datagram: a client socket's to its session, a listener's by
- * connection ID. */
+/* Routes one datagram, sent to |to|: a client socket's to its session, a
+ * listener's by connection ID. */
 static void udp_deliver(rt_udp *u, const uint8_t *p, size_t len,
                         const struct sockaddr_storage *from, socklen_t fromlen,
-                        rudp_tstamp now) {
+                        const rt_dst *to, rudp_tstamp now) {
     if (u->session) {
-        rt_sess_input(u->session, p, len, from, fromlen, now);
+        rt_sess_input(u->session, p, len, from, fromlen, NULL, now);
         return;
     }
     uint64_t cid;
@@ -318,18 +396,17 @@ static void udp_deliver(rt_udp *u, const uint8_t *p, size_t len,
         return;
     rt_sess *rs = cid_find(u, cid);
     if (rs)
-        rt_sess_input(rs, p, len, from, fromlen, now);
+        rt_sess_input(rs, p, len, from, fromlen, to, now);
     else
-        rt_listen_on_unknown(u->listener, cid, p, len, from, fromlen, now);
+        rt_listen_on_unknown(u->listener, cid, p, len, from, fromlen, to, now);
 }
 
 /* Receives up to RT_BATCH datagrams.  Returns how many, or -1 (errno set). */
-static int udp_recv_batch(rt_udp *u, struct sockaddr_storage *from, struct mmsghdr *m) {
-    struct iovec iov[RT_BATCH];
-    for (int i = 0; i < RT_BATCH; i++) {
-        msg_set(&m[i], &iov[i], rxbuf[i], RT_MAX_DGRAM, &from[i], sizeof(from[i]));
-        m[i].msg_hdr.msg_namelen = sizeof(from[i]);
-    }
+static int udp_recv_batch(rt_udp *u, struct sockaddr_storage *from, struct mmsghdr *m,
+                          struct iovec *iov) {
+    for (int i = 0; i < RT_BATCH; i++)
+        msg_set(&m[i], &iov[i], rxbuf[i], RT_MAX_DGRAM, &from[i], sizeof(from[i]),
+                &rxctl[i], u->pktinfo ? sizeof(rxctl[i]) : 0);
     return rt_sys.recvmmsg(u->fd, m, RT_BATCH, MSG_DONTWAIT, NULL);
 }
 
@@ -337,9 +414,10 @@ static int udp_recv_batch(rt_udp *u, struct sockaddr_storage *from, struct mmsgh
 static void udp_on_readable(struct ev_loop *loop, ev_io *w, int revents) {
     rt_udp *u = w->data;
     struct mmsghdr m[RT_BATCH];
+    struct iovec iov[RT_BATCH];
     struct sockaddr_storage from[RT_BATCH];
     for (int rounds = 0; rounds < 8; rounds++) {
-        int n = udp_recv_batch(u, from, m);
+        int n = udp_recv_batch(u, from, m, iov);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && udp_path_errno(u, errno))
@@ -347,8 +425,12 @@ static void udp_on_readable(struct ev_loop *loop, ev_io *w, int revents) {
         if (n < 0)
             return;
         rudp_tstamp now = rt_now();
-        for (int i = 0; i < n; i++)
-            udp_deliver(u, rxbuf[i], m[i].msg_len, &from[i], m[i].msg_hdr.msg_namelen, now);
+        for (int i = 0; i < n; i++) {
+            rt_dst to;
+            ctl_to(&m[i].msg_hdr, &to);
+            udp_deliver(u, rxbuf[i], m[i].msg_len, &from[i], m[i].msg_hdr.msg_namelen, &to,
+                        now);
+        }
         if (n < RT_BATCH)
             return;
     }
@@ -385,21 +467,38 @@ static rt_udp *udp_new(rt_engine *e, int fd) {
     return u;
 }
 
-rt_udp *rt_udp_client(rt_engine *e, const struct sockaddr_storage *dst, socklen_t len,
-                      int *err) {
+int rt_udp_open_connected(const struct sockaddr_storage *dst, socklen_t len) {
     int fd = rt_sys.socket(dst->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || rt_sys.connect(fd, (const struct sockaddr *)dst, len) < 0) {
-        *err = rt_err();
+        int err = rt_err();
         if (fd >= 0)
             rt_sys.close(fd);
-        return NULL;
+        return err;
     }
-    rt_udp *u = udp_new(e, rt_fd_high(fd));
-    if (!u) {
+    return rt_fd_high(fd);
+}
+
+rt_udp *rt_udp_client(rt_engine *e, int fd) {
+    rt_udp *u = udp_new(e, fd);
+    if (!u)
         rt_sys.close(fd);
-        *err = RUDP_ERR_NOMEM;
-    }
     return u;
+}
+
+/* Returns true when |a| is a wildcard address (0.0.0.0 or ::). */
+static bool udp_wildcard(const struct sockaddr_storage *a) {
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+/* Asks the kernel for each datagram's destination address.  Returns true
+ * when it will tell. */
+static bool udp_want_pktinfo(int fd, int family) {
+    int one = 1;
+    if (family == AF_INET)
+        return rt_sys.setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) == 0;
+    return rt_sys.setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) == 0;
 }
 
 rt_udp *rt_udp_listener(rt_engine *e, int fd, rt_listener *l) {
@@ -409,6 +508,8 @@ rt_udp *rt_udp_listener(rt_engine *e, int fd, rt_listener *l) {
         return NULL;
     }
     u->listener = l;
+    if (udp_wildcard(&u->local))
+        u->pktinfo = udp_want_pktinfo(fd, u->local.ss_family);
     return u;
 }
 
