@@ -1,8 +1,9 @@
 /*
  * board.c — the shared status board (see board.h).
  *
- * A board is one anonymous shared mapping, so it survives fork() in every
- * child with the same physical pages: the engine in the process that made it
+ * A board is one shared mapping of a memory file (memfd), so it survives
+ * fork() in every child with the same physical pages, and a process sent
+ * the file maps the same pages: the engine in the process that made it
  * writes, any process holding a connection's fd reads.  Slots are claimed
  * round robin from a moving hint, so a released slot is reused only after
  * every other one was: an fd that outlived its connection by a little keeps
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,17 +61,15 @@ static uint32_t board_new_eid(void) {
     return eid ? eid : 1;
 }
 
-rudp_board *rudp_board_create(void) {
-    size_t size = sizeof(rudp_board) + RUDP_BOARD_SLOTS * sizeof(rudp_slot);
-    rudp_board *b =
-        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (b == MAP_FAILED)
-        return NULL;
-    b->magic = BOARD_MAGIC;
-    b->eid = board_new_eid();
-    b->nslots = RUDP_BOARD_SLOTS;
+/* Adds |b| to the boards this process knows. */
+static void board_register(rudp_board *b) {
     pthread_mutex_lock(&known_lock);
     unsigned n = atomic_load(&nknown);
+    for (unsigned i = 0; i < n; i++)
+        if (known[i] == b || known[i]->eid == b->eid) {
+            pthread_mutex_unlock(&known_lock);
+            return;
+        }
     if (n == BOARD_MAX_KNOWN) { /* forget the oldest: only its stale fds lose translation */
         memmove(known, known + 1, (BOARD_MAX_KNOWN - 1) * sizeof(known[0]));
         n--;
@@ -77,7 +77,43 @@ rudp_board *rudp_board_create(void) {
     known[n] = b;
     atomic_store(&nknown, n + 1);
     pthread_mutex_unlock(&known_lock);
+}
+
+/* The size of a board's mapping. */
+static size_t board_size(void) {
+    return sizeof(rudp_board) + RUDP_BOARD_SLOTS * sizeof(rudp_slot);
+}
+
+rudp_board *rudp_board_create(int *fd_out) {
+    int fd = memfd_create("rudp-board", MFD_CLOEXEC);
+    rudp_board *b = MAP_FAILED;
+    if (fd >= 0 && ftruncate(fd, (off_t)board_size()) == 0)
+        b = mmap(NULL, board_size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (b == MAP_FAILED) {
+        *fd_out = fd; /* the caller closes it */
+        return NULL;
+    }
+    b->magic = BOARD_MAGIC;
+    b->eid = board_new_eid();
+    b->nslots = RUDP_BOARD_SLOTS;
+    board_register(b);
+    *fd_out = fd;
     return b;
+}
+
+rudp_board *rudp_board_map(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (size_t)st.st_size != board_size())
+        return NULL;
+    rudp_board *b = mmap(NULL, board_size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (b == MAP_FAILED)
+        return NULL;
+    if (b->magic != BOARD_MAGIC || b->nslots != RUDP_BOARD_SLOTS) {
+        munmap(b, board_size());
+        return NULL;
+    }
+    board_register(b);
+    return rudp_board_find(b->eid);
 }
 
 rudp_board *rudp_board_find(uint32_t eid) {

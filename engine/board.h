@@ -5,9 +5,11 @@
  * A rerouted connection's fd is an AF_UNIX socket (DESIGN.md §2 rule 2), so
  * the kernel cannot tell the program about TCP-level events: a refused
  * connect, a reset, a timeout, TCP_INFO.  The engine publishes them in a
- * slot of a board: a MAP_SHARED|MAP_ANONYMOUS region created when the
+ * slot of a board: a shared mapping of a memory file created when the
  * engine starts, so processes forked afterwards (pre-fork workers,
- * process-per-connection children) see the same slots.  The shim reads the
+ * process-per-connection children) see the same slots, and an unrelated
+ * process that shares a listening port (rt_group.c) maps it from the file
+ * it is sent.  The shim reads the
  * slot when a read ends at EOF (to turn it into ECONNRESET or ETIMEDOUT),
  * for SO_ERROR and TCP_INFO, and writes a flag into it for SO_LINGER {1,0}.
  * Errors are stored as rudp_error codes; the shim turns them into errno
@@ -15,7 +17,7 @@
  * to board.c: everyone else goes through the rudp_slot_* functions.
  *
  * Each engine instance has a random 32-bit id (eid).  A process knows every
- * board it created or inherited (rudp_board_find).  An accepted connection's
+ * board it created, inherited or mapped (rudp_board_find).  An accepted connection's
  * slot travels in the abstract AF_UNIX address the engine binds before
  * connecting to the program's listener, together with the TCP-level peer
  * and local addresses (rudp_board_name_encode/_decode), so a worker that
@@ -66,8 +68,17 @@ typedef struct rudp_slot_stats {
 } rudp_slot_stats;
 
 /* Maps a new board with a fresh random eid and registers it in this
- * process.  Returns NULL (errno set) on failure. */
-rudp_board *rudp_board_create(void);
+ * process.  The board lives in a memory file whose descriptor (close-on-
+ * exec) is stored in *fd (-1 when none could be made); the caller owns it:
+ * it is what another process maps to share the board (rudp_board_map).
+ * Returns NULL (errno set) on failure. */
+rudp_board *rudp_board_create(int *fd);
+
+/* Maps the board in the memory file |fd| (from another process's
+ * rudp_board_create) and registers it in this process, so the slots of the
+ * connections that process's engine hands us resolve.  Does not close |fd|.
+ * Returns the board, or NULL when |fd| is not one. */
+rudp_board *rudp_board_map(int fd);
 
 /* Returns the board |eid| if this process created or inherited it, else NULL. */
 rudp_board *rudp_board_find(uint32_t eid);

@@ -13,7 +13,10 @@
  *   rt_udp.c     UDP sockets: batched I/O, a full socket's backlog, the
  *                connection-ID table
  *   rt_client.c  client sessions: connect, the table of servers
- *   rt_listen.c  listeners: new sessions, the accept wait queue, hand-over
+ *   rt_listen.c  listening ports: their UDP socket, new sessions, listen and
+ *                unlisten, hand-over
+ *   rt_accept.c  streams handed to the program's listeners, the wait queue
+ *   rt_group.c   a listening port shared by processes
  *   rt_bridge.c  one stream joined to a program's socketpair
  *   rt_exit.c    the exit flush
  *
@@ -38,9 +41,15 @@ typedef struct rt_sess rt_sess;
 typedef struct rt_udp rt_udp;
 typedef struct rt_clients rt_clients;
 typedef struct rt_listener rt_listener;
+typedef struct rt_accept rt_accept;
+typedef struct rt_group rt_group;
+typedef struct rt_remote rt_remote;
 typedef struct rt_bridge rt_bridge;
 typedef struct rt_exit rt_exit;
 typedef struct rt_cmd rt_cmd;
+
+/* The longest abstract AF_UNIX name (sun_path). */
+#define RT_UNIX_NAME_MAX 108
 
 /* Which of our addresses a datagram was sent to: a listener bound to a
  * wildcard address learns it from IP_PKTINFO / IPV6_PKTINFO, and its
@@ -60,20 +69,25 @@ struct rt_engine {
     struct ev_loop *loop;
     rudp_rt_config cfg;
     rudp_board *board;
+    int board_fd;           /* its memory file, sent to processes that join a port */
     rt_ctl *ctl;            /* rt_loop.c */
     rt_spin *spin;          /* rt_spin.c */
     rt_sess *sessions;      /* rt_sess.c: every session */
     rt_sess *dirty;         /* rt_sess.c: sessions touched this turn */
     rt_clients *clients;    /* rt_client.c */
     rt_listener *listeners; /* rt_listen.c */
+    rt_remote *remotes;     /* rt_group.c: listeners fed by another process's port */
     rt_exit *exit;          /* rt_exit.c */
 };
 
 /* A command from an application thread; each file embeds it first in a
  * command of its own. */
 struct rt_cmd {
-    void (*run)(rt_engine *e, rt_cmd *c); /* engine thread; frees c */
+    void (*run)(rt_engine *e, rt_cmd *c); /* engine thread; frees c unless sync */
     void (*close_fds)(rt_cmd *c);         /* a forked child: the fds c holds */
+    bool sync;                            /* rt_loop_call waits for it */
+    bool done;  /* sync: run has returned (under the queue lock) */
+    int result; /* sync: what run says */
     rt_cmd *next;
 };
 
@@ -110,6 +124,11 @@ rt_engine *rt_loop_engine(int *err);
 rt_engine *rt_loop_running(void);
 /* Queues |c| for the engine thread and wakes it.  Any thread. */
 void rt_loop_send(rt_engine *e, rt_cmd *c);
+/* Queues |c| and waits until the engine thread has run it; returns
+ * c->result, and the caller frees c.  RUDP_ERR_TIMEDOUT when the engine
+ * did not run it within 10 s (c is then left to the engine: not freed).
+ * Any thread but the engine's. */
+int rt_loop_call(rt_engine *e, rt_cmd *c);
 /* Parks the engine thread for good (the process is leaving).  Any thread
  * but the engine's. */
 void rt_loop_park(rt_engine *e);
@@ -228,22 +247,82 @@ void rt_client_forget(rt_sess *rs);
 
 /* --- rt_listen.c --- */
 
-/* A datagram for unknown connection ID |cid| reached listener |l| (sent
- * to |to|): a client's opening becomes a session, anything else gets a
+/* A datagram for unknown connection ID |cid| reached port |l| (sent to
+ * |to|): a client's opening becomes a session, anything else gets a
  * stateless reset. */
 void rt_listen_on_unknown(rt_listener *l, uint64_t cid, const uint8_t *pkt, size_t len,
                           const struct sockaddr_storage *from, socklen_t fromlen,
                           const rt_dst *to, rudp_tstamp now);
 /* The peer opened stream |sid| on server session |rs|: hands it to the
- * program's listener, or queues it while the listener's queue is full. */
+ * program's listeners (rt_accept.c). */
 void rt_listen_on_stream(rt_listener *l, rt_sess *rs, uint64_t sid);
 /* Server session |rs| is destroyed: its connection IDs and waiting
- * streams go. */
+ * streams go, and a port left with no listener and no session closes. */
 void rt_listen_forget_session(rt_listener *l, rt_sess *rs);
-/* Refuses stream |sid| of |rs| with a reset and lets it go. */
-void rt_listen_refuse(rt_sess *rs, uint64_t sid);
-/* A forked child: closes every listener's UDP socket. */
+/* A forked child: closes every port's UDP and control sockets. */
 void rt_listen_close_fds(rt_engine *e);
+/* The targets of port |l|. */
+rt_accept *rt_listen_accept(rt_listener *l);
+/* Returns a new listener id (any thread). */
+int rt_listen_new_id(void);
+/* Target |id| of port |l| has gone: removed; a port left with no listener
+ * and no session closes. */
+void rt_listen_target_gone(rt_listener *l, int id);
+/* Opens a UDP socket bound to |addr| for a port.  Returns it or an
+ * rudp_error. */
+int rt_listen_bind(const struct sockaddr_storage *addr, socklen_t len, bool v6only);
+/* Serves the bound UDP socket |fd| (taken over) as a port with the
+ * program's listener |name| as target |id|.  Returns |id| or an
+ * rudp_error. */
+int rt_listen_adopt(rt_engine *e, int fd, bool v6only, int id, const char *name,
+                    size_t len);
+
+/* --- rt_accept.c --- */
+
+rt_accept *rt_accept_new(rt_engine *e);
+/* Refuses every waiting stream and frees |a|. */
+void rt_accept_free(rt_accept *a);
+/* Adds the AF_UNIX listener |name| (abstract, |len| bytes of sun_path) as
+ * a target of new streams, known as |id|; |remote|: another process's
+ * (rt_group.c).  Returns RUDP_OK or RUDP_ERR_NOMEM. */
+int rt_accept_add(rt_accept *a, int id, const char *name, size_t len, bool remote);
+/* Removes target |id|; returns true when it was one of |a|'s. */
+bool rt_accept_remove(rt_accept *a, int id);
+/* Returns how many targets |a| has. */
+unsigned rt_accept_targets(const rt_accept *a);
+/* Returns the name of the first of this process's targets (*len, *id
+ * set), or NULL. */
+const char *rt_accept_first(const rt_accept *a, size_t *len, int *id);
+/* Hands stream |sid| of |rs| to a target, queues it while every target's
+ * queue is full, or refuses it when there is no target. */
+void rt_accept_stream(rt_accept *a, rt_sess *rs, uint64_t sid);
+/* Session |rs| is destroyed: its waiting streams are forgotten. */
+void rt_accept_forget_session(rt_accept *a, rt_sess *rs);
+/* Refuses stream |sid| of |rs| with a reset and lets it go. */
+void rt_accept_refuse(rt_sess *rs, uint64_t sid);
+
+/* --- rt_group.c --- */
+
+/* Lets other processes' listeners on |addr| join port |l| (a control
+ * socket).  Returns NULL when it cannot: the port then feeds this
+ * process's listeners only. */
+rt_group *rt_group_serve(rt_engine *e, rt_listener *l, const struct sockaddr_storage *addr);
+/* Closes the control socket and every member's connection. */
+void rt_group_free(rt_group *g);
+/* At exit: hands the port's UDP socket |udp_fd| to a member process.
+ * Returns true when one was sent it. */
+bool rt_group_hand_over(rt_group *g, int udp_fd);
+/* A forked child: closes |g|'s descriptors. */
+void rt_group_close_fd(rt_group *g);
+/* Joins the port another process serves at |addr| with the program's
+ * listener |name| as listener |id|.  Returns RUDP_OK or an rudp_error
+ * (RUDP_ERR_SYS(EADDRINUSE): the UDP port is not an engine's). */
+int rt_group_join(rt_engine *e, const struct sockaddr_storage *addr, socklen_t addrlen,
+                  bool v6only, int id, const char *name, size_t len);
+/* Leaves the port joined as listener |id|; false when |id| is not one. */
+bool rt_group_leave(rt_engine *e, int id);
+/* A forked child: closes the joined ports' connections. */
+void rt_group_close_fds(rt_engine *e);
 
 /* --- rt_bridge.c --- */
 

@@ -43,6 +43,7 @@ struct rt_ctl {
     pthread_mutex_t lock;     /* the queue and the parking handshake */
     pthread_cond_t parked_cv; /* the thread parked (park_req seen) */
     pthread_cond_t resume_cv; /* parks back to 0 */
+    pthread_cond_t done_cv;   /* a sync command has run */
     unsigned parks;           /* parking requests not yet released */
     bool parked;
     rt_cmd *head, *tail;
@@ -80,6 +81,14 @@ static void loop_park_if_asked(rt_ctl *c) {
     c->parked = false;
 }
 
+/* Marks the sync command |cmd| done and wakes the thread waiting for it. */
+static void loop_done(rt_ctl *c, rt_cmd *cmd) {
+    pthread_mutex_lock(&c->lock);
+    cmd->done = true;
+    pthread_cond_broadcast(&c->done_cv);
+    pthread_mutex_unlock(&c->lock);
+}
+
 /* ev_async callback: parks if asked, then runs every queued command in
  * order. */
 static void loop_on_wake(struct ev_loop *loop, ev_async *w, int revents) {
@@ -92,7 +101,10 @@ static void loop_on_wake(struct ev_loop *loop, ev_async *w, int revents) {
     pthread_mutex_unlock(&c->lock);
     while (cmd) {
         rt_cmd *next = cmd->next;
+        bool sync = cmd->sync; /* an async command is freed by run */
         cmd->run(e, cmd);
+        if (sync)
+            loop_done(c, cmd);
         cmd = next;
     }
 }
@@ -162,7 +174,9 @@ static rt_engine *loop_alloc(void) {
         e->cfg.log_fd = -1;
     }
     e->ctl = calloc(1, sizeof(*e->ctl));
-    e->board = rudp_board_create();
+    int bfd;
+    e->board = rudp_board_create(&bfd);
+    e->board_fd = bfd >= 0 ? rt_fd_high(bfd) : -1;
     e->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
     if (e->ctl && e->board && e->loop) {
         e->spin = rt_spin_new(e);
@@ -176,6 +190,7 @@ static rt_engine *loop_alloc(void) {
     pthread_mutex_init(&e->ctl->lock, NULL);
     pthread_cond_init(&e->ctl->parked_cv, NULL);
     pthread_cond_init(&e->ctl->resume_cv, NULL);
+    pthread_cond_init(&e->ctl->done_cv, NULL);
     return e;
 }
 
@@ -208,6 +223,8 @@ static void loop_atfork_child(void) {
         c->close_fds(c);
     rt_sess_close_fds(e);
     rt_listen_close_fds(e);
+    if (e->board_fd >= 0)
+        rt_sys.close(e->board_fd); /* the mapping stays: slots of inherited fds */
 }
 
 static void loop_atfork_prepare(void) {
@@ -284,6 +301,23 @@ void rt_loop_send(rt_engine *e, rt_cmd *c) {
     ctl->tail = c;
     pthread_mutex_unlock(&ctl->lock);
     ev_async_send(e->loop, &ctl->wake);
+}
+
+int rt_loop_call(rt_engine *e, rt_cmd *c) {
+    rt_ctl *ctl = e->ctl;
+    c->sync = true;
+    c->done = false;
+    rt_loop_send(e, c);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&ctl->lock);
+    while (!c->done)
+        if (pthread_cond_timedwait(&ctl->done_cv, &ctl->lock, &until) == ETIMEDOUT)
+            break;
+    bool done = c->done;
+    pthread_mutex_unlock(&ctl->lock);
+    return done ? c->result : RUDP_ERR_TIMEDOUT;
 }
 
 /* Releases one parking request; the thread goes on once none is left. */

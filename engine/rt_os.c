@@ -105,6 +105,15 @@ int rudp_rt_fd_high(int fd) {
     return rt_os_ready() ? rt_fd_high(fd) : fd;
 }
 
+int rudp_rt_fd_dup_high(int fd) {
+    if (!rt_os_ready()) {
+        errno = EINVAL;
+        return -1;
+    }
+    int hi = rt_sys.fcntl(fd, F_DUPFD_CLOEXEC, rt_fd_base());
+    return hi >= 0 ? hi : rt_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
 int rt_fd_high(int fd) {
     int hi = rt_sys.fcntl(fd, F_DUPFD_CLOEXEC, rt_fd_base());
     if (hi < 0) {

@@ -48,6 +48,8 @@
 typedef struct rudp_rt_sys {
     int (*socket)(int domain, int type, int protocol);
     int (*bind)(int fd, const struct sockaddr *addr, socklen_t len);
+    int (*listen)(int fd, int backlog);
+    int (*accept4)(int fd, struct sockaddr *addr, socklen_t *len, int flags);
     int (*connect)(int fd, const struct sockaddr *addr, socklen_t len);
     int (*close)(int fd);
     int (*fcntl)(int fd, int cmd, ...);
@@ -58,6 +60,8 @@ typedef struct rudp_rt_sys {
     ssize_t (*sendto)(int fd, const void *buf, size_t len, int flags,
                       const struct sockaddr *addr, socklen_t alen);
     ssize_t (*write)(int fd, const void *buf, size_t len);
+    ssize_t (*sendmsg)(int fd, const struct msghdr *msg, int flags);
+    ssize_t (*recvmsg)(int fd, struct msghdr *msg, int flags);
     int (*recvmmsg)(int fd, struct mmsghdr *vec, unsigned int n, int flags,
                     struct timespec *timeout);
     int (*sendmmsg)(int fd, struct mmsghdr *vec, unsigned int n, int flags);
@@ -105,13 +109,22 @@ int rudp_rt_connect(int engine_fd, const struct sockaddr *dst, socklen_t dstlen,
                     size_t filler, const rudp_slot_ref *slot,
                     struct sockaddr_storage *local_out);
 
-/* Starts serving a listener: binds a UDP socket to |local| (the TCP bind
- * address; port 0 is not allowed) and, for every stream a client opens,
- * connects an AF_UNIX socket to the abstract name |unix_name| (|name_len|
- * bytes of sun_path, first byte '\0').  Returns a listener id (>= 0) or an
- * rudp_error (RUDP_ERR_SYS(EADDRINUSE), RUDP_ERR_INVAL...). */
+/* Flags of rudp_rt_listen. */
+#define RUDP_RT_LISTEN_V6ONLY                                                              \
+    0x1u /* an IPv6 listener with IPV6_V6ONLY: no IPv4 clients                             \
+          */
+
+/* Starts serving a listener: streams clients open on the UDP port bound to
+ * |local| (the TCP listener's address; port 0 is not allowed) go to the
+ * AF_UNIX listener with the abstract name |unix_name| (|name_len| bytes of
+ * sun_path, first byte '\0'): the engine connects to it once per stream.
+ * When this engine serves |local| already (another listener of the
+ * program on the same address), the listener joins that port and streams
+ * are spread over its listeners.  Returns a listener id (>= 0) or an
+ * rudp_error (RUDP_ERR_SYS(EADDRINUSE) when another program holds the UDP
+ * port, RUDP_ERR_INVAL...).  Waits for the engine thread. */
 int rudp_rt_listen(const struct sockaddr *local, socklen_t len, const char *unix_name,
-                   size_t name_len, int backlog);
+                   size_t name_len, unsigned flags);
 
 /* The program closed the listener |id|: stop accepting (streams waiting
  * for the listener are refused). */
@@ -152,6 +165,10 @@ void rudp_rt_resume(void);
  * RLIMIT_NOFILE, at most 16384), close-on-exec, and returns the new number
  * (|fd| itself, made close-on-exec, when none is free there). */
 int rudp_rt_fd_high(int fd);
+
+/* Returns a new descriptor of the same file as |fd| in the engine's high
+ * range, close-on-exec (|fd| stays open), or -1 with errno. */
+int rudp_rt_fd_dup_high(int fd);
 
 /* Grows the process's fd table now to hold the engine's range.  Growing it
  * later, once the engine thread exists, costs the kernel an RCU grace

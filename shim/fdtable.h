@@ -65,6 +65,8 @@ typedef struct rudp_fd_entry {
     uint32_t lname_len;            /* LISTENER: length of lname */
     char lname[RUDP_FD_LNAME_MAX]; /* LISTENER: its abstract AF_UNIX name */
     uint64_t ino;                  /* CONN/LISTENER: inode of the AF_UNIX socket */
+    int ph_fd;                     /* LISTENER: the TCP socket kept listening, or -1 */
+    uint64_t ph_ino;               /* LISTENER: its inode */
     rudp_fd_opts opts;
 } rudp_fd_entry;
 

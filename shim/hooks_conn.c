@@ -1,6 +1,6 @@
 /*
- * hooks_conn.c — connect, bind, listen and accept (DESIGN.md §2 rule 2,
- * §4 "blocking connect", "non-blocking connect", "0-RTT", "accept").
+ * hooks_conn.c — connect (DESIGN.md §2 rule 2, §4 "blocking connect",
+ * "non-blocking connect", "0-RTT").
  *
  * Rerouting a connect: the program's TCP socket is replaced, on the same fd
  * number, by one end of an AF_UNIX socketpair whose other end the engine
@@ -26,21 +26,9 @@
  * copying a send buffer's worth of zeros in and out, which was most of
  * the cost of a short connection.
  *
- * Rerouting a listener: listen() on a TCP socket bound to a selected port
- * creates an AF_UNIX listener under a unique abstract name, asks the engine
- * to serve the UDP port and to connect to that name once per incoming
- * stream, and puts the listener on the program's fd number.  accept() is
- * then the kernel's own (blocking, SOCK_NONBLOCK, readiness); the shim only
- * decodes the engine's abstract address of the accepted socket to learn the
- * TCP peer and local addresses and the board slot.  The AF_UNIX listener's
- * queue is at least SOMAXCONN long whatever backlog the program asked for
- * (python's socketserver listens with 5): a stream that finds it full waits
- * in the engine until the program makes room (rt_listen.c), as a TCP client
- * whose handshake the kernel dropped waits and retransmits, but the longer
- * queue keeps bursts from waiting at all.
- *
  * The engine is handed the connection before the swap, so a connect the
- * engine rejects leaves the program's TCP socket untouched.
+ * engine rejects leaves the program's TCP socket untouched.  Listening
+ * sockets are rerouted in hooks_listen.c.
  */
 #include "shim.h"
 
@@ -63,9 +51,6 @@
 /* The filler source: zero bytes, never written. */
 static char conn_zeros[65536];
 
-/* Counter making each listener's abstract name unique. */
-static _Atomic uint32_t listener_seq;
-
 /* --- connect --- */
 
 /* Fills the socket |fd| with zero bytes until its send buffer is full.
@@ -84,36 +69,6 @@ static size_t conn_fill(int fd) {
         else
             return total;
     }
-}
-
-/* Reads fd's descriptor and status flags into *cloexec and *nonblock.
- * Returns 0 or -errno. */
-static int conn_fd_flags(int fd, bool *cloexec, bool *nonblock) {
-    int fdfl = RUDP_REAL(fcntl)(fd, F_GETFD);
-    int fl = RUDP_REAL(fcntl)(fd, F_GETFL);
-
-    if (fdfl < 0 || fl < 0)
-        return -errno;
-    *cloexec = (fdfl & FD_CLOEXEC) != 0;
-    *nonblock = (fl & O_NONBLOCK) != 0;
-    return 0;
-}
-
-/* Puts |src| on the number |fd| (closing what was there), keeping fd's
- * close-on-exec and non-blocking flags, and closes |src|.  Returns 0 or
- * -errno (then |src| is still open). */
-static int conn_swap(int src, int fd, bool cloexec, bool nonblock) {
-    int r;
-
-    do
-        r = RUDP_REAL(dup3)(src, fd, cloexec ? O_CLOEXEC : 0);
-    while (r < 0 && (errno == EINTR || errno == EBUSY));
-    if (r < 0)
-        return -errno;
-    RUDP_REAL(close)(src);
-    if (nonblock)
-        RUDP_REAL(fcntl)(fd, F_SETFL, RUDP_REAL(fcntl)(fd, F_GETFL) | O_NONBLOCK);
-    return 0;
 }
 
 /* Creates the socketpair of a connection, clearing stale entries on both
@@ -210,7 +165,7 @@ static int conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool
     if (rudp_fd_snapshot(fd, &tcp) != RUDP_FD_TCP ||
         rudp_addr_normalize(&peer, addr, len, true) == 0)
         return -EINVAL;
-    if ((r = conn_fd_flags(fd, &cloexec, &nonblock)) < 0 || (r = conn_socketpair(sv)) < 0)
+    if ((r = rudp_fd_flags(fd, &cloexec, &nonblock)) < 0 || (r = conn_socketpair(sv)) < 0)
         return r;
     if ((r = conn_slot(&ref)) < 0)
         goto fail_pair;
@@ -229,7 +184,7 @@ static int conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool
         *now = true;
     conn_entry(&conn, &tcp, &peer, &local, &ref);
     conn.nonblock = nonblock;
-    if ((r = conn_swap(sv[0], fd, cloexec, nonblock)) < 0) {
+    if ((r = rudp_fd_swap(sv[0], fd, cloexec, nonblock)) < 0) {
         RUDP_REAL(close)(sv[0]); /* the engine sees EOF and ends the stream */
         return r;
     }
@@ -376,197 +331,4 @@ RUDP_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len) {
         return -1;
     }
     return RUDP_REAL(connect)(fd, addr, len);
-}
-
-/* --- bind and listen --- */
-
-/* Binds |fd|; a TCP socket remembers its address for listen(). */
-RUDP_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len) {
-    int r = RUDP_REAL(bind)(fd, addr, len);
-    rudp_fd_entry *e;
-
-    if (r < 0 || !rudp_active())
-        return r;
-    e = rudp_fd_peek(fd);
-    if (rudp_fd_kind(e) == RUDP_FD_TCP)
-        e->local_len = rudp_addr_normalize(&e->local, addr, len, false);
-    return r;
-}
-
-/* The backlog given to an AF_UNIX listener for the program's |backlog| (the
- * kernel caps it at net.core.somaxconn). */
-static int listen_backlog(int backlog) {
-    return backlog < SOMAXCONN ? SOMAXCONN : backlog;
-}
-
-/* Creates the AF_UNIX listener for fd's reroute, bound to a fresh abstract
- * name written to |sun| / *namelen.  Returns the socket or -errno. */
-static int listen_unix(int fd, int backlog, struct sockaddr_un *sun, size_t *namelen) {
-    int u = RUDP_REAL(socket)(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    socklen_t slen;
-    int n, err;
-
-    if (u < 0)
-        return -errno;
-    rudp_fd_clear(u);
-    memset(sun, 0, sizeof(*sun));
-    sun->sun_family = AF_UNIX;
-    n = snprintf(sun->sun_path + 1, RUDP_FD_LNAME_MAX - 1, "rudp-l/%d/%d/%u", (int)getpid(),
-                 fd, atomic_fetch_add(&listener_seq, 1));
-    *namelen = 1 + (size_t)(n < RUDP_FD_LNAME_MAX - 1 ? n : RUDP_FD_LNAME_MAX - 2);
-    slen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + *namelen);
-    if (RUDP_REAL(bind)(u, (struct sockaddr *)sun, slen) < 0 ||
-        RUDP_REAL(listen)(u, listen_backlog(backlog)) < 0) {
-        err = errno;
-        RUDP_REAL(close)(u);
-        return -err;
-    }
-    return u;
-}
-
-/* Reroutes listen() on the bound TCP socket |fd|.  Returns 0 or -errno. */
-static int listen_reroute(int fd, const rudp_fd_entry *tcp, int backlog) {
-    struct sockaddr_un sun;
-    rudp_fd_entry l;
-    size_t namelen = 0;
-    bool cloexec, nonblock;
-    int u, id, r;
-
-    if ((r = conn_fd_flags(fd, &cloexec, &nonblock)) < 0 ||
-        (u = listen_unix(fd, backlog, &sun, &namelen)) < 0)
-        return r < 0 ? r : u;
-    id = rudp_rt_listen((const struct sockaddr *)&tcp->local, tcp->local_len, sun.sun_path,
-                        namelen, backlog);
-    if (id < 0 || (r = conn_swap(u, fd, cloexec, nonblock)) < 0) {
-        if (id >= 0)
-            rudp_rt_unlisten(id);
-        RUDP_REAL(close)(u);
-        return id < 0 ? -rudp_errno(id) : r;
-    }
-    l = *tcp;
-    atomic_init(&l.kind, RUDP_FD_LISTENER);
-    l.listener_id = id;
-    l.owner = getpid();
-    l.lname_len = (uint32_t)namelen;
-    memcpy(l.lname, sun.sun_path, namelen);
-    l.ino = rudp_fd_inode(fd);
-    rudp_fd_publish(fd, &l);
-    rudp_log(RUDP_LOG_DEBUG, "fd %d listening over rudp (port %u, listener %d)", fd,
-             rudp_addr_port((const struct sockaddr *)&tcp->local), id);
-    return 0;
-}
-
-/* Listens on |fd|; a TCP socket bound to a selected port is rerouted (a
- * second listen on a rerouted listener only changes its queue length). */
-RUDP_EXPORT int listen(int fd, int backlog) {
-    rudp_fd_entry tcp;
-    uint32_t kind;
-    int r;
-
-    if (!rudp_active())
-        return RUDP_REAL(listen)(fd, backlog);
-    kind = rudp_fd_snapshot(fd, &tcp);
-    if (kind == RUDP_FD_LISTENER && rudp_fd_still_ours(fd, &tcp))
-        return RUDP_REAL(listen)(fd, listen_backlog(backlog));
-    if (kind != RUDP_FD_TCP || tcp.local_len == 0 ||
-        !rudp_addr_selected((const struct sockaddr *)&tcp.local, true))
-        return RUDP_REAL(listen)(fd, backlog);
-    if ((r = listen_reroute(fd, &tcp, backlog)) == 0)
-        return 0;
-    errno = -r;
-    return -1;
-}
-
-/* --- accept --- */
-
-/* Builds the CONN entry of a socket accepted on listener |l| from the
- * engine's abstract address of its peer.  Returns false when the address
- * is not one of the engine's. */
-static bool accept_entry(int nfd, const rudp_fd_entry *l, rudp_fd_entry *c) {
-    struct sockaddr_un sun;
-    socklen_t slen = sizeof(sun);
-    size_t off = offsetof(struct sockaddr_un, sun_path);
-
-    memset(c, 0, sizeof(*c));
-    if (RUDP_REAL(getpeername)(nfd, (struct sockaddr *)&sun, &slen) < 0 || slen <= off ||
-        slen > sizeof(sun) ||
-        !rudp_board_name_decode(sun.sun_path, slen - off, &c->ref.eid, &c->ref.index,
-                                &c->peer, &c->local))
-        return false;
-    atomic_init(&c->kind, RUDP_FD_CONN);
-    c->family = l->family;
-    c->opts = l->opts; /* accepted TCP sockets inherit the listener's options */
-    c->peer_len = rudp_addr_to_family(&c->peer, l->family);
-    c->local_len = rudp_addr_to_family(&c->local, l->family);
-    if (!rudp_board_resolve(&c->ref))
-        c->ref.slot = NULL;
-    c->ino = rudp_fd_inode(nfd);
-    return true;
-}
-
-/* Accepts on the rerouted listener |fd|.  Returns the new fd or -1. */
-static int accept_rerouted(int fd, const rudp_fd_entry *l, struct sockaddr *addr,
-                           socklen_t *alen, int flags) {
-    int saved = errno, nfd;
-    rudp_fd_entry c;
-    bool ours;
-
-    for (;;) {
-        nfd = RUDP_REAL(accept4)(fd, NULL, NULL, flags);
-        if (nfd < 0)
-            return nfd;
-        ours = accept_entry(nfd, l, &c);
-        /* A hand-over connection (handover.c) is taken, not returned. */
-        if (ours || !rudp_listener_take_over(nfd, l))
-            break;
-        errno = saved;
-    }
-    saved = errno;
-    if (!ours) {
-        rudp_fd_clear(nfd);
-        errno = saved;
-        return nfd;
-    }
-    c.nonblock = (flags & SOCK_NONBLOCK) != 0;
-    rudp_fd_apply_opts(nfd, &c.opts);
-    rudp_fd_publish(nfd, &c);
-    if (addr != NULL && rudp_addr_copy_out(addr, alen, &c.peer, c.peer_len) < 0) {
-        saved = errno;
-        rudp_fd_clear(nfd);
-        RUDP_REAL(close)(nfd);
-        errno = saved;
-        return -1;
-    }
-    errno = saved;
-    return nfd;
-}
-
-/* Accepts a connection; on a rerouted listener the new fd becomes a
- * rerouted connection reporting its TCP peer. */
-RUDP_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags) {
-    rudp_fd_entry l;
-    int nfd;
-
-    if (!rudp_active())
-        return RUDP_REAL(accept4)(fd, addr, alen, flags);
-    if (rudp_fd_snapshot(fd, &l) == RUDP_FD_LISTENER)
-        return accept_rerouted(fd, &l, addr, alen, flags);
-    nfd = RUDP_REAL(accept4)(fd, addr, alen, flags);
-    if (nfd >= 0)
-        rudp_fd_clear(nfd);
-    return nfd;
-}
-
-RUDP_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *alen) {
-    rudp_fd_entry l;
-    int nfd;
-
-    if (!rudp_active())
-        return RUDP_REAL(accept)(fd, addr, alen);
-    if (rudp_fd_snapshot(fd, &l) == RUDP_FD_LISTENER)
-        return accept_rerouted(fd, &l, addr, alen, 0);
-    nfd = RUDP_REAL(accept)(fd, addr, alen);
-    if (nfd >= 0)
-        rudp_fd_clear(nfd);
-    return nfd;
 }

@@ -69,6 +69,8 @@ void *rudp_real_resolve(enum rudp_real_id id) {
 static void shim_rt_sys(rudp_rt_sys *sys) {
     sys->socket = RUDP_REAL(socket);
     sys->bind = RUDP_REAL(bind);
+    sys->listen = RUDP_REAL(listen);
+    sys->accept4 = RUDP_REAL(accept4);
     sys->connect = RUDP_REAL(connect);
     sys->close = RUDP_REAL(close);
     sys->fcntl = RUDP_REAL(fcntl);
@@ -78,6 +80,8 @@ static void shim_rt_sys(rudp_rt_sys *sys) {
     sys->send = RUDP_REAL(send);
     sys->sendto = RUDP_REAL(sendto);
     sys->write = RUDP_REAL(write);
+    sys->sendmsg = RUDP_REAL(sendmsg);
+    sys->recvmsg = RUDP_REAL(recvmsg);
     sys->recvmmsg = recvmmsg;
     sys->sendmmsg = sendmmsg;
     sys->getsockname = RUDP_REAL(getsockname);
@@ -302,6 +306,31 @@ uint64_t rudp_fd_inode(int fd) {
     return ino;
 }
 
+int rudp_fd_flags(int fd, bool *cloexec, bool *nonblock) {
+    int fdfl = RUDP_REAL(fcntl)(fd, F_GETFD);
+    int fl = RUDP_REAL(fcntl)(fd, F_GETFL);
+
+    if (fdfl < 0 || fl < 0)
+        return -errno;
+    *cloexec = (fdfl & FD_CLOEXEC) != 0;
+    *nonblock = (fl & O_NONBLOCK) != 0;
+    return 0;
+}
+
+int rudp_fd_swap(int src, int fd, bool cloexec, bool nonblock) {
+    int r;
+
+    do
+        r = RUDP_REAL(dup3)(src, fd, cloexec ? O_CLOEXEC : 0);
+    while (r < 0 && (errno == EINTR || errno == EBUSY));
+    if (r < 0)
+        return -errno;
+    RUDP_REAL(close)(src);
+    if (nonblock)
+        RUDP_REAL(fcntl)(fd, F_SETFL, RUDP_REAL(fcntl)(fd, F_GETFL) | O_NONBLOCK);
+    return 0;
+}
+
 bool rudp_fd_still_ours(int fd, const rudp_fd_entry *e) {
     return e->ino == 0 || rudp_fd_inode(fd) == e->ino;
 }
@@ -332,21 +361,53 @@ static void forget_conn(int fd, const rudp_fd_entry *e) {
         rudp_slot_set_flags(slot, RUDP_SLOT_F_RESET_ON_CLOSE);
 }
 
+/* What forget_placeholder looks for among the other fds. */
+typedef struct ph_scan {
+    int ph;
+    uint64_t ino;
+    bool found;
+} ph_scan;
+
+/* rudp_fd_foreach callback: notes a listener entry naming the same
+ * placeholder. */
+static void ph_scan_cb(int fd, rudp_fd_entry *e, void *ctx) {
+    ph_scan *sc = ctx;
+
+    (void)fd;
+    if (rudp_fd_kind(e) == RUDP_FD_LISTENER && e->ph_fd == sc->ph && e->ph_ino == sc->ino)
+        sc->found = true;
+}
+
+/* Closes the placeholder TCP socket of the listener entry |e| (cleared
+ * already) unless another fd of this process still names it: the last
+ * copy of a listener in a process lets go of the port there. */
+static void forget_placeholder(const rudp_fd_entry *e) {
+    ph_scan sc = {.ph = e->ph_fd, .ino = e->ph_ino};
+
+    if (e->ph_ino == 0 || e->ph_fd < 0)
+        return;
+    rudp_fd_foreach(0, ~0u, ph_scan_cb, &sc);
+    if (!sc.found && rudp_fd_inode(e->ph_fd) == e->ph_ino)
+        RUDP_REAL(close)(e->ph_fd);
+}
+
 bool rudp_fd_forget(int fd, rudp_fd_entry *l) {
-    rudp_fd_entry *e = rudp_fd_peek(fd);
-    uint32_t kind = rudp_fd_kind(e);
+    rudp_fd_entry cur;
+    uint32_t kind = rudp_fd_snapshot(fd, &cur);
     bool listener = false;
 
     if (kind == RUDP_FD_NONE)
         return false;
     if (kind == RUDP_FD_CONN)
-        forget_conn(fd, e);
-    if (kind == RUDP_FD_LISTENER && l != NULL && e->owner == getpid() &&
-        rudp_fd_still_ours(fd, e)) {
-        rudp_fd_snapshot(fd, l);
+        forget_conn(fd, &cur);
+    if (kind == RUDP_FD_LISTENER && l != NULL && cur.owner == getpid() &&
+        rudp_fd_still_ours(fd, &cur)) {
+        *l = cur;
         listener = true;
     }
     rudp_fd_clear(fd);
+    if (kind == RUDP_FD_LISTENER && rudp_fd_still_ours(fd, &cur))
+        forget_placeholder(&cur);
     return listener;
 }
 

@@ -150,6 +150,15 @@ bool rudp_addr_selected(const struct sockaddr *sa, bool listening);
 /* Returns the inode number of |fd| (0 on error).  Preserves errno. */
 uint64_t rudp_fd_inode(int fd);
 
+/* Reads fd's descriptor and status flags into *cloexec and *nonblock.
+ * Returns 0 or -errno. */
+int rudp_fd_flags(int fd, bool *cloexec, bool *nonblock);
+
+/* Puts |src| on the number |fd| (closing what was there), keeping fd's
+ * close-on-exec and non-blocking flags, and closes |src|.  Returns 0 or
+ * -errno (then |src| is still open). */
+int rudp_fd_swap(int src, int fd, bool cloexec, bool nonblock);
+
 /* Returns true when |fd| is still the socket |e| was recorded for (its
  * inode matches), false when it was closed behind the shim's back (fclose,
  * a raw syscall) and the number reused.  Preserves errno. */

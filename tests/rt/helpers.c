@@ -101,6 +101,8 @@ void rtest_sys_libc(rudp_rt_sys *sys) {
     *sys = (rudp_rt_sys){
         .socket = socket,
         .bind = bind,
+        .listen = listen,
+        .accept4 = accept4,
         .connect = connect,
         .close = close,
         .fcntl = fcntl,
@@ -110,6 +112,8 @@ void rtest_sys_libc(rudp_rt_sys *sys) {
         .send = send,
         .sendto = sendto,
         .write = write,
+        .sendmsg = sendmsg,
+        .recvmsg = recvmsg,
         .recvmmsg = recvmmsg,
         .sendmmsg = sendmmsg,
         .getsockname = getsockname,
@@ -269,10 +273,18 @@ void rtest_listen(rtest_listener *l, const char *ip, int backlog) {
     for (int tries = 0; tries < 20; tries++) {
         rtest_addr4(&l->addr, ip, rtest_free_port(ip));
         l->id = rudp_rt_listen((struct sockaddr *)&l->addr, sizeof(l->addr), l->name,
-                               l->name_len, backlog);
+                               l->name_len, 0);
         if (l->id != RUDP_ERR_SYS(EADDRINUSE))
             break;
     }
+    RTEST_ASSERT(l->id >= 0, "rudp_rt_listen: %s", rudp_strerror(l->id));
+}
+
+void rtest_listen_also(rtest_listener *l, const rtest_listener *first, int backlog) {
+    rtest_unix_listener(l, backlog);
+    l->addr = first->addr;
+    l->id = rudp_rt_listen((struct sockaddr *)&l->addr, sizeof(l->addr), l->name,
+                           l->name_len, 0);
     RTEST_ASSERT(l->id >= 0, "rudp_rt_listen: %s", rudp_strerror(l->id));
 }
 

@@ -113,6 +113,9 @@ typedef struct rtest_listener {
 /* Listens on |ip| at a free port with an AF_UNIX queue of |backlog|.
  * Asserts on failure. */
 void rtest_listen(rtest_listener *l, const char *ip, int backlog);
+/* Listens, with a new AF_UNIX listener, on the address |first| serves
+ * (another socket of the program on it).  Asserts on failure. */
+void rtest_listen_also(rtest_listener *l, const rtest_listener *first, int backlog);
 /* Stops the listener (rudp_rt_unlisten) and closes the AF_UNIX listener. */
 void rtest_unlisten(rtest_listener *l);
 /* Accepts one connection (non-blocking) within the deadline; -1 if none. */
