@@ -173,8 +173,11 @@ uint32_t rudp_slot_state(const rudp_slot *s) {
 }
 
 void rudp_slot_set_state(rudp_slot *s, uint32_t state) {
-    if (rudp_slot_state(s) != RUDP_SLOT_FAILED)
-        atomic_store_explicit(&s->state, state, memory_order_release);
+    if (rudp_slot_state(s) == RUDP_SLOT_FAILED)
+        return;
+    if (state == RUDP_SLOT_CONNECTED)
+        rudp_slot_set_flags(s, RUDP_SLOT_F_WAS_CONNECTED);
+    atomic_store_explicit(&s->state, state, memory_order_release);
 }
 
 void rudp_slot_fail(rudp_slot *s, int err) {

@@ -42,8 +42,9 @@ enum rudp_slot_state {
     RUDP_SLOT_DONE,       /* ended cleanly (both FINs) */
 };
 
-/* Flags the shim sets. */
+/* Flags: the shim sets the first, the engine the second. */
 #define RUDP_SLOT_F_RESET_ON_CLOSE 0x1u /* SO_LINGER {1, 0}: abort with RST */
+#define RUDP_SLOT_F_WAS_CONNECTED 0x2u  /* it was CONNECTED once: the connect succeeded */
 
 /* One connection's shared state; opaque: only the functions below touch
  * it, so every reader and writer keeps the same ordering rules. */
@@ -104,7 +105,8 @@ bool rudp_board_resolve(rudp_slot_ref *ref);
  * what the engine wrote before the state is visible after it. */
 uint32_t rudp_slot_state(const rudp_slot *s);
 
-/* Sets the state (engine), unless the slot already records a failure. */
+/* Sets the state (engine), unless the slot already records a failure;
+ * CONNECTED also sets RUDP_SLOT_F_WAS_CONNECTED. */
 void rudp_slot_set_state(rudp_slot *s, uint32_t state);
 
 /* Records a failure (engine): |err| (an rudp_error) becomes the sticky

@@ -37,6 +37,7 @@ enum rudp_sent_kind {
     RUDP_SENT_MAX_STREAMS,
     RUDP_SENT_PATH_CHALLENGE,
     RUDP_SENT_PATH_RESPONSE,
+    RUDP_SENT_LISTENING, /* LISTENING (its current value is resent) */
 };
 
 typedef struct rudp_sent_frame {

@@ -175,6 +175,8 @@ void rt_sess_bridge_gone(rt_sess *rs);
 void rt_sess_waiting(rt_sess *rs, int delta);
 /* Marks |rs| for events, sending and re-arming at the end of this turn. */
 void rt_sess_touch(rt_sess *rs);
+/* Tells every session of port |l| whether a program listens on it. */
+void rt_sess_set_listening(rt_engine *e, const rt_listener *l, bool listening);
 /* Touches every session that sends on |u| (it can take datagrams again). */
 void rt_sess_touch_on(rt_engine *e, const rt_udp *u);
 /* Handles events, sends and re-arms every touched session. */
@@ -238,7 +240,8 @@ void rt_udp_close_fd(rt_udp *u);
 /* --- rt_client.c --- */
 
 rt_clients *rt_clients_new(void);
-/* The client session |rs| completed its handshake: it is warm. */
+/* The client session |rs| completed its handshake, or its server's port
+ * gained or lost its listener: warm while both hold. */
 void rt_client_established(rt_sess *rs);
 /* The client session |rs| is ending: not warm, not reused. */
 void rt_client_closing(rt_sess *rs);
@@ -279,7 +282,10 @@ int rt_listen_adopt(rt_engine *e, int fd, bool v6only, int id, const char *name,
 
 /* --- rt_accept.c --- */
 
-rt_accept *rt_accept_new(rt_engine *e);
+/* Makes the targets of a port; |on_change| is told when their number goes
+ * from 0 to some or back (the port tells its clients). */
+rt_accept *rt_accept_new(rt_engine *e, void (*on_change)(void *ctx, unsigned ntargets),
+                         void *ctx);
 /* Refuses every waiting stream and frees |a|. */
 void rt_accept_free(rt_accept *a);
 /* Adds the AF_UNIX listener |name| (abstract, |len| bytes of sun_path) as

@@ -50,6 +50,8 @@ typedef struct acc_wait {
 
 struct rt_accept {
     rt_engine *eng;
+    void (*on_change)(void *ctx, unsigned ntargets); /* 0 <-> some */
+    void *ctx;
     acc_target *targets;
     acc_target *turn; /* the target the next stream goes to first */
     unsigned ntargets;
@@ -59,11 +61,14 @@ struct rt_accept {
 
 static void accept_on_retry(struct ev_loop *loop, ev_timer *t, int revents);
 
-rt_accept *rt_accept_new(rt_engine *e) {
+rt_accept *rt_accept_new(rt_engine *e, void (*on_change)(void *ctx, unsigned ntargets),
+                         void *ctx) {
     rt_accept *a = calloc(1, sizeof(*a));
     if (!a)
         return NULL;
     a->eng = e;
+    a->on_change = on_change;
+    a->ctx = ctx;
     a->waiting_tail = &a->waiting;
     ev_timer_init(&a->retry, accept_on_retry, 0.0, 0.0);
     a->retry.data = a;
@@ -86,7 +91,8 @@ int rt_accept_add(rt_accept *a, int id, const char *name, size_t len, bool remot
     while (*pp)
         pp = &(*pp)->next;
     *pp = t; /* in order: the first is the one a hand-over goes to */
-    a->ntargets++;
+    if (a->ntargets++ == 0 && a->on_change)
+        a->on_change(a->ctx, a->ntargets);
     return RUDP_OK;
 }
 
@@ -98,8 +104,9 @@ static void accept_drop(rt_accept *a, acc_target *t) {
     *pp = t->next;
     if (a->turn == t)
         a->turn = t->next;
-    a->ntargets--;
     free(t);
+    if (--a->ntargets == 0 && a->on_change)
+        a->on_change(a->ctx, 0);
 }
 
 bool rt_accept_remove(rt_accept *a, int id) {
@@ -305,6 +312,7 @@ void rt_accept_free(rt_accept *a) {
         rt_sess_waiting(w->rs, -1);
         free(w);
     }
+    a->on_change = NULL; /* the port is going */
     while (a->targets)
         accept_drop(a, a->targets);
     free(a);

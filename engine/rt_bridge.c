@@ -159,8 +159,12 @@ static bool bridge_maybe_finish(rt_bridge *b) {
 }
 
 /* The stream or session died with |rudp_err|: the slot says so first,
- * then the fd is shut (the bridge is freed). */
+ * then the fd is shut (the bridge is freed).  A reset after the peer's FIN
+ * reads as a broken pipe, as TCP's does in CLOSE_WAIT (the peer closed
+ * normally and then refused more data): no ECONNRESET. */
 static void bridge_fail(rt_bridge *b, int rudp_err) {
+    if (b->net_eof && rudp_err == RUDP_ERR_RESET)
+        rudp_err = RUDP_ERR_SYS(EPIPE);
     if (b->slot.slot)
         rudp_slot_fail(b->slot.slot, rudp_err);
     rt_log(3, "stream %llu failed: %s", (unsigned long long)b->sid,
@@ -380,6 +384,9 @@ void rt_bridge_on_event(rt_bridge *b, const rudp_event *ev) {
     case RUDP_EV_STREAM_WRITABLE:
         if (!b->app_eof && (b->connected || b->filler == 0))
             ev_io_start(b->eng->loop, &b->rio);
+        break;
+    case RUDP_EV_STREAM_CONNECTED: /* the server's program took it */
+        rt_bridge_connected(b);
         break;
     case RUDP_EV_STREAM_RESET:
         bridge_fail(b, ev->error);

@@ -127,7 +127,9 @@ static void clients_mark(rt_sess *rs, bool warm, bool closing) {
 }
 
 void rt_client_established(rt_sess *rs) {
-    clients_mark(rs, true, false);
+    clients_mark(rs,
+                 rt_sess_established(rs) && rudp_session_peer_listening(rt_sess_core(rs)),
+                 false);
 }
 
 void rt_client_closing(rt_sess *rs) {
@@ -236,8 +238,8 @@ static void connect_run(rt_engine *e, rt_cmd *base) {
     if (!b) {
         connect_fail(c, err != RUDP_OK ? err : RUDP_ERR_NOMEM);
     } else {
-        if (rt_sess_established(rs))
-            rt_bridge_connected(b);
+        if (rt_sess_established(rs) && rudp_session_peer_listening(rt_sess_core(rs)))
+            rt_bridge_connected(b); /* else it waits for the server's answer */
         rt_sess_touch(rs);
     }
     free(c);

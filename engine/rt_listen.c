@@ -134,6 +134,7 @@ void rt_listen_on_unknown(rt_listener *l, uint64_t cid, const uint8_t *pkt, size
             rt_udp_send_reset(l->udp, cid, from, fromlen, to);
         return;
     }
+    rudp_session_set_listening(s, rt_accept_targets(l->accept) > 0);
     rt_sess *rs = rt_sess_new(e, s, l->udp, l, from, fromlen);
     if (!rs)
         return;
@@ -206,11 +207,18 @@ static rt_listener *listen_find(rt_engine *e, const struct sockaddr_storage *add
     return NULL;
 }
 
+/* rt_accept callback: the port gained its first listener or lost its
+ * last: its clients are told (their connects then wait for an answer). */
+static void listen_on_targets(void *ctx, unsigned ntargets) {
+    rt_listener *l = ctx;
+    rt_sess_set_listening(l->eng, l, ntargets > 0);
+}
+
 /* Creates a port serving the bound UDP socket |fd| (taken over).  Returns
  * it, or NULL (fd closed) when out of memory. */
 static rt_listener *listen_port(rt_engine *e, int fd, bool v6only) {
     rt_listener *l = calloc(1, sizeof(*l));
-    rt_accept *a = rt_accept_new(e);
+    rt_accept *a = l ? rt_accept_new(e, listen_on_targets, l) : NULL;
     if (!l || !a || !(l->udp = rt_udp_listener(e, fd, l))) {
         if (!l || !a)
             rt_sys.close(fd);

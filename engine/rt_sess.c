@@ -146,6 +146,14 @@ void rt_sess_touch(rt_sess *rs) {
     rs->eng->dirty = rs;
 }
 
+void rt_sess_set_listening(rt_engine *e, const rt_listener *l, bool listening) {
+    for (rt_sess *rs = e->sessions; rs; rs = rs->next)
+        if (rs->listener == l) {
+            rudp_session_set_listening(rs->s, listening);
+            rt_sess_touch(rs);
+        }
+}
+
 void rt_sess_touch_on(rt_engine *e, const rt_udp *u) {
     for (rt_sess *rs = e->sessions; rs; rs = rs->next)
         if (rs->udp == u)
@@ -197,11 +205,15 @@ static void sess_arm(rt_sess *rs, rudp_tstamp now) {
 
 /* --- events --- */
 
-/* The handshake completed: every bridge may carry data. */
+/* The handshake completed: every bridge may carry data, unless nothing
+ * listens on the server's port (then each waits for its stream to be
+ * accepted or refused). */
 static void sess_on_established(rt_sess *rs) {
     rs->established = true;
     if (!rs->listener && !rs->closing)
         rt_client_established(rs);
+    if (!rudp_session_peer_listening(rs->s))
+        return;
     for (rt_bridge *b = rs->bridges; b; b = rt_bridge_next(b))
         rt_bridge_connected(b);
 }
@@ -227,6 +239,8 @@ static void sess_events(rt_sess *rs) {
             sess_on_established(rs);
         else if (ev.type == RUDP_EV_SESSION_CLOSED)
             sess_on_closed(rs, ev.error);
+        else if (ev.type == RUDP_EV_PEER_LISTENING && !rs->closing)
+            rt_client_established(rs);
         else if (ev.type == RUDP_EV_STREAM_OPENED && rs->listener)
             rt_listen_on_stream(rs->listener, rs, ev.sid);
         else if (ev.type == RUDP_EV_STREAM_OPENED)

@@ -321,6 +321,7 @@ static int sess_init(rudp_session *s, const rudp_settings *set, uint64_t seed,
     s->local_allowed = RUDP_ZERO_RTT_MAX_STREAMS;
     s->peer_allowed = s->peer_allowed_sent = set->max_streams;
     s->session_frame_pending = true;
+    s->listening = s->peer_listening = true;
     rudp_fc_init(&s->fc, set->initial_session_window, set->max_session_window, now);
     rudp_chunk_pool_init(&s->pool, 64);
     rudp_acktr_init(&s->acktr);
@@ -727,6 +728,11 @@ bool rudp_session_poll_event(rudp_session *s, rudp_event *ev) {
         ev->type = RUDP_EV_SESSION_ESTABLISHED;
         return true;
     }
+    if (s->ev_listening) {
+        s->ev_listening = false;
+        ev->type = RUDP_EV_PEER_LISTENING;
+        return true;
+    }
     while (s->ev_list.head) {
         if (sess_pop_stream_event(s, ev))
             return true;
@@ -738,6 +744,19 @@ bool rudp_session_poll_event(rudp_session *s, rudp_event *ev) {
         return true;
     }
     return false;
+}
+
+/* --- the listening state of the server's port --- */
+
+void rudp_session_set_listening(rudp_session *s, bool listening) {
+    if (s->is_client || s->listening == listening)
+        return;
+    s->listening = listening;
+    s->listening_pending = true;
+}
+
+bool rudp_session_peer_listening(const rudp_session *s) {
+    return s->peer_listening;
 }
 
 /* --- info --- */

@@ -70,8 +70,14 @@ struct rudp_session {
     uint64_t path_challenge_data, path_response_data;
     bool path_validated;
     uint64_t migrations;
-    uint32_t probes;   /* PTO probe packets owed */
-    bool ping_pending; /* keepalive */
+    uint32_t probes;        /* PTO probe packets owed */
+    bool ping_pending;      /* keepalive */
+    bool listening;         /* server: a program listens on our port */
+    bool listening_pending; /* server: LISTENING frame to send */
+    bool peer_listening;    /* client: the server's port has a listener */
+    bool ev_listening;      /* client: report a change of peer_listening */
+    uint64_t listening_pn;  /* client: the packet that last set peer_listening */
+    uint64_t input_pn;      /* the number of the packet being applied */
 
     /* Streams. */
     rudp_stream **buckets;

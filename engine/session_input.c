@@ -53,10 +53,12 @@ static int input_session(rudp_session *s, const rudp_session_frame *f, bool eage
         }
         return RUDP_OK;
     }
-    if (f->flags != (RUDP_FLAG_SYN | RUDP_FLAG_ACK))
+    if ((f->flags & ~RUDP_FLAG_CLOSED) != (RUDP_FLAG_SYN | RUDP_FLAG_ACK))
         return RUDP_ERR_PROTOCOL;
     if (s->state != RUDP_SESS_CONNECTING)
         return RUDP_OK; /* a repeated SYN-ACK */
+    s->peer_listening = !(f->flags & RUDP_FLAG_CLOSED);
+    s->listening_pn = s->input_pn;
     input_apply_params(s, f);
     s->state = RUDP_SESS_ESTABLISHED;
     s->session_frame_pending = false;
@@ -220,6 +222,22 @@ static void input_goaway(rudp_session *s, uint32_t code, rudp_tstamp now) {
     rudp_sess_start_draining(s, now);
 }
 
+/* Handles LISTENING: whether the server's port has a listener now.  A
+ * frame from a packet older than the one that last said so is stale (a
+ * retransmission reordered behind a newer state).  Returns RUDP_OK or
+ * RUDP_ERR_PROTOCOL (a client sent it). */
+static int input_listening(rudp_session *s, bool listening) {
+    if (!s->is_client)
+        return RUDP_ERR_PROTOCOL;
+    if (s->input_pn < s->listening_pn)
+        return RUDP_OK;
+    s->listening_pn = s->input_pn;
+    if (s->peer_listening != listening)
+        s->ev_listening = true;
+    s->peer_listening = listening;
+    return RUDP_OK;
+}
+
 /* Applies one decoded frame.  Returns RUDP_OK or the protocol error. */
 static int input_frame(rudp_session *s, const rudp_frame *f, bool eager, rudp_tstamp now) {
     switch (f->type) {
@@ -250,6 +268,8 @@ static int input_frame(rudp_session *s, const rudp_frame *f, bool eager, rudp_ts
         if (f->u.path_data == s->path_challenge_data)
             s->path_validated = true;
         return RUDP_OK;
+    case RUDP_FRAME_LISTENING:
+        return input_listening(s, f->u.listening != 0);
     default: /* PADDING, PING */
         return RUDP_OK;
     }
@@ -317,6 +337,7 @@ int rudp_sess_apply(rudp_session *s, const rudp_decoded_pkt *d, size_t len,
     s->pkts_recv++;
     s->bytes_recv += len;
     s->last_recv = s->last_activity = now;
+    s->input_pn = d->hdr.pn;
     if (from && !addr_equal(from, &s->peer_addr) && d->hdr.pn == s->acktr.largest)
         input_migrate(s, from);
     rv = input_frames(s, d, now);

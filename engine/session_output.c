@@ -145,6 +145,9 @@ static void out_frame_lost(rudp_session *s, const rudp_sent_frame *fr) {
     case RUDP_SENT_MAX_STREAMS:
         s->max_streams_pending = true;
         break;
+    case RUDP_SENT_LISTENING:
+        s->listening_pending = true;
+        break;
     default:
         break;
     }
@@ -170,8 +173,8 @@ bool rudp_sess_has_pending(const rudp_session *s) {
         return s->goaway_pending;
     return (s->session_frame_pending && (s->is_client || s->session_frame_eager)) ||
            s->goaway_pending || s->max_streams_pending || s->fc.update_pending ||
-           s->path_challenge_pending || s->path_response_pending || s->ping_pending ||
-           s->send_list.head != NULL;
+           s->listening_pending || s->path_challenge_pending || s->path_response_pending ||
+           s->ping_pending || s->send_list.head != NULL;
 }
 
 /* --- packet assembly --- */
@@ -240,6 +243,8 @@ static void out_session_frame(rudp_session *s, out_ctx *c) {
     const rudp_settings *set = &s->settings;
     rudp_frame f = {.type = RUDP_FRAME_SESSION};
     f.u.session.flags = s->is_client ? RUDP_FLAG_SYN : (RUDP_FLAG_SYN | RUDP_FLAG_ACK);
+    if (!s->is_client && !s->listening)
+        f.u.session.flags |= RUDP_FLAG_CLOSED;
     f.u.session.cid = s->local_cid;
     f.u.session.initial_stream_window = (uint32_t)set->initial_stream_window;
     f.u.session.initial_session_window = set->initial_session_window;
@@ -269,6 +274,11 @@ static void out_control(rudp_session *s, out_ctx *c) {
     }
     if (s->state >= RUDP_SESS_DRAINING)
         return;
+    if (s->listening_pending) {
+        f = (rudp_frame){.type = RUDP_FRAME_LISTENING, .u.listening = s->listening};
+        if (out_put_recorded(c, &f, RUDP_SENT_LISTENING, 0))
+            s->listening_pending = false;
+    }
     if (s->max_streams_pending) {
         f = (rudp_frame){.type = RUDP_FRAME_MAX_STREAMS, .u.max_streams = s->peer_allowed};
         if (out_put_recorded(c, &f, RUDP_SENT_MAX_STREAMS, 0)) {

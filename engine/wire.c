@@ -293,7 +293,8 @@ static ssize_t padding_decode(const uint8_t *p, size_t len) {
  * SYN missing, unknown flag, or max_packet_size below 1200). */
 static ssize_t session_decode(const uint8_t *p, size_t len, rudp_session_frame *s) {
     if (len < RUDP_SESSION_FRAME_LEN || !(p[1] & RUDP_FLAG_SYN) ||
-        (p[1] & ~(RUDP_FLAG_SYN | RUDP_FLAG_ACK)) ||
+        (p[1] & ~(RUDP_FLAG_SYN | RUDP_FLAG_ACK | RUDP_FLAG_CLOSED)) ||
+        ((p[1] & RUDP_FLAG_CLOSED) && !(p[1] & RUDP_FLAG_ACK)) ||
         rudp_get16(p + 36) < RUDP_MIN_PACKET_SIZE) {
         return RUDP_ERR_MALFORMED;
     }
@@ -418,6 +419,16 @@ static ssize_t u64_decode(const uint8_t *p, size_t len, uint64_t *v) {
     return RUDP_MAX_STREAMS_FRAME_LEN;
 }
 
+/* Decodes a LISTENING frame (its one byte 0 or 1); returns its size or
+ * RUDP_ERR_MALFORMED. */
+static ssize_t listening_decode(const uint8_t *p, size_t len, uint8_t *v) {
+    if (len < RUDP_LISTENING_FRAME_LEN || p[1] > 1) {
+        return RUDP_ERR_MALFORMED;
+    }
+    *v = p[1];
+    return RUDP_LISTENING_FRAME_LEN;
+}
+
 /* Decodes the frame at the start of |p| into *f.  Returns the bytes it
  * occupies (> 0), or RUDP_ERR_MALFORMED for empty input, an unknown type or
  * any reason listed at the per-type decoders; *f is unspecified then. */
@@ -448,6 +459,8 @@ ssize_t rudp_wire_decode_frame(const uint8_t *p, size_t len, rudp_frame *f) {
     case RUDP_FRAME_PATH_CHALLENGE:
     case RUDP_FRAME_PATH_RESPONSE:
         return u64_decode(p, len, &f->u.path_data);
+    case RUDP_FRAME_LISTENING:
+        return listening_decode(p, len, &f->u.listening);
     default:
         return RUDP_ERR_MALFORMED;
     }
@@ -522,6 +535,8 @@ size_t rudp_wire_frame_len(const rudp_frame *f) {
     case RUDP_FRAME_PATH_CHALLENGE:
     case RUDP_FRAME_PATH_RESPONSE:
         return RUDP_PATH_FRAME_LEN;
+    case RUDP_FRAME_LISTENING:
+        return f->u.listening <= 1 ? RUDP_LISTENING_FRAME_LEN : 0;
     default:
         return 0;
     }
@@ -587,6 +602,9 @@ static void frame_write(uint8_t *p, const rudp_frame *f) {
     case RUDP_FRAME_PATH_CHALLENGE:
     case RUDP_FRAME_PATH_RESPONSE:
         rudp_put64(p + 1, f->u.path_data);
+        break;
+    case RUDP_FRAME_LISTENING:
+        p[1] = f->u.listening;
         break;
     default: /* PADDING and PING are the type byte alone. */
         break;

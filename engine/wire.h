@@ -36,12 +36,14 @@ enum rudp_frame_type {
     RUDP_FRAME_MAX_STREAMS = 0x08,
     RUDP_FRAME_PATH_CHALLENGE = 0x09,
     RUDP_FRAME_PATH_RESPONSE = 0x0a,
+    RUDP_FRAME_LISTENING = 0x0b,
 };
 
 /* Flags of SESSION and DATA frames (yamux vocabulary). */
 #define RUDP_FLAG_SYN 0x01
 #define RUDP_FLAG_ACK 0x02
-#define RUDP_FLAG_FIN 0x04 /* DATA only */
+#define RUDP_FLAG_FIN 0x04    /* DATA only */
+#define RUDP_FLAG_CLOSED 0x08 /* SESSION SYN-ACK only: nothing listens on the port */
 
 /* GoAway error codes. */
 enum rudp_goaway_code {
@@ -123,6 +125,7 @@ typedef struct rudp_frame {
         uint32_t goaway_code;
         uint64_t max_streams;
         uint64_t path_data; /* PATH_CHALLENGE / PATH_RESPONSE */
+        uint8_t listening;  /* LISTENING: 1 the port has a listener, 0 none */
     } u;
 } rudp_frame;
 
@@ -151,6 +154,7 @@ typedef struct rudp_decoded_pkt {
 #define RUDP_GOAWAY_FRAME_LEN 5
 #define RUDP_MAX_STREAMS_FRAME_LEN 9
 #define RUDP_PATH_FRAME_LEN 9
+#define RUDP_LISTENING_FRAME_LEN 2
 
 /* Writes the regular packet header at |buf|; returns RUDP_HDR_LEN, or
  * RUDP_ERR_NOBUF when |cap| is too small. */

@@ -212,16 +212,18 @@ int rudp_conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool f
     return conn_reroute(fd, addr, len, fastopen, &now);
 }
 
-/* Returns the connect result the slot holds: 0 when connected, -errno when
- * failed (consuming the pending SO_ERROR as a blocking TCP connect does).
- * Waits up to a second for the engine to publish a state after the fd
- * became writable. */
+/* Returns the connect result the slot holds: 0 when connected (also when
+ * the connection was reset after it was connected: TCP's connect succeeded
+ * then too), -errno when the connect failed (consuming the pending
+ * SO_ERROR as a blocking TCP connect does).  Waits up to a second for the
+ * engine to publish a state after the fd became writable. */
 static int conn_result(rudp_slot *slot) {
     for (int i = 0; i < 1000; i++) {
         uint32_t st = rudp_slot_state(slot);
         int err;
 
-        if (st == RUDP_SLOT_CONNECTED || st == RUDP_SLOT_DONE)
+        if (st == RUDP_SLOT_CONNECTED || st == RUDP_SLOT_DONE ||
+            (st == RUDP_SLOT_FAILED && (rudp_slot_flags(slot) & RUDP_SLOT_F_WAS_CONNECTED)))
             return 0;
         if (st == RUDP_SLOT_FAILED) {
             err = rudp_slot_take_so_error(slot);

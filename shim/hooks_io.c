@@ -54,21 +54,19 @@ static bool io_send_ok(void) {
 
 /* --- read side --- */
 
-/* Returns the slot error that should replace the end-of-stream result of a
- * read on |fd|, or 0 when the result stands.  Consumes a pending SO_ERROR
- * as a TCP read does. */
+/* Returns the error that should replace the end-of-stream result of a read
+ * on |fd|, or 0 when the result stands.  As TCP reports sk_err, it is
+ * reported once: the read takes the pending SO_ERROR, and the reads after
+ * it (or after a getsockopt(SO_ERROR) took it) see the end of the
+ * stream. */
 static int io_read_error(int fd) {
     rudp_fd_entry *e = rudp_fd_peek(fd);
     rudp_slot *slot;
-    int err;
 
-    if (rudp_fd_kind(e) != RUDP_FD_CONN || (slot = e->ref.slot) == NULL)
+    if (rudp_fd_kind(e) != RUDP_FD_CONN || (slot = e->ref.slot) == NULL ||
+        rudp_slot_error(slot) == RUDP_OK || !rudp_fd_still_ours(fd, e))
         return 0;
-    err = rudp_slot_error(slot);
-    if (err == RUDP_OK || !rudp_fd_still_ours(fd, e))
-        return 0;
-    rudp_slot_take_so_error(slot);
-    return rudp_errno(err);
+    return rudp_errno(rudp_slot_take_so_error(slot));
 }
 
 /* Finishes a read of |want| bytes on |fd| that returned |n|: EOF or a
@@ -185,7 +183,7 @@ static ssize_t io_write_failed(int fd, int flags) {
 
     if (slot != NULL && rudp_fd_still_ours(fd, e))
         err = rudp_errno(rudp_slot_take_so_error(slot));
-    if (err != 0) {
+    if (err != 0 && err != EPIPE) {
         errno = err;
         return -1;
     }

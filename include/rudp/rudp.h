@@ -137,6 +137,8 @@ enum rudp_event_type {
     RUDP_EV_STREAM_READABLE,         /* data, FIN or reset can be read */
     RUDP_EV_STREAM_WRITABLE,         /* send buffer has room again / acked */
     RUDP_EV_STREAM_RESET,            /* the peer reset stream .sid (.error) */
+    RUDP_EV_PEER_LISTENING,          /* client: the server's port gained or lost
+                                        its listener (rudp_session_peer_listening) */
 };
 
 typedef struct rudp_event {
@@ -261,6 +263,18 @@ void rudp_session_on_path_error(rudp_session *sess, rudp_tstamp now);
  * style: a padded PING whose loss costs no congestion response) toward the
  * smaller of this and what the peer accepts.  0 disables probing. */
 void rudp_session_set_mtu_ceiling(rudp_session *sess, uint32_t max_udp_payload);
+
+/* Server: tells the client whether a program listens on this session's
+ * port (|listening|).  While none does, the client's new streams are
+ * refused, and its connects wait for the answer instead of completing on
+ * the handshake (docs/PROTOCOL.md "LISTENING").  Sessions start listening;
+ * call it before the first rudp_session_write_pkt to say otherwise in the
+ * SYN-ACK itself. */
+void rudp_session_set_listening(rudp_session *sess, bool listening);
+
+/* Client: returns whether the server's port has a listener, as the server
+ * last said (true until it says otherwise). */
+bool rudp_session_peer_listening(const rudp_session *sess);
 
 /* Returns true once the session is closed and has finished draining: the
  * caller may then rudp_session_del() it. */

@@ -1283,3 +1283,40 @@ Test(session, stream_events_without_a_user_carry_null) {
     cr_assert(s & EV_BIT(RUDP_EV_STREAM_RESET));
     test_pair_free(&p);
 }
+
+Test(session, listening_state_reaches_the_client) {
+    /* A server whose port has no listener says so in its SYN-ACK; the
+     * client learns it before the handshake event, then learns the
+     * listener came back from a LISTENING frame (with an event), and a
+     * retransmitted older LISTENING does not undo it. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint8_t d[TEST_MAX_DGRAM], old[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    int err;
+    rudp_session *srv = rudp_session_new_server(&p.sset, 7, d, n, &p.caddr, p.now, &err);
+    cr_assert_not_null(srv);
+    rudp_session_set_listening(srv, false);
+    n = one_dgram(srv, d, p.now);
+    seen s;
+    decode(d, n, &s);
+    const rudp_frame *sf = find_frame(&s, RUDP_FRAME_SESSION);
+    cr_assert(sf && (sf->u.session.flags & RUDP_FLAG_CLOSED));
+    cr_assert_eq(rudp_session_read_pkt(p.cli, d, n, &p.saddr, p.now), RUDP_OK);
+    cr_assert(rudp_session_is_established(p.cli));
+    cr_assert_not(rudp_session_peer_listening(p.cli));
+    rudp_session_set_listening(srv, true);
+    rudp_session_set_listening(srv, false); /* an older state, sent first */
+    size_t nold = one_dgram(srv, old, p.now);
+    rudp_session_set_listening(srv, true);
+    n = one_dgram(srv, d, p.now);
+    decode(d, n, &s);
+    cr_assert(find_frame(&s, RUDP_FRAME_LISTENING));
+    cr_assert_eq(rudp_session_read_pkt(p.cli, d, n, &p.saddr, p.now), RUDP_OK);
+    cr_assert(rudp_session_peer_listening(p.cli));
+    cr_assert(test_drain_events_for(p.cli, RUDP_EV_PEER_LISTENING, 0));
+    cr_assert_eq(rudp_session_read_pkt(p.cli, old, nold, &p.saddr, p.now), RUDP_OK);
+    cr_assert(rudp_session_peer_listening(p.cli), "a stale LISTENING took effect");
+    rudp_session_del(srv);
+    test_pair_free(&p);
+}

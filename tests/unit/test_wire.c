@@ -740,7 +740,7 @@ Test(wire, decode_stateless_reset_has_no_frames) {
 
 Test(wire, unknown_frame_types_are_rejected) {
     uint8_t buf[64] = {0};
-    for (unsigned t = RUDP_FRAME_PATH_RESPONSE + 1; t < 256; t++) {
+    for (unsigned t = RUDP_FRAME_LISTENING + 1; t < 256; t++) {
         buf[0] = (uint8_t)t;
         cr_assert_eq(decode_raw(buf, sizeof(buf)), RUDP_ERR_MALFORMED, "type %u", t);
         rudp_frame f = {.type = (uint8_t)t};
@@ -749,13 +749,29 @@ Test(wire, unknown_frame_types_are_rejected) {
     }
 }
 
+Test(wire, listening_frame) {
+    /* LISTENING carries one byte, 0 or 1; anything else is malformed. */
+    uint8_t buf[8];
+    for (unsigned v = 0; v < 256; v++) {
+        buf[0] = RUDP_FRAME_LISTENING;
+        buf[1] = (uint8_t)v;
+        cr_assert_eq(decode_raw(buf, 2), v <= 1 ? 2 : RUDP_ERR_MALFORMED, "value %u", v);
+    }
+    cr_assert_eq(decode_raw(buf, 1), RUDP_ERR_MALFORMED);
+    rudp_frame f = {.type = RUDP_FRAME_LISTENING, .u.listening = 1}, g;
+    cr_assert_eq(rudp_wire_encode_frame(buf, sizeof(buf), &f), 2);
+    cr_assert_eq(rudp_wire_decode_frame(buf, 2, &g), 2);
+    cr_assert_eq(g.u.listening, 1);
+}
+
 Test(wire, session_flags_and_packet_size) {
     rudp_frame f;
     uint8_t buf[64];
     for (unsigned flags = 0; flags < 256; flags++) {
         make_session(&f, (uint8_t)flags);
         size_t n = encode_ok(&f, buf, sizeof(buf));
-        bool ok = flags == RUDP_FLAG_SYN || flags == (RUDP_FLAG_SYN | RUDP_FLAG_ACK);
+        bool ok = flags == RUDP_FLAG_SYN || flags == (RUDP_FLAG_SYN | RUDP_FLAG_ACK) ||
+                  flags == (RUDP_FLAG_SYN | RUDP_FLAG_ACK | RUDP_FLAG_CLOSED);
         cr_assert_eq(decode_raw(buf, n), ok ? (ssize_t)n : RUDP_ERR_MALFORMED, "%u", flags);
     }
     uint16_t sizes[] = {0, 1199, 1200, 65535};
