@@ -243,11 +243,11 @@ class Test:
 
     counter = 0
 
-    def __init__(self, runner, name, limit):
+    def __init__(self, runner, name, limit, port=None):
         Test.counter += 1
         self.runner = runner
         self.name = name
-        self.port = BASE_PORT + Test.counter
+        self.port = port or BASE_PORT + Test.counter
         self.deadline = time.monotonic() + limit
         self.ns = f"rudp-e2e-{os.getpid()}-{Test.counter}"
         self.dir = os.path.join(runner.tmp, name)
@@ -448,11 +448,13 @@ def file_size(path):
 TESTS = []
 
 
-def test(name, limit=60, traffic="rudp"):
+def test(name, limit=60, traffic="rudp", port=None):
     """Registers a test function under |name| with a time limit in seconds
-    and its traffic class (see Test.check_traffic)."""
+    and its traffic class (see Test.check_traffic); |port| fixes the test's
+    port (a packaged server's own) instead of a fresh one."""
     def register(fn):
         fn.traffic = traffic
+        fn.port = port
         TESTS.append((name, limit, fn))
         return fn
     return register
@@ -769,6 +771,113 @@ def t_full_queue(t):
     srv.wait_ok(15, "received 20")
 
 
+LISTENERS = os.path.join(HERE, "listeners.py")
+
+
+@test("reuseport-workers", limit=60)
+def t_reuseport(t):
+    """Three processes, each with its own SO_REUSEPORT listener on the port
+    (gunicorn --reuse-port, nginx "reuseport"): 30 connections are spread
+    over them; once one closes its listener and dies (without the shim's
+    exit hand-over), the other two serve every new connection."""
+    srv = t.spawn("reuseport-server", [sys.executable, LISTENERS, "reuseport-server",
+                                       str(t.port), "3"])
+    srv.wait_line("listening 3", 15)
+    pids = srv.out().split()[2:5]
+    cli = t.spawn("client", [sys.executable, LISTENERS, "client", str(t.port), "30"])
+    cli.wait_ok(30, "ok 30")
+    served = cli.out().split()[1].split(",")
+    t.expect(len(served) >= 2, f"30 connections all served by {served}", srv, cli)
+    os.kill(int(pids[0]), signal.SIGUSR1)
+    srv.wait_line(f"worker {pids[0]} exits", 10)
+    cli2 = t.spawn("client-2", [sys.executable, LISTENERS, "client", str(t.port), "10"])
+    cli2.wait_ok(30, "ok 10")
+    served2 = cli2.out().split()[1].split(",")
+    t.expect(pids[0] not in served2 and served2, f"after the exit: served by {served2}",
+             srv, cli2)
+
+
+@test("listen-again", limit=60)
+def t_listen_again(t):
+    """A server that closes its listener and listens again on the same port
+    for each job (three jobs), then another server process started as soon
+    as the first has exited: every connection is served."""
+    srv = t.spawn("reopen-server", [sys.executable, LISTENERS, "reopen-server",
+                                    str(t.port), "3"])
+    srv.wait_line("listening job 0", 10)
+    cli = t.spawn("client", [sys.executable, LISTENERS, "client", str(t.port), "3"])
+    cli.wait_ok(30, "ok 3")
+    srv.wait_ok(10, "done")
+    t.expect(cli.out().split()[1] == "0,1,2", f"jobs served: {cli.out().split()[1]}", cli)
+    srv2 = t.spawn("reopen-server-2", [sys.executable, LISTENERS, "reopen-server",
+                                       str(t.port), "1"])
+    cli2 = t.spawn("client-2", [sys.executable, LISTENERS, "client", str(t.port), "1"])
+    cli2.wait_ok(20, "ok 1")
+    srv2.wait_ok(10, "done")
+
+
+def packaged(t, program):
+    """Raises Failure when |program| (from Debian's packages, installed by
+    scripts/setup) is missing."""
+    path = shutil.which(program) or next(
+        (p for p in (f"/usr/sbin/{program}", f"/usr/bin/{program}") if os.path.exists(p)),
+        None)
+    if not path:
+        raise Failure(f"{program} is not installed (scripts/setup installs it)")
+    return path
+
+
+def curl_body(t, name, url):
+    """Fetches |url| with curl under the shim; returns the file it wrote."""
+    out = os.path.join(t.dir, name)
+    c = t.spawn(name, ["curl", "-sS", "--fail", "-g", "--max-time", "10", "--retry", "20",
+                       "--retry-connrefused", "--retry-delay", "0", "-o", out, url])
+    c.wait_ok(15)
+    return out
+
+
+@test("nginx-default-config", limit=60, port=80)
+def t_nginx_default(t):
+    """nginx as Debian installs it: the default config (it daemonises, a
+    master and one worker per core, and the default site listens on 80 and
+    on [::]:80 with IPV6_V6ONLY): it starts, and the welcome page comes
+    byte for byte over 127.0.0.1 and over ::1."""
+    nginx = packaged(t, "nginx")
+    start = t.spawn("nginx", [nginx])
+    start.wait_ok(15)
+    page = "/var/www/html/index.nginx-debian.html"
+    try:
+        for name, url in (("v4", "http://127.0.0.1/"), ("v6", "http://[::1]/")):
+            got = curl_body(t, f"curl-{name}", url)
+            t.expect(sha256_file(got) == sha256_file(page),
+                     f"{url}: {file_size(got)} bytes, not the welcome page", start)
+    finally:
+        t.spawn("nginx-quit", [nginx, "-s", "quit"], shim=False).wait(10)
+
+
+@test("redis-default-config", limit=60, port=6379)
+def t_redis_default(t):
+    """redis-server with the config Debian installs (/etc/redis/redis.conf:
+    it daemonises and binds 127.0.0.1 and -::1, one listener each):
+    PING over both, and a 1 MiB value set and read back byte for byte."""
+    server = packaged(t, "redis-server")
+    cli = packaged(t, "redis-cli")
+    t.spawn("redis", [server, "/etc/redis/redis.conf"]).wait_ok(15)
+    try:
+        for host in ("127.0.0.1", "::1"):
+            p = t.spawn(f"ping-{host}", [cli, "-h", host, "ping"])
+            p.wait_ok(10, "PONG")
+        value = t.runner.data(MIB, "redis")
+        t.spawn("set", [cli, "-h", "127.0.0.1", "-x", "set", "rudp-e2e"], stdin=value
+                ).wait_ok(10, "OK")
+        get = t.spawn("get", [cli, "-h", "::1", "--raw", "get", "rudp-e2e"])
+        get.wait_ok(10)
+        with open(get.out_path, "rb") as f, open(value, "rb") as v:
+            t.expect(f.read().rstrip(b"\n") == v.read(), "the value read back differs", get)
+    finally:
+        t.spawn("redis-shutdown", [cli, "-h", "127.0.0.1", "shutdown", "nosave"]).wait(10)
+
+
 def refused_test(t, extra):
     """Connects where nothing listens: ECONNREFUSED in under 1 s."""
     p = t.spawn("connect", t.tool("connect-errno", "127.0.0.1", t.port, *extra, timeout=10))
@@ -1006,7 +1115,7 @@ class Runner:
 
     def run_one(self, name, limit, fn):
         """Runs one test in its own namespace; returns (ok, line, details)."""
-        t = Test(self, name, limit)
+        t = Test(self, name, limit, getattr(fn, "port", None))
         start = time.monotonic()
         try:
             t.setup()
