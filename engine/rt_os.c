@@ -10,9 +10,10 @@
  * directly.
  *
  * Descriptors (DESIGN.md §2 rule 3).  The engine's own fds are
- * close-on-exec and live high, from 512 (or half of RLIMIT_NOFILE, at most
- * 16384) up, so programs that dup2 onto low numbers or close fds in bulk do
- * not hit them.
+ * close-on-exec and live high, from the base the shim sets (the program's
+ * own RLIMIT_NOFILE soft limit, the shim giving the process room above it:
+ * shim/limits.c) or 512, so programs that dup2 onto low numbers or close
+ * fds in bulk do not hit them, nor count them.
  */
 #include "rt.h"
 
@@ -23,18 +24,18 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
-/* Ceiling of the engine's lowest descriptor number, and how many numbers
- * above it rudp_rt_reserve_fds makes room for. */
-#define RT_FD_BASE_MAX 16384
+/* The engine's lowest descriptor number until told otherwise, and how many
+ * numbers above it rudp_rt_reserve_fds makes room for. */
+#define RT_FD_BASE_DEFAULT 512
 #define RT_FD_RESERVE 256
 
 rudp_rt_sys rt_sys;
 static _Atomic bool sys_ready;
 static _Atomic int log_level;
 static _Atomic int log_fd = -1;
+static _Atomic int fd_base = RT_FD_BASE_DEFAULT;
 
 void rudp_rt_init(const rudp_rt_sys *sys) {
     rt_sys = *sys;
@@ -77,16 +78,13 @@ void rt_log(int level, const char *fmt, ...) {
     errno = saved;
 }
 
-/* Returns the lowest descriptor number the engine's own fds take: 512, or
- * half of RLIMIT_NOFILE when that is above 1024, at most RT_FD_BASE_MAX (the
- * fd table costs 8 bytes an entry, and limits run into the millions). */
+void rudp_rt_set_fd_base(int base) {
+    atomic_store(&fd_base, base > 0 ? base : RT_FD_BASE_DEFAULT);
+}
+
+/* Returns the lowest descriptor number the engine's own fds take. */
 static int rt_fd_base(void) {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
-        return RT_FD_BASE_MAX;
-    if (rl.rlim_cur <= 1024)
-        return 512;
-    return rl.rlim_cur / 2 > RT_FD_BASE_MAX ? RT_FD_BASE_MAX : (int)(rl.rlim_cur / 2);
+    return atomic_load(&fd_base);
 }
 
 void rudp_rt_reserve_fds(void) {

@@ -161,10 +161,14 @@ void rudp_rt_exit_flush(void);
 void rudp_rt_quiesce(void);
 void rudp_rt_resume(void);
 
-/* Moves |fd| to the engine's high descriptor range (512, or half of
- * RLIMIT_NOFILE, at most 16384), close-on-exec, and returns the new number
- * (|fd| itself, made close-on-exec, when none is free there). */
+/* Moves |fd| to the engine's high descriptor range (from the base below),
+ * close-on-exec, and returns the new number (|fd| itself, made
+ * close-on-exec, when none is free there). */
 int rudp_rt_fd_high(int fd);
+
+/* Sets where the engine's high range starts (0: the default, 512).  Any
+ * thread, any time: descriptors placed already stay where they are. */
+void rudp_rt_set_fd_base(int base);
 
 /* Returns a new descriptor of the same file as |fd| in the engine's high
  * range, close-on-exec (|fd| stays open), or -1 with errno. */

@@ -43,13 +43,19 @@ static bool fd_is_tcp(int domain, int type, int protocol) {
 }
 
 /* Creates a socket; an AF_INET/AF_INET6 TCP socket gets a TCP entry (it may
- * be rerouted at connect or listen), any other fd number is cleared. */
+ * be rerouted at connect or listen), any other fd number is cleared.  A
+ * number beyond the program's own descriptor limit is EMFILE (limits.c). */
 RUDP_EXPORT int socket(int domain, int type, int protocol) {
     int fd = RUDP_REAL(socket)(domain, type, protocol);
     rudp_fd_entry e;
 
     if (fd < 0 || !rudp_active())
         return fd;
+    if (rudp_limits_exceeded(fd)) { /* beyond the program's RLIMIT_NOFILE */
+        RUDP_REAL(close)(fd);
+        errno = EMFILE;
+        return -1;
+    }
     if (!fd_is_tcp(domain, type, protocol)) {
         rudp_fd_clear(fd);
         return fd;

@@ -277,6 +277,10 @@ RUDP_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flag
 
     if (!rudp_active())
         return RUDP_REAL(accept4)(fd, addr, alen, flags);
+    if (rudp_limits_full(fd)) {
+        errno = EMFILE;
+        return -1;
+    }
     if (rudp_fd_snapshot(fd, &l) == RUDP_FD_LISTENER)
         return accept_rerouted(fd, &l, addr, alen, flags);
     nfd = RUDP_REAL(accept4)(fd, addr, alen, flags);
@@ -291,6 +295,10 @@ RUDP_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *alen) {
 
     if (!rudp_active())
         return RUDP_REAL(accept)(fd, addr, alen);
+    if (rudp_limits_full(fd)) {
+        errno = EMFILE;
+        return -1;
+    }
     if (rudp_fd_snapshot(fd, &l) == RUDP_FD_LISTENER)
         return accept_rerouted(fd, &l, addr, alen, 0);
     nfd = RUDP_REAL(accept)(fd, addr, alen);

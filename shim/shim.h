@@ -56,7 +56,8 @@ ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
     X(close_range) X(closefrom) X(read) X(recv) X(recvfrom) X(recvmsg) X(readv)            \
     X(__read_chk) X(__recv_chk) X(__recvfrom_chk) X(write) X(send) X(sendto) X(sendmsg)    \
     X(writev) X(getsockopt) X(setsockopt) X(getpeername) X(getsockname) X(dup) X(dup2)     \
-    X(dup3) X(fcntl) X(fcntl64) X(prctl) X(syscall)
+    X(dup3) X(fcntl) X(fcntl64) X(prctl) X(syscall) X(getrlimit) X(getrlimit64)           \
+    X(setrlimit) X(setrlimit64) X(prlimit) X(prlimit64)
 
 enum rudp_real_id {
 #define RUDP_REAL_ENUM(name) RUDP_REAL_ID_##name,
@@ -193,6 +194,21 @@ void rudp_listeners_hand_over(void);
  * owner of every fd of the listener, closes |nfd| and returns true.
  * Returns false for any other connection. */
 bool rudp_listener_take_over(int nfd, const rudp_fd_entry *l);
+
+/* --- the descriptor budget (limits.c) --- */
+
+/* Sets the program's RLIMIT_NOFILE and the process's real one, which makes
+ * room above it for the engine's descriptors.  The constructor calls it. */
+void rudp_limits_init(void);
+
+/* Returns true when |fd|, just made for the program, is beyond the
+ * program's own limit: the call must fail with EMFILE as TCP's would. */
+bool rudp_limits_exceeded(int fd);
+
+/* Returns true when the next descriptor the kernel would give (a probe
+ * duplicate of |fd|) is beyond the program's limit: accept() must fail
+ * with EMFILE without taking a connection. */
+bool rudp_limits_full(int fd);
 
 /* --- connections (hooks_conn.c) --- */
 

@@ -816,6 +816,34 @@ def t_listen_again(t):
     srv2.wait_ok(10, "done")
 
 
+def budget_run(t, name, port, shim):
+    """Runs tests/e2e/budget.py: a server (soft limit 4096) and a client
+    (soft limit 1024) that opens connections until one fails.  Returns the
+    client's words: held N failed-at CALL ERRNO."""
+    script = os.path.join(HERE, "budget.py")
+    srv = t.spawn(f"{name}-server", [sys.executable, script, "server", str(port), "4096"],
+                  shim=shim)
+    srv.wait_line("listening", 10)
+    cli = t.spawn(f"{name}-client", [sys.executable, script, "client", str(port), "1024"],
+                  shim=shim)
+    cli.wait_ok(45, "held")
+    srv.stop()
+    return cli.out().split()
+
+
+@test("fd-budget", limit=90)
+def t_fd_budget(t):
+    """Under a soft RLIMIT_NOFILE of 1024 a client holds as many rerouted
+    connections as kernel TCP lets it (within the two descriptors of the
+    engine's event loop), getrlimit shows the limit it set, and the failure
+    comes from the same call with the same error (socket(): EMFILE)."""
+    tcp = budget_run(t, "tcp", t.port + 1000, False)
+    rudp = budget_run(t, "rudp", t.port, True)
+    t.expect(rudp[2:] == tcp[2:], f"kernel TCP: {' '.join(tcp)}; rudp: {' '.join(rudp)}")
+    t.expect(int(rudp[1]) >= int(tcp[1]) - 4,
+             f"rudp held {rudp[1]} connections, kernel TCP {tcp[1]}")
+
+
 def packaged(t, program):
     """Raises Failure when |program| (from Debian's packages, installed by
     scripts/setup) is missing."""
