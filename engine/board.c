@@ -50,6 +50,7 @@ struct rudp_board {
 #define BOARD_MAX_KNOWN 64
 
 static rudp_board *known[BOARD_MAX_KNOWN];
+static int known_fd[BOARD_MAX_KNOWN]; /* its memory file, or -1 */
 static _Atomic unsigned nknown;
 static pthread_mutex_t known_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -61,22 +62,37 @@ static uint32_t board_new_eid(void) {
     return eid ? eid : 1;
 }
 
-/* Adds |b| to the boards this process knows. */
-static void board_register(rudp_board *b) {
+/* Adds |b|, in the memory file |fd| (kept; -1: none), to the boards this
+ * process knows.  Returns false when it knew it already (|fd| not kept). */
+static bool board_register(rudp_board *b, int fd) {
     pthread_mutex_lock(&known_lock);
     unsigned n = atomic_load(&nknown);
     for (unsigned i = 0; i < n; i++)
         if (known[i] == b || known[i]->eid == b->eid) {
             pthread_mutex_unlock(&known_lock);
-            return;
+            return false;
         }
     if (n == BOARD_MAX_KNOWN) { /* forget the oldest: only its stale fds lose translation */
         memmove(known, known + 1, (BOARD_MAX_KNOWN - 1) * sizeof(known[0]));
+        memmove(known_fd, known_fd + 1, (BOARD_MAX_KNOWN - 1) * sizeof(known_fd[0]));
         n--;
     }
     known[n] = b;
+    known_fd[n] = fd;
     atomic_store(&nknown, n + 1);
     pthread_mutex_unlock(&known_lock);
+    return true;
+}
+
+int rudp_board_fd(uint32_t eid) {
+    int fd = -1;
+    pthread_mutex_lock(&known_lock);
+    unsigned n = atomic_load(&nknown);
+    for (unsigned i = 0; i < n && fd < 0; i++)
+        if (known[i]->eid == eid)
+            fd = known_fd[i];
+    pthread_mutex_unlock(&known_lock);
+    return fd;
 }
 
 /* The size of a board's mapping. */
@@ -84,20 +100,20 @@ static size_t board_size(void) {
     return sizeof(rudp_board) + RUDP_BOARD_SLOTS * sizeof(rudp_slot);
 }
 
-rudp_board *rudp_board_create(int *fd_out) {
+rudp_board *rudp_board_create(int (*place)(int fd), int *err_fd) {
     int fd = memfd_create("rudp-board", MFD_CLOEXEC);
     rudp_board *b = MAP_FAILED;
+    *err_fd = -1;
     if (fd >= 0 && ftruncate(fd, (off_t)board_size()) == 0)
         b = mmap(NULL, board_size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (b == MAP_FAILED) {
-        *fd_out = fd; /* the caller closes it */
+        *err_fd = fd; /* the caller closes it */
         return NULL;
     }
     b->magic = BOARD_MAGIC;
     b->eid = board_new_eid();
     b->nslots = RUDP_BOARD_SLOTS;
-    board_register(b);
-    *fd_out = fd;
+    board_register(b, place(fd));
     return b;
 }
 
@@ -112,8 +128,11 @@ rudp_board *rudp_board_map(int fd) {
         munmap(b, board_size());
         return NULL;
     }
-    board_register(b);
-    return rudp_board_find(b->eid);
+    if (!board_register(b, fd)) {
+        munmap(b, board_size()); /* known already: |fd| is the caller's to close */
+        return NULL;
+    }
+    return b;
 }
 
 rudp_board *rudp_board_find(uint32_t eid) {

@@ -69,17 +69,22 @@ typedef struct rudp_slot_stats {
 } rudp_slot_stats;
 
 /* Maps a new board with a fresh random eid and registers it in this
- * process.  The board lives in a memory file whose descriptor (close-on-
- * exec) is stored in *fd (-1 when none could be made); the caller owns it:
- * it is what another process maps to share the board (rudp_board_map).
- * Returns NULL (errno set) on failure. */
-rudp_board *rudp_board_create(int *fd);
+ * process.  The board lives in a memory file (close-on-exec) that another
+ * process maps to share it (rudp_board_map): |place| moves its descriptor
+ * where the caller wants it and returns the new number, which the registry
+ * keeps (rudp_board_fd).  Returns NULL (errno set) on failure, with the
+ * file's descriptor, if any, in *err_fd for the caller to close. */
+rudp_board *rudp_board_create(int (*place)(int fd), int *err_fd);
 
 /* Maps the board in the memory file |fd| (from another process's
  * rudp_board_create) and registers it in this process, so the slots of the
- * connections that process's engine hands us resolve.  Does not close |fd|.
- * Returns the board, or NULL when |fd| is not one. */
+ * connections that process's engine hands us resolve; the registry keeps
+ * |fd|.  Returns the board, or NULL when |fd| is not one or the board is
+ * known already (|fd| is then the caller's to close). */
 rudp_board *rudp_board_map(int fd);
+
+/* Returns the memory file of the board |eid| known here, or -1. */
+int rudp_board_fd(uint32_t eid);
 
 /* Returns the board |eid| if this process created or inherited it, else NULL. */
 rudp_board *rudp_board_find(uint32_t eid);

@@ -19,6 +19,7 @@
  *   rt_group.c   a listening port shared by processes
  *   rt_bridge.c  one stream joined to a program's socketpair
  *   rt_exit.c    the exit flush
+ *   rt_keeper.c  connections that outlive an exec (a keeper process)
  *
  * The one struct every file sees is rt_engine, the context they share: the
  * loop, the configuration and the board, and a head pointer for each file's
@@ -78,7 +79,11 @@ struct rt_engine {
     rt_listener *listeners; /* rt_listen.c */
     rt_remote *remotes;     /* rt_group.c: listeners fed by another process's port */
     rt_exit *exit;          /* rt_exit.c */
+    bool keeper;            /* a keeper's engine, after an exec (rt_keeper.c) */
 };
+
+/* Called for each descriptor a part of the engine holds. */
+typedef void (*rt_fd_fn)(int fd, void *ctx);
 
 /* A command from an application thread; each file embeds it first in a
  * command of its own. */
@@ -98,6 +103,8 @@ extern rudp_rt_sys rt_sys;
 
 /* Returns true once rudp_rt_init has run. */
 bool rt_os_ready(void);
+/* Returns the log descriptor (-1: stderr). */
+int rt_os_log_fd(void);
 /* Sets where log lines go and up to which level (any thread). */
 void rt_os_set_log(int level, int fd);
 /* Returns the monotonic clock in nanoseconds. */
@@ -129,9 +136,20 @@ void rt_loop_send(rt_engine *e, rt_cmd *c);
  * did not run it within 10 s (c is then left to the engine: not freed).
  * Any thread but the engine's. */
 int rt_loop_call(rt_engine *e, rt_cmd *c);
-/* Parks the engine thread for good (the process is leaving).  Any thread
- * but the engine's. */
+/* Parks the engine thread (the process is leaving, or about to fork or
+ * exec); rt_loop_unpark lets it go on.  Any thread but the engine's. */
 void rt_loop_park(rt_engine *e);
+void rt_loop_unpark(rt_engine *e);
+/* Returns true when |e| is this process's own engine (not a parent's). */
+bool rt_loop_own(const rt_engine *e);
+/* The fork about to happen makes a keeper (|on|), or it is done. */
+void rt_loop_keeping(bool on);
+/* Calls |fn| for the descriptors of the engine's own: its board's memory
+ * file and the log. */
+void rt_loop_each_fd(rt_engine *e, rt_fd_fn fn, void *ctx);
+/* A keeper: runs the engine's loop on the calling thread until it has
+ * nothing left to carry. */
+void rt_loop_run_here(rt_engine *e);
 
 /* --- rt_spin.c --- */
 
@@ -198,8 +216,10 @@ void rt_sess_exit_drain_all(rt_engine *e);
 bool rt_sess_all_settled(rt_engine *e);
 /* The process leaves: bridges freed, GoAway on every session, sent. */
 void rt_sess_leave_all(rt_engine *e);
-/* A forked child: closes the fds of every bridge and client socket. */
-void rt_sess_close_fds(rt_engine *e);
+/* Returns true when some session still has a bridge. */
+bool rt_sess_any_bridge(rt_engine *e);
+/* Calls |fn| for the fd of every bridge and client socket. */
+void rt_sess_each_fd(rt_engine *e, rt_fd_fn fn, void *ctx);
 
 /* --- rt_udp.c --- */
 
@@ -234,8 +254,6 @@ void rt_udp_send_reset(rt_udp *u, uint64_t cid, const struct sockaddr_storage *t
 /* Routes datagrams for connection ID |cid| to |rs| (a listener's socket). */
 int rt_udp_cid_add(rt_udp *u, uint64_t cid, rt_sess *rs);
 void rt_udp_cid_del(rt_udp *u, uint64_t cid);
-/* A forked child: closes the fd without touching the loop. */
-void rt_udp_close_fd(rt_udp *u);
 
 /* --- rt_client.c --- */
 
@@ -262,8 +280,11 @@ void rt_listen_on_stream(rt_listener *l, rt_sess *rs, uint64_t sid);
 /* Server session |rs| is destroyed: its connection IDs and waiting
  * streams go, and a port left with no listener and no session closes. */
 void rt_listen_forget_session(rt_listener *l, rt_sess *rs);
-/* A forked child: closes every port's UDP and control sockets. */
-void rt_listen_close_fds(rt_engine *e);
+/* Returns true when some port still feeds a listener. */
+bool rt_listen_any_target(rt_engine *e);
+/* Calls |fn| for every port's UDP and control sockets and every joined
+ * port's connection. */
+void rt_listen_each_fd(rt_engine *e, rt_fd_fn fn, void *ctx);
 /* The targets of port |l|. */
 rt_accept *rt_listen_accept(rt_listener *l);
 /* Returns a new listener id (any thread). */
@@ -318,8 +339,8 @@ void rt_group_free(rt_group *g);
 /* At exit: hands the port's UDP socket |udp_fd| to a member process.
  * Returns true when one was sent it. */
 bool rt_group_hand_over(rt_group *g, int udp_fd);
-/* A forked child: closes |g|'s descriptors. */
-void rt_group_close_fd(rt_group *g);
+/* Calls |fn| for |g|'s descriptors. */
+void rt_group_each_fd(const rt_group *g, rt_fd_fn fn, void *ctx);
 /* Joins the port another process serves at |addr| with the program's
  * listener |name| as listener |id|.  Returns RUDP_OK or an rudp_error
  * (RUDP_ERR_SYS(EADDRINUSE): the UDP port is not an engine's). */
@@ -327,8 +348,8 @@ int rt_group_join(rt_engine *e, const struct sockaddr_storage *addr, socklen_t a
                   bool v6only, int id, const char *name, size_t len);
 /* Leaves the port joined as listener |id|; false when |id| is not one. */
 bool rt_group_leave(rt_engine *e, int id);
-/* A forked child: closes the joined ports' connections. */
-void rt_group_close_fds(rt_engine *e);
+/* Calls |fn| for the connection of every joined port. */
+void rt_group_remotes_each_fd(rt_engine *e, rt_fd_fn fn, void *ctx);
 
 /* --- rt_bridge.c --- */
 
@@ -359,8 +380,13 @@ void rt_bridge_exit_drain(rt_bridge *b);
 /* Returns true once the program's end has been read to EOF (or the bridge
  * is dead): the exit flush owes it nothing more. */
 bool rt_bridge_drained(const rt_bridge *b);
-/* A forked child: closes the fd without touching the loop. */
-void rt_bridge_close_fd(rt_bridge *b);
+/* Returns the engine's end of the bridge's socketpair (-1 once closed). */
+int rt_bridge_fd(const rt_bridge *b);
+
+/* --- rt_keeper.c --- */
+
+/* After every turn of a keeper's loop: leaves once nothing is carried. */
+void rt_keeper_check(rt_engine *e);
 
 /* --- rt_exit.c --- */
 

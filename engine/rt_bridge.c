@@ -446,7 +446,6 @@ bool rt_bridge_drained(const rt_bridge *b) {
     return b->app_eof || b->dead;
 }
 
-void rt_bridge_close_fd(rt_bridge *b) {
-    if (b->fd >= 0)
-        rt_sys.close(b->fd);
+int rt_bridge_fd(const rt_bridge *b) {
+    return b->fd;
 }

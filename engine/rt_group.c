@@ -301,13 +301,13 @@ bool rt_group_hand_over(rt_group *g, int udp_fd) {
     return false;
 }
 
-void rt_group_close_fd(rt_group *g) {
+void rt_group_each_fd(const rt_group *g, rt_fd_fn fn, void *ctx) {
     if (!g)
         return;
     if (g->fd >= 0)
-        rt_sys.close(g->fd);
+        fn(g->fd, ctx);
     for (grp_member *m = g->members; m; m = m->next)
-        rt_sys.close(m->fd);
+        fn(m->fd, ctx);
 }
 
 /* --- member side --- */
@@ -334,9 +334,9 @@ static int grp_register(const struct sockaddr_storage *addr, const char *name, s
         poll(&p, 1, RT_GROUP_WAIT_MS) == 1 && grp_recv(fd, &msg, &board) == RUDP_OK)
         rv = msg.type == GRP_ACCEPTED ? RUDP_OK : RUDP_ERR_SYS(EADDRINUSE);
     if (board >= 0) {
-        if (rv == RUDP_OK && !rudp_board_map(board))
-            rt_log(1, "the port's board could not be mapped: no TCP_INFO or errors");
-        rt_sys.close(board);
+        board = rt_fd_high(board);
+        if (rv != RUDP_OK || !rudp_board_map(board))
+            rt_sys.close(board); /* known already, or not one */
     }
     if (rv != RUDP_OK) {
         rt_sys.close(fd);
@@ -462,8 +462,8 @@ static void grp_on_owner(struct ev_loop *loop, ev_io *w, int revents) {
     }
 }
 
-void rt_group_close_fds(rt_engine *e) {
+void rt_group_remotes_each_fd(rt_engine *e, rt_fd_fn fn, void *ctx) {
     for (rt_remote *r = e->remotes; r; r = r->next)
         if (r->fd >= 0)
-            rt_sys.close(r->fd);
+            fn(r->fd, ctx);
 }

@@ -433,10 +433,17 @@ void rudp_rt_leave_listeners(void (*fn)(int id, int udp_fd, const char *unix_nam
     }
 }
 
-void rt_listen_close_fds(rt_engine *e) {
+bool rt_listen_any_target(rt_engine *e) {
+    for (rt_listener *l = e->listeners; l; l = l->next)
+        if (rt_accept_targets(l->accept) > 0)
+            return true;
+    return false;
+}
+
+void rt_listen_each_fd(rt_engine *e, rt_fd_fn fn, void *ctx) {
     for (rt_listener *l = e->listeners; l; l = l->next) {
-        rt_udp_close_fd(l->udp);
-        rt_group_close_fd(l->group);
+        fn(rt_udp_fd(l->udp), ctx);
+        rt_group_each_fd(l->group, fn, ctx);
     }
-    rt_group_close_fds(e);
+    rt_group_remotes_each_fd(e, fn, ctx);
 }

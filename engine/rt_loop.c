@@ -46,6 +46,7 @@ struct rt_ctl {
     pthread_cond_t done_cv;   /* a sync command has run */
     unsigned parks;           /* parking requests not yet released */
     bool parked;
+    bool threadless; /* a keeper's, before its loop runs: nothing to park */
     rt_cmd *head, *tail;
 };
 
@@ -55,10 +56,9 @@ static _Atomic(rt_engine *) engine;
 static _Atomic pid_t engine_pid;
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static rudp_rt_config config; /* set by rudp_rt_configure */
+static _Atomic bool keeping;  /* the fork under way makes a keeper (rt_keeper.c) */
 static bool configured;
 static bool atfork_done;
-
-static void loop_unpark(rt_engine *e);
 
 void rudp_rt_configure(const rudp_rt_config *cfg) {
     pthread_mutex_lock(&start_lock);
@@ -114,6 +114,7 @@ static void loop_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents) {
     rt_engine *e = w->data;
     rt_sess_flush_dirty(e);
     rt_exit_check(e);
+    rt_keeper_check(e);
 }
 
 /* The 1 s tick. */
@@ -175,8 +176,10 @@ static rt_engine *loop_alloc(void) {
     }
     e->ctl = calloc(1, sizeof(*e->ctl));
     int bfd;
-    e->board = rudp_board_create(&bfd);
-    e->board_fd = bfd >= 0 ? rt_fd_high(bfd) : -1;
+    e->board = rudp_board_create(rt_fd_high, &bfd);
+    if (bfd >= 0)
+        rt_sys.close(bfd);
+    e->board_fd = e->board ? rudp_board_fd(rudp_board_eid(e->board)) : -1;
     e->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
     if (e->ctl && e->board && e->loop) {
         e->spin = rt_spin_new(e);
@@ -213,18 +216,43 @@ static int loop_create(void) {
 
 /* --- fork --- */
 
-/* The child of a fork: forget the parent's engine, close its descriptors. */
+/* rt_fd_fn: closes one of the parent engine's descriptors in a child. */
+static void loop_close_fd(int fd, void *ctx) {
+    (void)ctx;
+    rt_sys.close(fd);
+}
+
+/* The child of a fork that makes a keeper (rt_keeper.c): the engine, as
+ * parked, is this process's now; its locks and parking start afresh. */
+static void loop_keep(rt_engine *e) {
+    rt_ctl *c = e->ctl;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->parked_cv, NULL);
+    pthread_cond_init(&c->resume_cv, NULL);
+    pthread_cond_init(&c->done_cv, NULL);
+    c->parks = 0;
+    c->parked = false;
+    c->threadless = true;
+    atomic_store(&engine_pid, getpid());
+}
+
+/* The child of a fork: forget the parent's engine, close its descriptors
+ * (unless it is to keep them: a keeper). */
 static void loop_atfork_child(void) {
-    rt_engine *e = atomic_exchange(&engine, NULL);
     pthread_mutex_init(&start_lock, NULL);
+    if (atomic_load(&keeping) && atomic_load(&engine)) {
+        loop_keep(atomic_load(&engine));
+        return;
+    }
+    rt_engine *e = atomic_exchange(&engine, NULL);
     if (!e)
         return;
     for (rt_cmd *c = e->ctl->head; c; c = c->next)
         c->close_fds(c);
-    rt_sess_close_fds(e);
-    rt_listen_close_fds(e);
-    if (e->board_fd >= 0)
-        rt_sys.close(e->board_fd); /* the mapping stays: slots of inherited fds */
+    rt_sess_each_fd(e, loop_close_fd, NULL);
+    rt_listen_each_fd(e, loop_close_fd, NULL);
+    /* The board's memory file stays open: the child passes it on to an
+     * image it execs, whose inherited connections read their slots. */
 }
 
 static void loop_atfork_prepare(void) {
@@ -240,7 +268,7 @@ static void loop_atfork_parent(void) {
     rt_engine *e = atomic_load(&engine);
     if (e) {
         pthread_mutex_unlock(&e->ctl->lock);
-        loop_unpark(e);
+        rt_loop_unpark(e);
     }
     pthread_mutex_unlock(&start_lock);
 }
@@ -253,6 +281,29 @@ static void loop_forget_if_cloned(void) {
     if (atomic_load_explicit(&engine, memory_order_acquire) &&
         atomic_load(&engine_pid) != getpid())
         loop_atfork_child();
+}
+
+/* --- exec (rt_keeper.c) --- */
+
+void rt_loop_keeping(bool on) {
+    atomic_store(&keeping, on);
+}
+
+bool rt_loop_own(const rt_engine *e) {
+    return e == atomic_load(&engine) && atomic_load(&engine_pid) == getpid();
+}
+
+void rt_loop_each_fd(rt_engine *e, rt_fd_fn fn, void *ctx) {
+    if (e->board_fd >= 0)
+        fn(e->board_fd, ctx);
+    if (rt_os_log_fd() >= 0)
+        fn(rt_os_log_fd(), ctx);
+}
+
+void rt_loop_run_here(rt_engine *e) {
+    ev_loop_fork(e->loop);
+    e->keeper = true;
+    ev_run(e->loop, 0);
 }
 
 /* --- the API --- */
@@ -321,8 +372,10 @@ int rt_loop_call(rt_engine *e, rt_cmd *c) {
 }
 
 /* Releases one parking request; the thread goes on once none is left. */
-static void loop_unpark(rt_engine *e) {
+void rt_loop_unpark(rt_engine *e) {
     rt_ctl *c = e->ctl;
+    if (c->threadless)
+        return;
     pthread_mutex_lock(&c->lock);
     if (c->parks > 0 && --c->parks == 0)
         pthread_cond_broadcast(&c->resume_cv);
@@ -331,6 +384,8 @@ static void loop_unpark(rt_engine *e) {
 
 void rt_loop_park(rt_engine *e) {
     rt_ctl *c = e->ctl;
+    if (c->threadless)
+        return;
     pthread_mutex_lock(&c->lock);
     c->parks++;
     pthread_mutex_unlock(&c->lock);
@@ -350,5 +405,5 @@ void rudp_rt_quiesce(void) {
 void rudp_rt_resume(void) {
     rt_engine *e = rt_loop_running();
     if (e)
-        loop_unpark(e);
+        rt_loop_unpark(e);
 }

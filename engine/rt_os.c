@@ -51,6 +51,10 @@ void rt_os_set_log(int level, int fd) {
     atomic_store(&log_level, level);
 }
 
+int rt_os_log_fd(void) {
+    return atomic_load(&log_fd);
+}
+
 rudp_tstamp rt_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -392,11 +392,19 @@ void rt_sess_leave_all(rt_engine *e) {
     rt_sess_flush_dirty(e);
 }
 
-void rt_sess_close_fds(rt_engine *e) {
+bool rt_sess_any_bridge(rt_engine *e) {
+    for (rt_sess *rs = e->sessions; rs; rs = rs->next)
+        if (rs->bridges)
+            return true;
+    return false;
+}
+
+void rt_sess_each_fd(rt_engine *e, rt_fd_fn fn, void *ctx) {
     for (rt_sess *rs = e->sessions; rs; rs = rs->next) {
         for (rt_bridge *b = rs->bridges; b; b = rt_bridge_next(b))
-            rt_bridge_close_fd(b);
+            if (rt_bridge_fd(b) >= 0)
+                fn(rt_bridge_fd(b), ctx);
         if (!rs->listener)
-            rt_udp_close_fd(rs->udp);
+            fn(rt_udp_fd(rs->udp), ctx);
     }
 }

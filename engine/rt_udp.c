@@ -545,7 +545,3 @@ uint32_t rt_udp_path_ceiling(int fd, int family) {
     uint32_t most = (uint32_t)(mtu - overhead);
     return most < RT_MAX_DGRAM ? most : RT_MAX_DGRAM - 1;
 }
-
-void rt_udp_close_fd(rt_udp *u) {
-    rt_sys.close(u->fd);
-}

@@ -148,6 +148,21 @@ void rudp_rt_leave_listeners(void (*fn)(int id, int udp_fd, const char *unix_nam
  * (closed on failure).  Returns the new listener id or an rudp_error. */
 int rudp_rt_adopt_listener(int udp_fd, const char *unix_name, size_t name_len);
 
+/* Before this process execs: parks the engine and returns 1 when it
+ * carries sessions, bridges or ports that must outlive the exec (the caller
+ * then makes a keeper with rudp_rt_keeper_fork), 0 when it carries nothing
+ * or is not this process's.  rudp_rt_exec_failed lets the engine go on
+ * when the exec fails. */
+int rudp_rt_exec_begin(void);
+void rudp_rt_exec_failed(void);
+
+/* Makes a keeper: a detached process that carries the engine's sessions
+ * and bridges once |gate| (the read end of a pipe whose write end this
+ * process holds close-on-exec) ends at a successful exec, and leaves when
+ * a byte comes instead (the exec failed).  Returns 0, or -1 when no keeper
+ * could be made. */
+int rudp_rt_keeper_fork(int gate);
+
 /* At process exit: deliver what programs wrote (reading every socketpair to
  * its end as if closed) and wait until it is acknowledged or the configured
  * linger passes.  Returns at once when no engine runs in this process. */

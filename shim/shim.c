@@ -117,6 +117,7 @@ __attribute__((constructor)) static void rudp_shim_init(void) {
     shim_rt_sys(&sys);
     rudp_rt_init(&sys);
     rudp_limits_init();
+    rudp_exec_import();
     /* A low log descriptor would be the first a program closes in bulk (ssh
      * and sshd call closefrom(3) at once) and then reuses, and log lines
      * would go into its own file or socket: it lives high, as the engine's. */

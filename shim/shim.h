@@ -57,7 +57,8 @@ ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
     X(__read_chk) X(__recv_chk) X(__recvfrom_chk) X(write) X(send) X(sendto) X(sendmsg)    \
     X(writev) X(getsockopt) X(setsockopt) X(getpeername) X(getsockname) X(dup) X(dup2)     \
     X(dup3) X(fcntl) X(fcntl64) X(prctl) X(syscall) X(getrlimit) X(getrlimit64)           \
-    X(setrlimit) X(setrlimit64) X(prlimit) X(prlimit64)
+    X(setrlimit) X(setrlimit64) X(prlimit) X(prlimit64) X(execve) X(execv) X(execvp)      \
+    X(execvpe) X(execl) X(execlp) X(execle) X(fexecve)
 
 enum rudp_real_id {
 #define RUDP_REAL_ENUM(name) RUDP_REAL_ID_##name,
@@ -209,6 +210,12 @@ bool rudp_limits_exceeded(int fd);
  * duplicate of |fd|) is beyond the program's limit: accept() must fail
  * with EMFILE without taking a connection. */
 bool rudp_limits_full(int fd);
+
+/* --- exec (hooks_exec.c) --- */
+
+/* At start-up of an image exec'd by a process under the shim: takes the
+ * entries of the rerouted descriptors it inherited from RUDP_INHERIT. */
+void rudp_exec_import(void);
 
 /* --- connections (hooks_conn.c) --- */
 

@@ -844,6 +844,25 @@ def t_fd_budget(t):
              f"rudp held {rudp[1]} connections, kernel TCP {tcp[1]}")
 
 
+@test("exec-keeps-connection", limit=60)
+def t_exec_nofork(t):
+    """The server process that accepted a connection executes a new image
+    (no fork) that serves it (tests/e2e/execd.py): 1 MiB echoed before the
+    exec and 1 MiB after, sha256 identical, EOF after the last byte, and
+    the new image sees the client's address from getpeername and
+    SO_PROTOCOL = TCP (the old engine's sessions live on in a keeper).
+    The same when the server forks and the child execs (as sshd does)."""
+    script = os.path.join(HERE, "execd.py")
+    for mode in ([], ["fork"]):  # then as sshd: fork, and exec in the child
+        name = "-".join(["server"] + mode)
+        srv = t.spawn(name, [sys.executable, script, "server", str(t.port)] + mode)
+        srv.wait_line("listening", 10)
+        cli = t.spawn(f"client-{name}", [sys.executable, script, "client", str(t.port),
+                                          str(MIB)])
+        cli.wait_ok(30, "ok")
+        srv.wait_ok(15, "after ok")
+
+
 def packaged(t, program):
     """Raises Failure when |program| (from Debian's packages, installed by
     scripts/setup) is missing."""
