@@ -53,6 +53,8 @@ RUDP_EXPORT long syscall(long nr, ...) {
     for (int i = 0; i < 6; i++)
         a[i] = va_arg(ap, long);
     va_end(ap);
+    if (rudp_uring_refuse(nr)) /* hooks_uring.c */
+        return -1;
     if (!rudp_active() || !proc_is_fork_like(nr, a[0]))
         return RUDP_REAL(syscall)(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
     rudp_rt_quiesce();

@@ -211,6 +211,12 @@ bool rudp_limits_exceeded(int fd);
  * with EMFILE without taking a connection. */
 bool rudp_limits_full(int fd);
 
+/* --- io_uring (hooks_uring.c) --- */
+
+/* Returns true (errno ENOSYS) when system call |nr| made through syscall()
+ * makes an io_uring ring while the shim reroutes: refused. */
+bool rudp_uring_refuse(long nr);
+
 /* --- exec (hooks_exec.c) --- */
 
 /* At start-up of an image exec'd by a process under the shim: takes the

@@ -863,6 +863,18 @@ def t_exec_nofork(t):
         srv.wait_ok(15, "after ok")
 
 
+@test("io-uring-refused", limit=20, traffic="none")
+def t_io_uring(t):
+    """A program under the shim cannot make an io_uring ring (its connects
+    and accepts would go to kernel TCP unseen): liburing's
+    io_uring_queue_init and syscall(SYS_io_uring_setup) give ENOSYS, as on
+    a kernel without io_uring (without the shim both make a ring here)."""
+    if not os.path.exists(t.runner.uring):
+        raise Failure(f"{t.runner.uring} missing (liburing-dev: scripts/setup installs it)")
+    shim = t.spawn("shim", [t.runner.uring])
+    shim.wait_ok(10, "liburing ENOSYS syscall ENOSYS")
+
+
 def packaged(t, program):
     """Raises Failure when |program| (from Debian's packages, installed by
     scripts/setup) is missing."""
@@ -1126,6 +1138,7 @@ class Runner:
     def __init__(self, args):
         self.shim = os.path.abspath(args.shim)
         self.tool = os.path.abspath(args.tool)
+        self.uring = os.path.abspath(args.uring)
         self.rudp_run = os.path.abspath(args.rudp_run)
         self.log = args.log
         self.keep = args.keep
@@ -1214,6 +1227,7 @@ def parse_args(argv):
     ap.add_argument("--shim", default=os.path.join(REPO, "build/shim/librudp_shim.so"))
     ap.add_argument("--tool", default=os.path.join(REPO, "build/tests/e2e/rudp-e2e-tool"))
     ap.add_argument("--rudp-run", default=os.path.join(REPO, "scripts/rudp-run"))
+    ap.add_argument("--uring", default=os.path.join(REPO, "build/tests/e2e/rudp-e2e-uring"))
     ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these tests")
     ap.add_argument("--list", action="store_true", help="list the tests and exit")
     ap.add_argument("--log", help="RUDP_LOG for every shimmed process")
