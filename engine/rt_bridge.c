@@ -75,6 +75,10 @@ rt_bridge *rt_bridge_new(rt_sess *rs, uint64_t sid, int fd, const rudp_slot_ref 
     b->slot = *slot;
     b->filler = filler;
     rt_fd_nonblock(fd);
+    /* An urgent byte the program sends (MSG_OOB) is read in its place in
+     * the stream, never skipped: it reaches the peer inline. */
+    int one = 1;
+    rt_sys.setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
     ev_io_init(&b->rio, bridge_on_readable, fd, EV_READ);
     b->rio.data = b;
     ev_io_init(&b->wio, bridge_on_writable, fd, EV_WRITE);
