@@ -116,6 +116,12 @@ void rt_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 int rt_fd_high(int fd);
 /* Makes |fd| non-blocking. */
 int rt_fd_nonblock(int fd);
+/* Reads and drops all but the last of the |n| bytes a failed connect left
+ * unread in |fd| (the connect filler): its close then leaves one unread
+ * byte, so the program's end polls POLLERR as well as POLLOUT|POLLHUP and
+ * reads the error, as a refused TCP connect does; the filler no longer
+ * keeps that end unwritable. */
+void rt_fd_drain_but_one(int fd, size_t n);
 /* Returns 64 random bits (getrandom, or a clock-based fallback). */
 uint64_t rt_random64(void);
 /* Returns RUDP_ERR_SYS(errno) for the errno of the call that just failed. */

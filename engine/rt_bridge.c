@@ -137,6 +137,8 @@ void rt_bridge_free(rt_bridge *b) {
     bridge_unlink(b);
     ev_io_stop(b->eng->loop, &b->rio);
     ev_io_stop(b->eng->loop, &b->wio);
+    if (b->fd >= 0 && b->filler > 0)
+        rt_fd_drain_but_one(b->fd, b->filler); /* a connect that failed */
     if (b->fd >= 0) {
         rt_sys.shutdown(b->fd, SHUT_RDWR);
         rt_sys.close(b->fd);

@@ -216,6 +216,7 @@ static rt_sess *client_new(rt_engine *e, const struct sockaddr_storage *dst, soc
 static void connect_fail(connect_cmd *c, int err) {
     if (c->slot.slot)
         rudp_slot_fail(c->slot.slot, err);
+    rt_fd_drain_but_one(c->fd, c->filler);
     rt_sys.shutdown(c->fd, SHUT_RDWR);
     rt_sys.close(c->fd);
 }

@@ -133,6 +133,17 @@ int rt_fd_nonblock(int fd) {
     return RUDP_OK;
 }
 
+void rt_fd_drain_but_one(int fd, size_t n) {
+    char buf[65536];
+    while (n > 1) {
+        size_t want = n - 1 < sizeof(buf) ? n - 1 : sizeof(buf);
+        ssize_t got = rt_sys.recv(fd, buf, want, MSG_DONTWAIT);
+        if (got <= 0 && !(got < 0 && errno == EINTR))
+            return;
+        n -= got > 0 ? (size_t)got : 0;
+    }
+}
+
 uint64_t rt_random64(void) {
     uint64_t v;
     if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v))

@@ -55,6 +55,8 @@ typedef struct rudp_fd_entry {
     _Atomic uint32_t kind;         /* enum rudp_fd_kind; published last */
     int family;                    /* AF_INET or AF_INET6: the TCP socket's family */
     bool nonblock;                 /* CONN: O_NONBLOCK as last set through fcntl */
+    bool connect_pending;          /* CONN: a non-blocking connect's success not yet
+                                      reported by a second connect() */
     socklen_t local_len;           /* 0: none */
     socklen_t peer_len;            /* 0: none */
     struct sockaddr_storage local; /* TCP: bound; CONN: local; LISTENER: bound */

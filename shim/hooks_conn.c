@@ -260,9 +260,10 @@ static int conn_wait(int fd) {
 }
 
 /* connect() on an fd that is already a rerouted connection: EALREADY while
- * connecting, EISCONN once connected, the failure's error after a failed
- * connect.  Always returns -1. */
-static int conn_again(const rudp_fd_entry *e) {
+ * connecting; once a non-blocking connect has succeeded, 0 the first time
+ * (as TCP reports the completion to the next connect()) and EISCONN after;
+ * the failure's error after a failed connect.  Returns 0 or -1. */
+static int conn_again(rudp_fd_entry *e) {
     rudp_slot *slot = e->ref.slot;
     uint32_t st = slot ? rudp_slot_state(slot) : RUDP_SLOT_CONNECTED;
     int err;
@@ -274,10 +275,43 @@ static int conn_again(const rudp_fd_entry *e) {
         if (err == RUDP_OK)
             err = rudp_slot_error(slot);
         errno = err != RUDP_OK ? rudp_errno(err) : EISCONN;
+    } else if (e->connect_pending) {
+        e->connect_pending = false;
+        return 0;
     } else {
         errno = EISCONN;
     }
     return -1;
+}
+
+/* connect(AF_UNSPEC) on a rerouted connection: TCP's disconnect.  The
+ * connection is aborted (the peer reads ECONNRESET) and |fd| becomes an
+ * unconnected TCP socket again, with its flags and options.  Returns 0 or
+ * -1 with errno. */
+static int conn_disconnect(int fd, rudp_fd_entry *e) {
+    rudp_fd_entry tcp;
+    bool cloexec, nonblock;
+    int r, s;
+
+    if ((r = rudp_fd_flags(fd, &cloexec, &nonblock)) < 0 ||
+        (s = RUDP_REAL(socket)(e->family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+        errno = r < 0 ? -r : errno;
+        return -1;
+    }
+    memset(&tcp, 0, sizeof(tcp));
+    atomic_init(&tcp.kind, RUDP_FD_TCP);
+    tcp.family = e->family;
+    tcp.opts = e->opts;
+    if (e->ref.slot != NULL)
+        rudp_slot_set_flags(e->ref.slot, RUDP_SLOT_F_RESET_ON_CLOSE);
+    rudp_fd_clear(fd);
+    if ((r = rudp_fd_swap(s, fd, cloexec, nonblock)) < 0) {
+        RUDP_REAL(close)(s);
+        errno = -r;
+        return -1;
+    }
+    rudp_fd_publish(fd, &tcp);
+    return 0;
 }
 
 /* Returns true when a connect on TCP entry |e| to |addr| is rerouted. */
@@ -306,8 +340,12 @@ static int conn_connect(int fd, const rudp_fd_entry *e, const struct sockaddr *a
     bool fastopen = conn_wants_fastopen(e), now;
     int r = conn_reroute(fd, addr, len, fastopen, &now);
 
-    if (r == 0 && !now)
-        r = rudp_fd_peek(fd)->nonblock ? -EINPROGRESS : conn_wait(fd);
+    if (r == 0 && !now && rudp_fd_peek(fd)->nonblock) {
+        rudp_fd_peek(fd)->connect_pending = true;
+        r = -EINPROGRESS;
+    } else if (r == 0 && !now) {
+        r = conn_wait(fd);
+    }
     if (r == 0)
         return 0;
     errno = -r;
@@ -327,6 +365,8 @@ RUDP_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len) {
             return conn_connect(fd, e, addr, len);
         break;
     case RUDP_FD_CONN:
+        if (addr != NULL && len >= sizeof(sa_family_t) && addr->sa_family == AF_UNSPEC)
+            return conn_disconnect(fd, e);
         return conn_again(e);
     case RUDP_FD_LISTENER:
         errno = EISCONN;

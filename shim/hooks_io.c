@@ -38,6 +38,7 @@
 #include "shim.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -114,7 +115,28 @@ RUDP_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
                  : io_read_done(fd, n, io_iov_len(iov, iovcnt > 0 ? (size_t)iovcnt : 0));
 }
 
+/* recv on a rerouted connection with what TCP does differently from
+ * AF_UNIX: a zero-length request returns 0 at once, and MSG_TRUNC discards
+ * up to |len| bytes without copying them.  Returns -2 when neither
+ * applies. */
+static ssize_t io_recv_tcp_rules(int fd, size_t len, int flags) {
+    char scratch[4096];
+    ssize_t n;
+
+    if (!(len == 0 || (flags & MSG_TRUNC)) || !io_is_conn(fd))
+        return -2;
+    if (len == 0)
+        return 0;
+    n = RUDP_REAL(recv)(fd, scratch, len < sizeof(scratch) ? len : sizeof(scratch),
+                        flags & ~MSG_TRUNC);
+    return io_read_done(fd, n, len);
+}
+
 RUDP_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
+    ssize_t n = io_recv_tcp_rules(fd, len, flags);
+
+    if (n != -2)
+        return n;
     return io_read_done(fd, RUDP_REAL(recv)(fd, buf, len, flags), len);
 }
 
@@ -231,6 +253,10 @@ RUDP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
     struct msghdr m = {.msg_iov = (struct iovec *)iov};
     ssize_t n;
 
+    if (iovcnt > IOV_MAX) { /* writev's own limit (sendmsg would say EMSGSIZE) */
+        errno = EINVAL;
+        return -1;
+    }
     if (iovcnt >= 0 && io_is_conn(fd) && io_send_ok()) {
         m.msg_iovlen = (size_t)iovcnt;
         if ((n = io_send_conn(fd, &m, 0)) != -2)

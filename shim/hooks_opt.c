@@ -193,9 +193,11 @@ static int opt_get_tcp(const rudp_fd_entry *e, uint32_t kind, int name, opt_valu
         return sizeof(v->ti);
     }
     if (name == TCP_CONGESTION) {
-        cc = rudp_cc_algo_name(rudp_cfg.cc);
+        /* What the program set (recorded; the session's controller is
+         * RUDP_CC's), else the session's. */
+        cc = e->opts.congestion[0] ? e->opts.congestion : rudp_cc_algo_name(rudp_cfg.cc);
         memset(v->name, 0, sizeof(v->name));
-        strncpy(v->name, cc, sizeof(v->name) - 1);
+        memcpy(v->name, cc, strnlen(cc, sizeof(v->name) - 1));
         return sizeof(v->name);
     }
     v->i = opt_recorded(e, IPPROTO_TCP, name, opt_tcp_default(e, name));
@@ -246,11 +248,34 @@ static int opt_copy_out(const opt_value *v, int size, void *val, socklen_t *lenp
 
 /* getsockopt on a rerouted socket: the TCP view, or the real call for
  * options that mean the same on AF_UNIX. */
+/* Returns true when a TCP socket of |family| knows option (level, name):
+ * TCP's own options (linux/tcp.h: 1 to 37 but 15), IP's on any, IPv6's on
+ * an IPv6 socket; every other level is IP's to refuse.  An unknown option
+ * gives ENOPROTOOPT, as the kernel's. */
+static bool opt_known(int family, int level, int name) {
+    switch (level) {
+    case SOL_SOCKET:
+        return true;
+    case IPPROTO_TCP:
+        return name >= 1 && name <= 37 && name != 15;
+    case IPPROTO_IP:
+        return name >= 0 && name < 100;
+    case IPPROTO_IPV6:
+        return family == AF_INET6 && name >= 0 && name < 100;
+    default:
+        return false;
+    }
+}
+
 static int opt_get_rerouted(int fd, const rudp_fd_entry *e, uint32_t kind, int level,
                             int name, void *val, socklen_t *lenp) {
     opt_value v;
     int size = OPT_PASS;
 
+    if (!opt_known(e->family, level, name)) {
+        errno = ENOPROTOOPT;
+        return -1;
+    }
     if (level == SOL_SOCKET)
         size = opt_get_socket(e, kind, name, &v);
     else if (level == IPPROTO_TCP)
@@ -370,6 +395,10 @@ static int opt_set_rerouted(int fd, rudp_fd_entry *e, int level, int name, const
                             socklen_t len) {
     int r;
 
+    if (!opt_known(e->family, level, name)) {
+        errno = ENOPROTOOPT;
+        return -1;
+    }
     if (!opt_record_only(level, name)) {
         r = RUDP_REAL(setsockopt)(fd, level, name, val, len);
         if (r == 0)
