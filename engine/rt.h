@@ -137,6 +137,12 @@ rt_engine *rt_loop_engine(int *err);
 rt_engine *rt_loop_running(void);
 /* Queues |c| for the engine thread and wakes it.  Any thread. */
 void rt_loop_send(rt_engine *e, rt_cmd *c);
+/* The same, but with |try_lock| only when the queue's lock is free at
+ * once.  Returns RUDP_OK or RUDP_ERR_WOULDBLOCK (not queued). */
+int rt_loop_try_send(rt_engine *e, rt_cmd *c, bool try_lock);
+/* Returns this process's own running engine, or NULL; changes nothing (a
+ * vfork or clone child sharing our memory may call it). */
+rt_engine *rt_loop_own_engine(void);
 /* Queues |c| and waits until the engine thread has run it; returns
  * c->result, and the caller frees c.  RUDP_ERR_TIMEDOUT when the engine
  * did not run it within 10 s (c is then left to the engine: not freed).

@@ -54,6 +54,8 @@ struct rt_bridge {
     bool dead;              /* reset or failed: no more traffic */
     bool exit_drain;        /* process exiting: FIN once the socket reads empty */
     bool sess_over;         /* the session ended: deliver what is left, then end */
+    bool orphan;            /* the peer had finished and its session is gone:
+                               the program's next byte meets a reset */
     int sess_err;           /* why (rudp_error), reported after the last byte */
     rt_bridge *next, *prev; /* in the session's list */
 };
@@ -61,6 +63,7 @@ struct rt_bridge {
 static void bridge_on_readable(struct ev_loop *loop, ev_io *w, int revents);
 static void bridge_on_writable(struct ev_loop *loop, ev_io *w, int revents);
 static bool bridge_pump_out(rt_bridge *b);
+static void bridge_orphan_read(rt_bridge *b);
 
 rt_bridge *rt_bridge_new(rt_sess *rs, uint64_t sid, int fd, const rudp_slot_ref *slot,
                          size_t filler) {
@@ -277,7 +280,11 @@ static bool bridge_pump_in(rt_bridge *b) {
 }
 
 static void bridge_on_readable(struct ev_loop *loop, ev_io *w, int revents) {
-    bridge_pump_in(w->data);
+    rt_bridge *b = w->data;
+    if (b->orphan)
+        bridge_orphan_read(b);
+    else
+        bridge_pump_in(b);
 }
 
 /* --- network to program --- */
@@ -304,12 +311,38 @@ static bool bridge_net_eof(rt_bridge *b) {
         b->net_eof = true;
         rt_sys.shutdown(b->fd, SHUT_WR);
     }
+    if (b->sess_over && !b->app_eof) {
+        /* The peer finished and left.  As a TCP socket in CLOSE_WAIT, the
+         * program may still write: the first write is taken, and the
+         * peer's reset makes the ones after it fail (bridge_orphan_read). */
+        b->orphan = true;
+        ev_io_start(b->eng->loop, &b->rio);
+        return true;
+    }
     if (b->sess_over) { /* the peer had finished: the connection ends cleanly */
         if (b->slot.slot)
             rudp_slot_set_state(b->slot.slot, RUDP_SLOT_DONE);
         b->dead = true;
     }
     return !bridge_maybe_finish(b);
+}
+
+/* An orphan's end is readable: bytes the program wrote into a connection
+ * whose peer has gone fail it with EPIPE, as TCP's peer resets a write
+ * after its close; its EOF ends it cleanly. */
+static void bridge_orphan_read(rt_bridge *b) {
+    char buf[4096];
+    ssize_t n = rt_sys.recv(b->fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n > 0) {
+        bridge_fail(b, RUDP_ERR_SYS(EPIPE));
+        return;
+    }
+    if (b->slot.slot)
+        rudp_slot_set_state(b->slot.slot, RUDP_SLOT_DONE);
+    b->dead = true;
+    bridge_maybe_finish(b);
 }
 
 /* Hands the program |n| bytes at |p|.  Returns 1 to go on, 0 to wait for

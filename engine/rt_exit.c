@@ -43,10 +43,14 @@ rt_exit *rt_exit_new(rt_engine *e) {
     return x;
 }
 
+/* The exit command: static, so exiting allocates nothing (a program may
+ * _exit from a signal handler). */
+static rt_cmd exit_cmd;
+
 /* Runs the exit command: every bridge drains, the linger starts. */
 static void exit_run(rt_engine *e, rt_cmd *c) {
     rt_exit *x = e->exit;
-    free(c);
+    (void)c;
     if (x->begun)
         return;
     x->begun = true;
@@ -87,23 +91,36 @@ static struct timespec exit_after(rudp_tstamp ns) {
     return t;
 }
 
-void rudp_rt_exit_flush(void) {
-    rt_engine *e = rt_loop_running();
-    if (!e || e->cfg.exit_linger == 0)
+/* Queues the exit command and waits for the flush to end, bounded by the
+ * linger.  |quick|: takes no lock that may be held (tries it, and gives up
+ * the flush when it is). */
+static void exit_flush(rt_engine *e, bool quick) {
+    if (e->cfg.exit_linger == 0 || exit_cmd.run)
+        return; /* no linger, or a flush asked for already */
+    exit_cmd.run = exit_run;
+    exit_cmd.close_fds = exit_close_fds;
+    if (rt_loop_try_send(e, &exit_cmd, quick) != RUDP_OK)
         return;
-    rt_cmd *c = calloc(1, sizeof(*c));
-    if (!c)
-        return;
-    c->run = exit_run;
-    c->close_fds = exit_close_fds;
-    rt_loop_send(e, c);
     /* The engine ends the flush by the linger; this bound only guards
      * against an engine that cannot run at all. */
     struct timespec until = exit_after(e->cfg.exit_linger + RUDP_MS(100));
     rt_exit *x = e->exit;
-    pthread_mutex_lock(&x->lock);
+    if (quick ? pthread_mutex_trylock(&x->lock) != 0 : pthread_mutex_lock(&x->lock) != 0)
+        return;
     while (!x->done)
         if (pthread_cond_timedwait(&x->done_cv, &x->lock, &until) == ETIMEDOUT)
             break;
     pthread_mutex_unlock(&x->lock);
+}
+
+void rudp_rt_exit_flush(void) {
+    rt_engine *e = rt_loop_running();
+    if (e)
+        exit_flush(e, false);
+}
+
+void rudp_rt_exit_flush_quick(void) {
+    rt_engine *e = rt_loop_own_engine();
+    if (e)
+        exit_flush(e, true);
 }

@@ -35,16 +35,16 @@ typedef struct keep_set {
 } keep_set;
 
 int rudp_rt_exec_begin(void) {
-    rt_engine *e = rt_loop_running();
-    if (!e || !rt_loop_own(e))
+    rt_engine *e = rt_loop_own_engine(); /* changes nothing in a clone child */
+    if (!e)
         return 0;
     rt_loop_park(e);
     return e->sessions || e->listeners || e->remotes ? 1 : 0;
 }
 
 void rudp_rt_exec_failed(void) {
-    rt_engine *e = rt_loop_running();
-    if (e && rt_loop_own(e))
+    rt_engine *e = rt_loop_own_engine();
+    if (e)
         rt_loop_unpark(e);
 }
 
@@ -119,7 +119,7 @@ static void keeper_main(rt_engine *e, int gate) {
 }
 
 int rudp_rt_keeper_fork(int gate) {
-    rt_engine *e = rt_loop_running();
+    rt_engine *e = rt_loop_own_engine();
     if (!e)
         return -1;
     rt_loop_keeping(true);

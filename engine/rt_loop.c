@@ -341,6 +341,27 @@ rudp_board *rudp_rt_board(void) {
     return e ? e->board : NULL;
 }
 
+int rt_loop_try_send(rt_engine *e, rt_cmd *c, bool try_lock) {
+    rt_ctl *ctl = e->ctl;
+    c->next = NULL;
+    if (try_lock ? pthread_mutex_trylock(&ctl->lock) != 0
+                 : pthread_mutex_lock(&ctl->lock) != 0)
+        return RUDP_ERR_WOULDBLOCK;
+    if (ctl->tail)
+        ctl->tail->next = c;
+    else
+        ctl->head = c;
+    ctl->tail = c;
+    pthread_mutex_unlock(&ctl->lock);
+    ev_async_send(e->loop, &ctl->wake);
+    return RUDP_OK;
+}
+
+rt_engine *rt_loop_own_engine(void) {
+    rt_engine *e = atomic_load_explicit(&engine, memory_order_acquire);
+    return e && atomic_load(&engine_pid) == getpid() ? e : NULL;
+}
+
 void rt_loop_send(rt_engine *e, rt_cmd *c) {
     rt_ctl *ctl = e->ctl;
     c->next = NULL;

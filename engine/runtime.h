@@ -168,6 +168,11 @@ int rudp_rt_keeper_fork(int gate);
  * linger passes.  Returns at once when no engine runs in this process. */
 void rudp_rt_exit_flush(void);
 
+/* The same from _exit(): allocates nothing and takes no lock that may be
+ * held (a program may _exit from a signal handler); gives up the flush
+ * rather than wait for one.  Only this process's own engine flushes. */
+void rudp_rt_exit_flush_quick(void);
+
 /* Before a raw clone() (not fork(): no atfork handler runs): parks the
  * engine thread in a wait that holds no lock, malloc's included, and
  * returns once it is there, so the child's copy of memory has no lock held

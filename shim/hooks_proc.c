@@ -14,6 +14,13 @@
  * its own by its pid (engine/rt_loop.c) and starts a fresh one.
  *
  * Every other syscall() goes straight through, at the cost of one compare.
+ *
+ * vfork() becomes fork(): a vfork child shares the parent's memory, so
+ * every hook it runs (python's subprocess closes descriptors in its vfork
+ * child) would change the parent's fd table and engine state: the parent's
+ * rerouted connections lost their TCP identity after a subprocess.  A
+ * fork child has its own copy; the program cannot tell, but for the time
+ * the copy takes.
  */
 #include "shim.h"
 
@@ -41,6 +48,29 @@ static bool proc_is_fork_like(long nr, long a0) {
         return !(((const proc_clone3_args *)a0)->flags & CLONE_VM);
 #endif
     return false;
+}
+
+/* _exit(2) and _Exit(3): the engine delivers what the program wrote first,
+ * as exit() does (a TCP socket's bytes and FIN go out after _exit too); a
+ * flush that would have to wait for a lock is given up, since _exit may be
+ * called from a signal handler.  Listeners are not handed over (that waits
+ * for the engine thread): a process that leaves through _exit leaves its
+ * ports to be bound again by the processes that share them. */
+RUDP_EXPORT void _exit(int status) {
+    if (rudp_active())
+        rudp_rt_exit_flush_quick();
+    RUDP_REAL(_exit)(status);
+    __builtin_unreachable();
+}
+
+RUDP_EXPORT void _Exit(int status) {
+    _exit(status);
+}
+
+/* vfork(2) as fork(2) (see above).  A wrapper may not call the real vfork:
+ * its child would return from this frame into the parent's stack. */
+RUDP_EXPORT pid_t vfork(void) {
+    return fork();
 }
 
 /* syscall(3): six long arguments at most on Linux, as glibc's own wrapper

@@ -58,7 +58,7 @@ ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
     X(writev) X(getsockopt) X(setsockopt) X(getpeername) X(getsockname) X(dup) X(dup2)     \
     X(dup3) X(fcntl) X(fcntl64) X(prctl) X(syscall) X(getrlimit) X(getrlimit64)           \
     X(setrlimit) X(setrlimit64) X(prlimit) X(prlimit64) X(execve) X(execv) X(execvp)      \
-    X(execvpe) X(execl) X(execlp) X(execle) X(fexecve)
+    X(execvpe) X(execl) X(execlp) X(execle) X(fexecve) X(vfork) X(_exit) X(_Exit)
 
 enum rudp_real_id {
 #define RUDP_REAL_ENUM(name) RUDP_REAL_ID_##name,

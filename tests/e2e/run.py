@@ -875,6 +875,16 @@ def t_io_uring(t):
     shim.wait_ok(10, "liburing ENOSYS syscall ENOSYS")
 
 
+@test("subprocess-keeps-names", limit=30)
+def t_subprocess(t):
+    """A python program holding rerouted connections runs a subprocess
+    (python makes it with vfork() and closes descriptors in the child):
+    both ends keep their TCP names and carry bytes after it.  A vfork
+    child's hooks once cleared the parent's fd table."""
+    p = t.spawn("subproc", [sys.executable, os.path.join(HERE, "subproc.py"), str(t.port)])
+    p.wait_ok(20, "ok")
+
+
 def packaged(t, program):
     """Raises Failure when |program| (from Debian's packages, installed by
     scripts/setup) is missing."""
