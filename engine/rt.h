@@ -138,7 +138,8 @@ rt_engine *rt_loop_running(void);
 /* Queues |c| for the engine thread and wakes it.  Any thread. */
 void rt_loop_send(rt_engine *e, rt_cmd *c);
 /* The same, but with |try_lock| only when the queue's lock is free at
- * once.  Returns RUDP_OK or RUDP_ERR_WOULDBLOCK (not queued). */
+ * once.  Returns RUDP_OK or RUDP_ERR_WOULDBLOCK (not queued: the lock was
+ * busy, or the engine is a keeper's, with no thread to run it). */
 int rt_loop_try_send(rt_engine *e, rt_cmd *c, bool try_lock);
 /* Returns this process's own running engine, or NULL; changes nothing (a
  * vfork or clone child sharing our memory may call it). */

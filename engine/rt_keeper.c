@@ -111,11 +111,11 @@ static void keeper_main(rt_engine *e, int gate) {
         n = rt_sys.readv(gate, &iov, 1);
     while (n < 0 && errno == EINTR);
     if (n != 0)
-        _exit(0); /* the exec failed: the process's own engine goes on */
+        rt_sys._exit(0); /* the exec failed: the process's own engine goes on */
     rt_sys.close(gate);
     rt_log(2, "keeper: carrying the connections of an exec'd image");
     rt_loop_run_here(e);
-    _exit(0);
+    rt_sys._exit(0);
 }
 
 int rudp_rt_keeper_fork(int gate) {
@@ -128,7 +128,7 @@ int rudp_rt_keeper_fork(int gate) {
         pid_t k = fork();
         if (k == 0)
             keeper_main(e, gate);
-        _exit(k < 0 ? 1 : 0);
+        rt_sys._exit(k < 0 ? 1 : 0);
     }
     rt_loop_keeping(false);
     int status = 1;

@@ -343,6 +343,8 @@ rudp_board *rudp_rt_board(void) {
 
 int rt_loop_try_send(rt_engine *e, rt_cmd *c, bool try_lock) {
     rt_ctl *ctl = e->ctl;
+    if (ctl->threadless)
+        return RUDP_ERR_WOULDBLOCK; /* a keeper's fork: no thread to run it */
     c->next = NULL;
     if (try_lock ? pthread_mutex_trylock(&ctl->lock) != 0
                  : pthread_mutex_lock(&ctl->lock) != 0)

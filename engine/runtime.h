@@ -68,6 +68,7 @@ typedef struct rudp_rt_sys {
     int (*getsockname)(int fd, struct sockaddr *addr, socklen_t *len);
     int (*getsockopt)(int fd, int level, int name, void *val, socklen_t *len);
     int (*setsockopt)(int fd, int level, int name, const void *val, socklen_t len);
+    void (*_exit)(int status); /* ends a keeper's helper process, no flush */
 } rudp_rt_sys;
 
 typedef struct rudp_rt_config {

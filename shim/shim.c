@@ -87,6 +87,7 @@ static void shim_rt_sys(rudp_rt_sys *sys) {
     sys->getsockname = RUDP_REAL(getsockname);
     sys->getsockopt = RUDP_REAL(getsockopt);
     sys->setsockopt = RUDP_REAL(setsockopt);
+    sys->_exit = RUDP_REAL(_exit);
 }
 
 /* Builds the engine configuration from the parsed environment. */

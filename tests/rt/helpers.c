@@ -119,6 +119,7 @@ void rtest_sys_libc(rudp_rt_sys *sys) {
         .getsockname = getsockname,
         .getsockopt = getsockopt,
         .setsockopt = setsockopt,
+        ._exit = _exit,
     };
 }
 
