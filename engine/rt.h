@@ -398,7 +398,8 @@ int rt_bridge_fd(const rt_bridge *b);
 
 /* --- rt_keeper.c --- */
 
-/* After every turn of a keeper's loop: leaves once nothing is carried. */
+/* After every turn of a keeper's loop: leaves once nothing is carried and
+ * every byte of the connections it carried is acknowledged. */
 void rt_keeper_check(rt_engine *e);
 
 /* --- rt_exit.c --- */

@@ -302,6 +302,13 @@ static bool bridge_out_closed(rt_bridge *b, size_t n) {
     return true;
 }
 
+/* Returns true when bytes the program wrote are not yet acknowledged. */
+static bool bridge_unacked(const rt_bridge *b) {
+    rudp_stream_info info;
+    return rudp_stream_get_info(b->s, b->sid, &info) == RUDP_OK &&
+           info.bytes_acked < info.bytes_written;
+}
+
 /* The peer's FIN has been read: passes EOF on.  After the session ended
  * nothing else can come, so the bridge ends (the program still reads what
  * the socket holds, then EOF).  Returns false when the bridge was freed. */
@@ -310,6 +317,12 @@ static bool bridge_net_eof(rt_bridge *b) {
     if (!b->net_eof) {
         b->net_eof = true;
         rt_sys.shutdown(b->fd, SHUT_WR);
+    }
+    if (b->sess_over && !b->app_eof && bridge_unacked(b)) {
+        /* The peer left with bytes the program wrote after its FIN
+         * unacknowledged: TCP's peer would have reset them. */
+        bridge_fail(b, RUDP_ERR_RESET);
+        return false;
     }
     if (b->sess_over && !b->app_eof) {
         /* The peer finished and left.  As a TCP socket in CLOSE_WAIT, the
@@ -421,8 +434,11 @@ void rt_bridge_on_event(rt_bridge *b, const rudp_event *ev) {
             bridge_pump_out(b);
         break;
     case RUDP_EV_STREAM_WRITABLE:
-        if (!b->app_eof && (b->connected || b->filler == 0))
-            ev_io_start(b->eng->loop, &b->rio);
+        if (b->app_eof || (!b->connected && b->filler > 0))
+            break;
+        ev_io_start(b->eng->loop, &b->rio);
+        if (b->exit_drain) /* an emptied socket never becomes readable */
+            bridge_pump_in(b);
         break;
     case RUDP_EV_STREAM_CONNECTED: /* the server's program took it */
         rt_bridge_connected(b);

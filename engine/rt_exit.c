@@ -68,8 +68,11 @@ void rt_exit_check(rt_engine *e) {
     rt_exit *x = e->exit;
     if (!x->begun || x->done)
         return;
-    if (!rt_sess_all_settled(e) && rt_now() < x->deadline)
+    bool settled = rt_sess_all_settled(e);
+    if (!settled && rt_now() < x->deadline)
         return;
+    rt_log(2, settled ? "exit: every byte acknowledged"
+                      : "exit: the linger is over, bytes unacknowledged");
     ev_timer_stop(e->loop, &x->linger);
     rt_sess_leave_all(e);
     pthread_mutex_lock(&x->lock);

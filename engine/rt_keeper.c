@@ -140,6 +140,8 @@ int rudp_rt_keeper_fork(int gate) {
 void rt_keeper_check(rt_engine *e) {
     if (!e->keeper || rt_sess_any_bridge(e) || rt_listen_any_target(e) || e->remotes)
         return;
+    if (!rt_sess_all_settled(e))
+        return; /* bytes of a closed connection still unacknowledged */
     rt_log(2, "keeper: nothing left to carry");
     rt_sess_leave_all(e);
     ev_break(e->loop, EVBREAK_ALL);
