@@ -42,9 +42,10 @@ enum rudp_slot_state {
     RUDP_SLOT_DONE,       /* ended cleanly (both FINs) */
 };
 
-/* Flags: the shim sets the first, the engine the second. */
+/* Flags: the shim sets the first and third, the engine the second. */
 #define RUDP_SLOT_F_RESET_ON_CLOSE 0x1u /* SO_LINGER {1, 0}: abort with RST */
 #define RUDP_SLOT_F_WAS_CONNECTED 0x2u  /* it was CONNECTED once: the connect succeeded */
+#define RUDP_SLOT_F_WR_SHUT 0x4u        /* the program shut its writing down (TCP_INFO) */
 
 /* One connection's shared state; opaque: only the functions below touch
  * it, so every reader and writer keeps the same ordering rules. */

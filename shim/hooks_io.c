@@ -39,6 +39,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -78,6 +79,10 @@ static ssize_t io_read_done(int fd, ssize_t n, size_t want) {
 
     if (n > 0 || !rudp_active())
         return n;
+    if (n < 0 && saved == EINVAL && rudp_fd_kind_of(fd) == RUDP_FD_LISTENER) {
+        errno = ENOTCONN; /* TCP's answer on a listener (AF_UNIX says EINVAL) */
+        return -1;
+    }
     if ((n == 0 && want == 0) || (n < 0 && saved != ECONNRESET && saved != EPIPE))
         return n;
     err = io_read_error(fd);
@@ -115,8 +120,40 @@ RUDP_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
                  : io_read_done(fd, n, io_iov_len(iov, iovcnt > 0 ? (size_t)iovcnt : 0));
 }
 
+/* Returns the poll timeout for a blocking read of |fd|: its SO_RCVTIMEO
+ * in ms, or -1 (none). */
+static int io_rcvtimeo_ms(int fd) {
+    rudp_fd_entry *e = rudp_fd_peek(fd);
+    const struct timeval *t = e ? &e->opts.rcvtimeo : NULL;
+    long long ms;
+
+    if (t == NULL || (t->tv_sec == 0 && t->tv_usec == 0))
+        return -1;
+    ms = (long long)t->tv_sec * 1000 + (t->tv_usec + 999) / 1000;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* recv(fd, buf, 0, flags) as TCP's: 0 at once when bytes or the end of the
+ * stream are there; otherwise EAGAIN when non-blocking, else 0 once
+ * something arrives, a signal comes or SO_RCVTIMEO is over.  A pending
+ * error is reported as a read's. */
+static ssize_t io_recv_empty(int fd, int flags) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int fl = RUDP_REAL(fcntl)(fd, F_GETFL);
+
+    if (poll(&p, 1, 0) > 0)
+        return io_read_done(fd, 0, 1);
+    if ((flags & MSG_DONTWAIT) || (fl >= 0 && (fl & O_NONBLOCK))) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (poll(&p, 1, io_rcvtimeo_ms(fd)) > 0)
+        return io_read_done(fd, 0, 1);
+    return 0;
+}
+
 /* recv on a rerouted connection with what TCP does differently from
- * AF_UNIX: a zero-length request returns 0 at once, and MSG_TRUNC discards
+ * AF_UNIX: a zero-length request (io_recv_empty), and MSG_TRUNC discards
  * up to |len| bytes without copying them.  Returns -2 when neither
  * applies. */
 static ssize_t io_recv_tcp_rules(int fd, size_t len, int flags) {
@@ -126,7 +163,7 @@ static ssize_t io_recv_tcp_rules(int fd, size_t len, int flags) {
     if (!(len == 0 || (flags & MSG_TRUNC)) || !io_is_conn(fd))
         return -2;
     if (len == 0)
-        return 0;
+        return io_recv_empty(fd, flags);
     n = RUDP_REAL(recv)(fd, scratch, len < sizeof(scratch) ? len : sizeof(scratch),
                         flags & ~MSG_TRUNC);
     return io_read_done(fd, n, len);
@@ -241,12 +278,25 @@ static ssize_t io_send_buf(int fd, const void *buf, size_t len, int flags) {
     return io_send_conn(fd, &m, flags);
 }
 
+/* Finishes a write that went to the kernel as it is: on a rerouted
+ * listener, AF_UNIX's ENOTCONN becomes TCP's EPIPE, with SIGPIPE unless
+ * |flags| has MSG_NOSIGNAL.  Returns |n|, or -1 with errno. */
+static ssize_t io_plain_write_done(int fd, ssize_t n, int flags) {
+    if (n >= 0 || errno != ENOTCONN || !rudp_active() ||
+        rudp_fd_kind_of(fd) != RUDP_FD_LISTENER)
+        return n;
+    if (!(flags & MSG_NOSIGNAL))
+        raise(SIGPIPE);
+    errno = EPIPE;
+    return -1;
+}
+
 RUDP_EXPORT ssize_t write(int fd, const void *buf, size_t count) {
     ssize_t n;
 
     if (io_is_conn(fd) && io_send_ok() && (n = io_send_buf(fd, buf, count, 0)) != -2)
         return n;
-    return RUDP_REAL(write)(fd, buf, count);
+    return io_plain_write_done(fd, RUDP_REAL(write)(fd, buf, count), 0);
 }
 
 RUDP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
@@ -262,7 +312,7 @@ RUDP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
         if ((n = io_send_conn(fd, &m, 0)) != -2)
             return n;
     }
-    return RUDP_REAL(writev)(fd, iov, iovcnt);
+    return io_plain_write_done(fd, RUDP_REAL(writev)(fd, iov, iovcnt), 0);
 }
 
 RUDP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags) {
@@ -270,7 +320,7 @@ RUDP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags) {
 
     if (io_is_conn(fd) && io_send_ok() && (n = io_send_buf(fd, buf, len, flags)) != -2)
         return n;
-    return RUDP_REAL(send)(fd, buf, len, flags);
+    return io_plain_write_done(fd, RUDP_REAL(send)(fd, buf, len, flags), flags);
 }
 
 /* MSG_FASTOPEN to |addr| on fd: when fd is an unconnected TCP socket and
@@ -312,7 +362,8 @@ RUDP_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
         if ((n = io_send_buf(fd, buf, len, flags)) != -2)
             return n;
     }
-    return RUDP_REAL(sendto)(fd, buf, len, flags, addr, alen);
+    return io_plain_write_done(fd, RUDP_REAL(sendto)(fd, buf, len, flags, addr, alen),
+                               flags);
 }
 
 RUDP_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
@@ -331,7 +382,7 @@ RUDP_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
         if ((n = io_send_conn(fd, &m, flags)) != -2)
             return n;
     }
-    return RUDP_REAL(sendmsg)(fd, msg, flags);
+    return io_plain_write_done(fd, RUDP_REAL(sendmsg)(fd, msg, flags), flags);
 }
 
 /* --- seccomp --- */

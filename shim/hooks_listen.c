@@ -1,6 +1,6 @@
 /*
- * hooks_listen.c — bind, listen and accept (DESIGN.md §2 rule 2, §4
- * "accept", "listeners").
+ * hooks_listen.c — bind, listen, accept and shutdown (DESIGN.md §2 rule 2,
+ * §4 "accept", "listeners").
  *
  * Rerouting a listener: listen() on a TCP socket bound to a selected port
  * creates an AF_UNIX listener under a unique abstract name, asks the engine
@@ -27,6 +27,11 @@
  * sees its SYNs go unanswered).  Whether the engine serves the address
  * with a new UDP socket or with one it serves already (a second listener
  * on it) is the runtime's business (rt_listen.c).
+ *
+ * shutdown(SHUT_RD) of a TCP listener stops it and leaves a closed, bound
+ * socket on which listen() starts again: the shim does the same by giving
+ * the fd number back to the placeholder, stopped and unfiltered.  On a
+ * connection, shutdown(SHUT_WR) is noted in the slot for TCP_INFO's state.
  */
 #include "shim.h"
 
@@ -203,6 +208,97 @@ RUDP_EXPORT int listen(int fd, int backlog) {
         return 0;
     errno = -r;
     return -1;
+}
+
+/* --- shutdown --- */
+
+/* Turns the placeholder |ph| of a listener back into a plain TCP socket,
+ * as shutdown(SHUT_RD) leaves a TCP listener: closed, still bound (unless
+ * its port was the kernel's pick), no filter.  Returns a new fd for it, or
+ * -errno. */
+static int listen_unplace(int ph) {
+    int t = RUDP_REAL(fcntl)(ph, F_DUPFD_CLOEXEC, 0);
+    int err, none = 0; /* SO_DETACH_FILTER reads no value, but wants an int's room */
+
+    if (t < 0)
+        return -errno;
+    if (RUDP_REAL(shutdown)(t, SHUT_RD) < 0 ||
+        RUDP_REAL(setsockopt)(t, SOL_SOCKET, SO_DETACH_FILTER, &none, sizeof(none)) < 0) {
+        err = errno;
+        RUDP_REAL(close)(t);
+        return -err;
+    }
+    return t;
+}
+
+/* Fills the TCP entry |tcp| for the socket |t| that was listener |l|. */
+static void listen_tcp_entry(rudp_fd_entry *tcp, int t, const rudp_fd_entry *l) {
+    struct sockaddr_storage a;
+    socklen_t len = sizeof(a);
+
+    memset(tcp, 0, sizeof(*tcp));
+    atomic_init(&tcp->kind, RUDP_FD_TCP);
+    tcp->family = l->family;
+    tcp->opts = l->opts;
+    tcp->ph_fd = -1;
+    if (RUDP_REAL(getsockname)(t, (struct sockaddr *)&a, &len) == 0 &&
+        rudp_addr_port((struct sockaddr *)&a) != 0)
+        tcp->local_len =
+            rudp_addr_normalize(&tcp->local, (struct sockaddr *)&a, len, false);
+}
+
+/* shutdown(SHUT_RD or SHUT_RDWR) of the rerouted listener |fd| (entry
+ * |l|), as TCP's: the listener stops (the AF_UNIX one, for every process
+ * that shares it), and fd becomes the closed, bound TCP socket TCP leaves,
+ * on which listen() starts again.  Returns 0 or -1 with errno. */
+static int listen_stop(int fd, const rudp_fd_entry *l, int how) {
+    rudp_fd_entry tcp, owned;
+    bool cloexec, nonblock, mine;
+    int t, r;
+
+    if ((r = rudp_fd_flags(fd, &cloexec, &nonblock)) < 0 ||
+        (t = r = listen_unplace(l->ph_fd)) < 0) {
+        errno = -r;
+        return -1;
+    }
+    RUDP_REAL(shutdown)(fd, how);
+    listen_tcp_entry(&tcp, t, l);
+    mine = rudp_fd_forget(fd, &owned);
+    if ((r = rudp_fd_swap(t, fd, cloexec, nonblock)) < 0) {
+        RUDP_REAL(close)(t);
+        errno = -r;
+        return -1;
+    }
+    rudp_fd_publish(fd, &tcp);
+    if (mine)
+        rudp_fd_listener_closed(&owned);
+    return 0;
+}
+
+/* After shutdown(|how|) of the rerouted connection |e| succeeded: an end
+ * of the program's writing is noted in the slot (TCP_INFO's state). */
+static void shutdown_conn(int fd, const rudp_fd_entry *e, int how) {
+    if ((how == SHUT_WR || how == SHUT_RDWR) && e->ref.slot != NULL &&
+        rudp_fd_still_ours(fd, e))
+        rudp_slot_set_flags(e->ref.slot, RUDP_SLOT_F_WR_SHUT);
+}
+
+/* Shuts |fd| down; a rerouted listener as TCP's listener (above). */
+RUDP_EXPORT int shutdown(int fd, int how) {
+    rudp_fd_entry e;
+    uint32_t kind;
+    int r;
+
+    if (!rudp_active())
+        return RUDP_REAL(shutdown)(fd, how);
+    kind = rudp_fd_snapshot(fd, &e);
+    if (kind == RUDP_FD_LISTENER && (how == SHUT_RD || how == SHUT_RDWR) &&
+        rudp_fd_still_ours(fd, &e) && e.ph_fd >= 0 && rudp_fd_inode(e.ph_fd) == e.ph_ino)
+        return listen_stop(fd, &e, how);
+    r = RUDP_REAL(shutdown)(fd, how);
+    if (r == 0 && kind == RUDP_FD_CONN)
+        shutdown_conn(fd, &e, how);
+    return r;
 }
 
 /* --- accept --- */

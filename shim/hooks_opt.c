@@ -32,11 +32,23 @@
 #include "shim.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
+#include <stdarg.h>
 #include <linux/tcp.h>
+#include <poll.h>
 #include <string.h>
 
 /* TCP states as tcpi_state reports them (include/net/tcp_states.h). */
-enum { TCPI_ESTABLISHED = 1, TCPI_SYN_SENT = 2, TCPI_CLOSE = 7, TCPI_LISTEN = 10 };
+enum {
+    TCPI_ESTABLISHED = 1,
+    TCPI_SYN_SENT = 2,
+    TCPI_FIN_WAIT1 = 4,
+    TCPI_FIN_WAIT2 = 5,
+    TCPI_CLOSE = 7,
+    TCPI_CLOSE_WAIT = 8,
+    TCPI_LAST_ACK = 9,
+    TCPI_LISTEN = 10,
+};
 
 #define OPT_PASS 1 /* not handled here: the real call decides */
 #define TCP_MSS_DEFAULT_ 536u
@@ -96,26 +108,36 @@ static int opt_get_socket(const rudp_fd_entry *e, uint32_t kind, int name, opt_v
     return sizeof(int);
 }
 
-/* Maps a board slot state to a tcpi_state value. */
-static uint8_t opt_tcpi_state(uint32_t st) {
-    switch (st) {
-    case RUDP_SLOT_CONNECTING:
+/* Returns the tcpi_state of the rerouted connection |fd| with |slot|: the
+ * slot's state, and once connected what each side has ended: the program
+ * (shutdown(SHUT_WR), flagged in the slot) and the peer (its FIN made the
+ * socket read-hung-up).  |unacked|: bytes sent are not all acknowledged. */
+static uint8_t opt_tcpi_state(int fd, rudp_slot *slot, bool unacked) {
+    uint32_t st = rudp_slot_state(slot);
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    bool ours, theirs;
+
+    if (st == RUDP_SLOT_CONNECTING)
         return TCPI_SYN_SENT;
-    case RUDP_SLOT_CONNECTED:
-        return TCPI_ESTABLISHED;
-    default:
+    if (st != RUDP_SLOT_CONNECTED)
         return TCPI_CLOSE;
-    }
+    ours = (rudp_slot_flags(slot) & RUDP_SLOT_F_WR_SHUT) != 0;
+    theirs = poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP));
+    if (!ours)
+        return theirs ? TCPI_CLOSE_WAIT : TCPI_ESTABLISHED;
+    if (theirs)
+        return unacked ? TCPI_LAST_ACK : TCPI_CLOSE;
+    return unacked ? TCPI_FIN_WAIT1 : TCPI_FIN_WAIT2;
 }
 
 /* Fills the counters of |ti| from |slot|. */
-static void opt_tcp_info_slot(struct tcp_info *ti, rudp_slot *slot) {
+static void opt_tcp_info_slot(struct tcp_info *ti, int fd, rudp_slot *slot) {
     rudp_slot_stats st;
     uint32_t mss;
 
     rudp_slot_read(slot, &st);
     mss = st.snd_mss;
-    ti->tcpi_state = opt_tcpi_state(rudp_slot_state(slot));
+    ti->tcpi_state = opt_tcpi_state(fd, slot, st.bytes_acked < st.bytes_sent);
     ti->tcpi_retransmits = (uint8_t)(st.retransmits > 255 ? 255 : st.retransmits);
     ti->tcpi_snd_mss = ti->tcpi_rcv_mss = ti->tcpi_advmss = mss;
     ti->tcpi_lost = st.lost;
@@ -147,7 +169,8 @@ static rudp_slot_stats opt_slot_stats(rudp_slot *slot) {
 }
 
 /* Fills TCP_INFO for a rerouted socket. */
-static void opt_tcp_info(const rudp_fd_entry *e, uint32_t kind, struct tcp_info *ti) {
+static void opt_tcp_info(int fd, const rudp_fd_entry *e, uint32_t kind,
+                         struct tcp_info *ti) {
     memset(ti, 0, sizeof(*ti));
     ti->tcpi_options = TCPI_OPT_SACK;
     ti->tcpi_max_pacing_rate = UINT64_MAX;
@@ -157,7 +180,7 @@ static void opt_tcp_info(const rudp_fd_entry *e, uint32_t kind, struct tcp_info 
     else if (e->ref.slot == NULL)
         ti->tcpi_state = TCPI_ESTABLISHED;
     else
-        opt_tcp_info_slot(ti, e->ref.slot);
+        opt_tcp_info_slot(ti, fd, e->ref.slot);
 }
 
 /* Returns the kernel's default of a TCP-level integer option. */
@@ -185,11 +208,12 @@ static int opt_tcp_default(const rudp_fd_entry *e, int name) {
 }
 
 /* Answers IPPROTO_TCP options.  Returns the value's size. */
-static int opt_get_tcp(const rudp_fd_entry *e, uint32_t kind, int name, opt_value *v) {
+static int opt_get_tcp(int fd, const rudp_fd_entry *e, uint32_t kind, int name,
+                       opt_value *v) {
     const char *cc;
 
     if (name == TCP_INFO) {
-        opt_tcp_info(e, kind, &v->ti);
+        opt_tcp_info(fd, e, kind, &v->ti);
         return sizeof(v->ti);
     }
     if (name == TCP_CONGESTION) {
@@ -279,7 +303,7 @@ static int opt_get_rerouted(int fd, const rudp_fd_entry *e, uint32_t kind, int l
     if (level == SOL_SOCKET)
         size = opt_get_socket(e, kind, name, &v);
     else if (level == IPPROTO_TCP)
-        size = opt_get_tcp(e, kind, name, &v);
+        size = opt_get_tcp(fd, e, kind, name, &v);
     else if (level == IPPROTO_IP || level == IPPROTO_IPV6)
         size = opt_get_ip(e, level, name, &v);
     if (size == OPT_PASS)
@@ -440,6 +464,21 @@ static bool opt_has_peer(const rudp_fd_entry *e) {
         return true;
     st = rudp_slot_state(e->ref.slot);
     return st == RUDP_SLOT_CONNECTED || st == RUDP_SLOT_DONE;
+}
+
+/* ioctl(2): on a rerouted connection SIOCOUTQNSD (TCP's bytes not yet
+ * sent) is answered as SIOCOUTQ: the bytes the engine has not taken yet.
+ * Everything else is the AF_UNIX socket's own answer. */
+RUDP_EXPORT int ioctl(int fd, unsigned long req, ...) {
+    va_list ap;
+    void *arg;
+
+    va_start(ap, req);
+    arg = va_arg(ap, void *);
+    va_end(ap);
+    if (req == SIOCOUTQNSD && rudp_active() && rudp_fd_kind_of(fd) == RUDP_FD_CONN)
+        req = SIOCOUTQ;
+    return RUDP_REAL(ioctl)(fd, req, arg);
 }
 
 RUDP_EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len) {

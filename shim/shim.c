@@ -74,7 +74,7 @@ static void shim_rt_sys(rudp_rt_sys *sys) {
     sys->connect = RUDP_REAL(connect);
     sys->close = RUDP_REAL(close);
     sys->fcntl = RUDP_REAL(fcntl);
-    sys->shutdown = shutdown;
+    sys->shutdown = RUDP_REAL(shutdown);
     sys->recv = RUDP_REAL(recv);
     sys->readv = RUDP_REAL(readv);
     sys->send = RUDP_REAL(send);

@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -58,7 +59,8 @@ ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
     X(writev) X(getsockopt) X(setsockopt) X(getpeername) X(getsockname) X(dup) X(dup2)     \
     X(dup3) X(fcntl) X(fcntl64) X(prctl) X(syscall) X(getrlimit) X(getrlimit64)           \
     X(setrlimit) X(setrlimit64) X(prlimit) X(prlimit64) X(execve) X(execv) X(execvp)      \
-    X(execvpe) X(execl) X(execlp) X(execle) X(fexecve) X(vfork) X(_exit) X(_Exit)
+    X(execvpe) X(execl) X(execlp) X(execle) X(fexecve) X(vfork) X(_exit) X(_Exit)    \
+    X(shutdown) X(ioctl)
 
 enum rudp_real_id {
 #define RUDP_REAL_ENUM(name) RUDP_REAL_ID_##name,
