@@ -61,6 +61,8 @@ const char *rudp_strerror(int err) {
         return "session lost by peer (stateless reset)";
     case RUDP_ERR_INTERNAL:
         return "internal error";
+    case RUDP_ERR_AUTH:
+        return "packet failed authentication";
     default:
         return RUDP_ERR_IS_SYS(err) ? "system call failed" : "unknown error";
     }

@@ -67,6 +67,7 @@ enum rudp_error {
     RUDP_ERR_PEER_CLOSED = -20,  /* peer ended the session (GoAway) */
     RUDP_ERR_PEER_RESET = -21,   /* peer lost the session (stateless reset) */
     RUDP_ERR_INTERNAL = -22,     /* engine bug or resource exhaustion */
+    RUDP_ERR_AUTH = -23,         /* packet failed authentication (forged, corrupted) */
 };
 
 /* A system call of the runtime failed with errno |e| (runtime only; the
