@@ -63,7 +63,24 @@ const char *rudp_strerror(int err) {
         return "internal error";
     case RUDP_ERR_AUTH:
         return "packet failed authentication";
+    case RUDP_ERR_RETRY:
+        return "address validation asked for (retry)";
     default:
         return RUDP_ERR_IS_SYS(err) ? "system call failed" : "unknown error";
+    }
+}
+
+const char *rudp_refuse_reason_str(int reason) {
+    switch (reason) {
+    case RUDP_REFUSE_VERSION:
+        return "the server speaks another protocol version";
+    case RUDP_REFUSE_KEY_NEEDED:
+        return "the server requires a pre-shared key (RUDP_KEY_FILE)";
+    case RUDP_REFUSE_NO_KEY:
+        return "the server has no pre-shared key, this end has one (RUDP_KEY_FILE)";
+    case RUDP_REFUSE_KEY_MISMATCH:
+        return "pre-shared key mismatch (RUDP_KEY_FILE differs)";
+    default:
+        return "not refused";
     }
 }

@@ -55,8 +55,8 @@
 
 #include "recovery.h"
 
-#define REC_INITIAL_CAP 256
-#define REC_ACKED_NOW 3 /* state of a record acknowledged by the ACK in hand */
+#define REC_INITIAL_CAP 16 /* 4 KiB: an unvalidated session stays small */
+#define REC_ACKED_NOW 3    /* state of a record acknowledged by the ACK in hand */
 #define REC_MAX_BACKOFF 16
 #define REC_PERSISTENT_THRESHOLD 3 /* kPersistentCongestionThreshold */
 

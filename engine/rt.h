@@ -52,6 +52,13 @@ typedef struct rt_cmd rt_cmd;
 /* The longest abstract AF_UNIX name (sun_path). */
 #define RT_UNIX_NAME_MAX 108
 
+/* A listener answers new clients with a RETRY (stateless) while this many
+ * of its sessions wait for their client to prove its address. */
+#define RT_MAX_UNVALIDATED 256
+/* At most this many replies a second to datagrams that made no session
+ * (stateless resets, REFUSE, RETRY), per listener. */
+#define RT_REPLIES_PER_SEC 1000
+
 /* Which of our addresses a datagram was sent to: a listener bound to a
  * wildcard address learns it from IP_PKTINFO / IPV6_PKTINFO, and its
  * replies to that peer leave from it (else a client that dialled a
@@ -80,6 +87,7 @@ struct rt_engine {
     rt_remote *remotes;     /* rt_group.c: listeners fed by another process's port */
     rt_exit *exit;          /* rt_exit.c */
     bool keeper;            /* a keeper's engine, after an exec (rt_keeper.c) */
+    uint64_t dropped;       /* datagrams no session took (rt_listen.c) */
 };
 
 /* Called for each descriptor a part of the engine holds. */
@@ -109,6 +117,12 @@ int rt_os_log_fd(void);
 void rt_os_set_log(int level, int fd);
 /* Returns the monotonic clock in nanoseconds. */
 rudp_tstamp rt_now(void);
+/* Returns the wall clock in milliseconds since the epoch (what a pre-shared
+ * key's early data is checked against). */
+uint64_t rt_wall_ms(void);
+/* The slots of a listener's replay memory (openings seen with a retry
+ * token or early data). */
+#define RT_REPLAY_SLOTS 16384
 /* Writes one log line "rudp[pid]: ..." when |level| is enabled; one
  * write(), no stdio; keeps errno. */
 void rt_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -197,6 +211,10 @@ bool rt_sess_established(const rt_sess *rs);
 bool rt_sess_closing(const rt_sess *rs);
 /* Why it ended (an rudp_error), once closing. */
 int rt_sess_close_err(const rt_sess *rs);
+/* Server: the session counts among its listener's unvalidated ones until
+ * its client proves its address (rt_listen_validated). */
+void rt_sess_set_unvalidated(rt_sess *rs);
+bool rt_sess_unvalidated(const rt_sess *rs);
 /* The head of the session's bridges, which rt_bridge.c links and unlinks. */
 rt_bridge **rt_sess_bridges(rt_sess *rs);
 /* A bridge of the session was freed: a finished session may go now. */
@@ -214,7 +232,7 @@ void rt_sess_touch_on(rt_engine *e, const rt_udp *u);
 void rt_sess_flush_dirty(rt_engine *e);
 /* Hands the session a datagram from |from|, sent to |to| (replies leave
  * from there). */
-void rt_sess_input(rt_sess *rs, const uint8_t *pkt, size_t len,
+void rt_sess_input(rt_sess *rs, uint8_t *pkt, size_t len,
                    const struct sockaddr_storage *from, socklen_t fromlen, const rt_dst *to,
                    rudp_tstamp now);
 /* The client socket reported an ICMP error |errno_val|. */
@@ -260,10 +278,11 @@ uint32_t rt_udp_path_ceiling(int fd, int family);
  * and the sessions on it are touched when it drains) or, on a client
  * socket, RUDP_ERR_SYS(errno) for an ICMP error. */
 int rt_udp_send_session(rt_udp *u, rudp_session *s, const rt_dst *src, rudp_tstamp now);
-/* Answers a datagram for unknown |cid| with a stateless reset, from
- * |src| when known. */
-void rt_udp_send_reset(rt_udp *u, uint64_t cid, const struct sockaddr_storage *to,
-                       socklen_t tolen, const rt_dst *src);
+/* Sends the server's answer |buf| to a datagram that made no session (a
+ * stateless reset, a REFUSE, a RETRY) to |to|, from |src| when known. */
+void rt_udp_send_reply(rt_udp *u, const uint8_t *buf, size_t len,
+                       const struct sockaddr_storage *to, socklen_t tolen,
+                       const rt_dst *src);
 /* Routes datagrams for connection ID |cid| to |rs| (a listener's socket). */
 int rt_udp_cid_add(rt_udp *u, uint64_t cid, rt_sess *rs);
 void rt_udp_cid_del(rt_udp *u, uint64_t cid);
@@ -284,7 +303,7 @@ void rt_client_forget(rt_sess *rs);
 /* A datagram for unknown connection ID |cid| reached port |l| (sent to
  * |to|): a client's opening becomes a session, anything else gets a
  * stateless reset. */
-void rt_listen_on_unknown(rt_listener *l, uint64_t cid, const uint8_t *pkt, size_t len,
+void rt_listen_on_unknown(rt_listener *l, uint64_t cid, uint8_t *pkt, size_t len,
                           const struct sockaddr_storage *from, socklen_t fromlen,
                           const rt_dst *to, rudp_tstamp now);
 /* The peer opened stream |sid| on server session |rs|: hands it to the
@@ -293,6 +312,8 @@ void rt_listen_on_stream(rt_listener *l, rt_sess *rs, uint64_t sid);
 /* Server session |rs| is destroyed: its connection IDs and waiting
  * streams go, and a port left with no listener and no session closes. */
 void rt_listen_forget_session(rt_listener *l, rt_sess *rs);
+/* A server session of |l| counted as unvalidated has its client validated. */
+void rt_listen_validated(rt_listener *l);
 /* Returns true when some port still feeds a listener. */
 bool rt_listen_any_target(rt_engine *e);
 /* Calls |fn| for every port's UDP and control sockets and every joined

@@ -198,8 +198,9 @@ static rt_sess *client_new(rt_engine *e, const struct sockaddr_storage *dst, soc
         return NULL;
     rudp_addr ra = {.len = len};
     memcpy(ra.bytes, dst, len);
-    rudp_session *s =
-        rudp_session_new_client(&e->cfg.settings, rt_random64(), &ra, rt_now());
+    rudp_settings set = e->cfg.settings;
+    set.wall_ms = rt_wall_ms();
+    rudp_session *s = rudp_session_new_client(&set, rt_random64(), &ra, rt_now());
     rt_sess *rs = s ? rt_sess_new(e, s, u, NULL, dst, len) : NULL;
     if (!rs) {
         rt_udp_free(u);

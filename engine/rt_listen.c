@@ -41,6 +41,10 @@ struct rt_listener {
     rt_accept *accept; /* the program's listeners it feeds */
     rt_group *group;   /* other processes' listeners join through it */
     uint32_t nsessions;
+    uint32_t unvalidated;     /* sessions whose client has not proved its address */
+    rudp_replay *replay;      /* openings validated by a token or accepted early */
+    rudp_tstamp reply_second; /* the second the reply budget counts */
+    uint32_t replies;         /* replies sent in it */
     rt_listener *next;
 };
 
@@ -120,25 +124,54 @@ static void listen_route(rt_listener *l, rt_sess *rs, bool add) {
     }
 }
 
-void rt_listen_on_unknown(rt_listener *l, uint64_t cid, const uint8_t *pkt, size_t len,
+/* Returns true while |l| may answer another datagram that made no session:
+ * at most RT_REPLIES_PER_SEC a second, so a flood of them is not mirrored. */
+static bool listen_reply_budget(rt_listener *l, rudp_tstamp now) {
+    rudp_tstamp second = now / RUDP_SEC(1);
+    if (second != l->reply_second) {
+        l->reply_second = second;
+        l->replies = 0;
+    }
+    return l->replies++ < RT_REPLIES_PER_SEC;
+}
+
+/* Returns true when |l| answers new clients with a RETRY first: too many
+ * of its sessions wait for their client to prove its address, or the
+ * configuration asks for it always. */
+static bool listen_busy(const rt_listener *l) {
+    return l->eng->cfg.retry_always || l->unvalidated >= RT_MAX_UNVALIDATED;
+}
+
+void rt_listen_on_unknown(rt_listener *l, uint64_t cid, uint8_t *pkt, size_t len,
                           const struct sockaddr_storage *from, socklen_t fromlen,
                           const rt_dst *to, rudp_tstamp now) {
     rt_engine *e = l->eng;
     rudp_addr ra = {.len = fromlen < sizeof(ra.bytes) ? fromlen : sizeof(ra.bytes)};
     memcpy(ra.bytes, from, ra.len);
     int err;
-    rudp_session *s =
-        rudp_session_new_server(&e->cfg.settings, rt_random64(), pkt, len, &ra, now, &err);
+    rudp_reply reply;
+    rudp_settings set = e->cfg.settings;
+    set.wall_ms = rt_wall_ms();
+    set.replay = l->replay;
+    (void)cid;
+    rudp_session *s = rudp_session_new_server(&set, rt_random64(), pkt, len, &ra, now,
+                                              listen_busy(l), &reply, &err);
     if (!s) {
-        if (err == RUDP_ERR_NOT_INITIAL)
-            rt_udp_send_reset(l->udp, cid, from, fromlen, to);
+        e->dropped++;
+        if (reply.len && listen_reply_budget(l, now))
+            rt_udp_send_reply(l->udp, reply.buf, reply.len, from, fromlen, to);
         return;
     }
     rudp_session_set_listening(s, rt_accept_targets(l->accept) > 0);
+    bool unvalidated = !rudp_session_is_validated(s);
     rt_sess *rs = rt_sess_new(e, s, l->udp, l, from, fromlen);
     if (!rs)
         return;
     l->nsessions++;
+    if (unvalidated) {
+        l->unvalidated++;
+        rt_sess_set_unvalidated(rs);
+    }
     struct sockaddr_storage local;
     uint32_t ceiling;
     listen_local_for(l, from, fromlen, to, &local, &ceiling);
@@ -168,6 +201,7 @@ static void listen_maybe_free(rt_listener *l) {
     rt_log(2, "port closed: nothing listens or is connected on it");
     rt_group_free(l->group);
     rt_accept_free(l->accept);
+    rudp_replay_del(l->replay);
     rt_udp_free(l->udp);
     free(l);
 }
@@ -177,7 +211,14 @@ void rt_listen_target_gone(rt_listener *l, int id) {
     listen_maybe_free(l);
 }
 
+void rt_listen_validated(rt_listener *l) {
+    if (l->unvalidated > 0)
+        l->unvalidated--;
+}
+
 void rt_listen_forget_session(rt_listener *l, rt_sess *rs) {
+    if (rt_sess_unvalidated(rs))
+        rt_listen_validated(l);
     listen_route(l, rs, false);
     rt_accept_forget_session(l->accept, rs);
     l->nsessions--;
@@ -231,6 +272,7 @@ static rt_listener *listen_port(rt_engine *e, int fd, bool v6only) {
     l->addr = *rt_udp_local(l->udp);
     l->v6only = v6only;
     l->group = rt_group_serve(e, l, &l->addr);
+    l->replay = rudp_replay_new(RT_REPLAY_SLOTS); /* NULL: no replay is caught */
     l->next = e->listeners;
     e->listeners = l;
     return l;

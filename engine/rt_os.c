@@ -61,6 +61,12 @@ rudp_tstamp rt_now(void) {
     return (rudp_tstamp)ts.tv_sec * 1000000000ull + (rudp_tstamp)ts.tv_nsec;
 }
 
+uint64_t rt_wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 void rt_log(int level, const char *fmt, ...) {
     if (level > atomic_load(&log_level) || !rt_os_ready())
         return;

@@ -41,6 +41,7 @@ struct rt_sess {
     rt_bridge *bridges; /* its streams' bridges (rt_bridge.c links them) */
     uint32_t nwaiting;  /* streams waiting in the listener's queue */
     bool established;
+    bool unvalidated;         /* server: counted in its listener's unvalidated */
     bool closing;             /* GoAway sent or session dying */
     bool dirty;               /* in eng->dirty */
     bool publish_pending;     /* a copy was skipped as too soon after the last */
@@ -123,6 +124,14 @@ int rt_sess_close_err(const rt_sess *rs) {
     return rs->close_err;
 }
 
+void rt_sess_set_unvalidated(rt_sess *rs) {
+    rs->unvalidated = true;
+}
+
+bool rt_sess_unvalidated(const rt_sess *rs) {
+    return rs->unvalidated;
+}
+
 rt_bridge **rt_sess_bridges(rt_sess *rs) {
     return &rs->bridges;
 }
@@ -162,7 +171,7 @@ void rt_sess_touch_on(rt_engine *e, const rt_udp *u) {
 
 /* --- datagrams and timers --- */
 
-void rt_sess_input(rt_sess *rs, const uint8_t *pkt, size_t len,
+void rt_sess_input(rt_sess *rs, uint8_t *pkt, size_t len,
                    const struct sockaddr_storage *from, socklen_t fromlen, const rt_dst *to,
                    rudp_tstamp now) {
     /* A client's socket is connected: its datagrams come from the peer. */
@@ -210,6 +219,10 @@ static void sess_arm(rt_sess *rs, rudp_tstamp now) {
  * accepted or refused). */
 static void sess_on_established(rt_sess *rs) {
     rs->established = true;
+    if (rs->unvalidated) {
+        rs->unvalidated = false;
+        rt_listen_validated(rs->listener);
+    }
     if (!rs->listener && !rs->closing)
         rt_client_established(rs);
     if (!rudp_session_peer_listening(rs->s))
@@ -228,6 +241,9 @@ static void sess_on_closed(rt_sess *rs, int error) {
         next = rt_bridge_next(b);
         rt_bridge_session_closed(b, rs->close_err);
     }
+    int why = rudp_session_refuse_reason(rs->s);
+    if (why != RUDP_REFUSE_NONE)
+        rt_log(1, "connection refused by the server: %s", rudp_refuse_reason_str(why));
     rt_log(2, "session closed: %s", rudp_strerror(error));
 }
 

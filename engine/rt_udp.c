@@ -363,16 +363,15 @@ int rt_udp_send_session(rt_udp *u, rudp_session *s, const rt_dst *src, rudp_tsta
     return RUDP_OK;
 }
 
-void rt_udp_send_reset(rt_udp *u, uint64_t cid, const struct sockaddr_storage *to,
-                       socklen_t tolen, const rt_dst *src) {
-    uint8_t buf[64];
-    ssize_t n = rudp_packet_write_stateless_reset(buf, sizeof(buf), cid);
-    if (n <= 0 || u->nheld)
+void rt_udp_send_reply(rt_udp *u, const uint8_t *buf, size_t n,
+                       const struct sockaddr_storage *to, socklen_t tolen,
+                       const rt_dst *src) {
+    if (n == 0 || u->nheld)
         return;
     struct mmsghdr m;
     struct iovec iov;
     udp_ctl ctl;
-    msg_set(&m, &iov, buf, (size_t)n, (void *)to, tolen, &ctl,
+    msg_set(&m, &iov, (void *)buf, n, (void *)to, tolen, &ctl,
             u->pktinfo ? ctl_from(&ctl, src) : 0);
     int err;
     udp_sendmmsg(u, &m, 1, &err);
@@ -382,7 +381,7 @@ void rt_udp_send_reset(rt_udp *u, uint64_t cid, const struct sockaddr_storage *t
 
 /* Routes one datagram, sent to |to|: a client socket's to its session, a
  * listener's by connection ID. */
-static void udp_deliver(rt_udp *u, const uint8_t *p, size_t len,
+static void udp_deliver(rt_udp *u, uint8_t *p, size_t len,
                         const struct sockaddr_storage *from, socklen_t fromlen,
                         const rt_dst *to, rudp_tstamp now) {
     if (u->session) {
@@ -390,9 +389,7 @@ static void udp_deliver(rt_udp *u, const uint8_t *p, size_t len,
         return;
     }
     uint64_t cid;
-    bool is_reset;
-    if (!u->listener || rudp_packet_peek_cid(p, len, &cid, &is_reset) != RUDP_OK ||
-        is_reset)
+    if (!u->listener || rudp_packet_peek_cid(p, len, &cid) != RUDP_OK)
         return;
     rt_sess *rs = cid_find(u, cid);
     if (rs)

@@ -76,6 +76,8 @@ typedef struct rudp_rt_config {
     rudp_tstamp exit_linger; /* at process exit, wait this long for queued data */
     int log_level;           /* 0 off, 1 errors, 2 info, 3 debug */
     int log_fd;              /* where log lines go (-1: stderr) */
+    bool retry_always;       /* listeners make every new client prove its address
+                                with a RETRY first (else only under load) */
 } rudp_rt_config;
 
 /* Gives the runtime its system calls (copied).  Call once, before anything

@@ -40,6 +40,7 @@ void rudp_settings_default(rudp_settings *s) {
     s->initial_rtt = RUDP_MS(333);
     s->cc = RUDP_CC_BBR; /* docs/BENCHMARKS.md: it wins on lossy paths */
     s->pacing = true;
+    rudp_random(s->secret, sizeof(s->secret));
 }
 
 int rudp_settings_check(const rudp_settings *s) {
@@ -303,10 +304,8 @@ void rudp_sess_requeue_all(rudp_session *s) {
 
 /* --- session life cycle --- */
 
-/* Sets up everything client and server sessions share.  Returns RUDP_OK or
- * RUDP_ERR_NOMEM. */
-static int sess_init(rudp_session *s, const rudp_settings *set, uint64_t seed,
-                     rudp_tstamp now) {
+int rudp_sess_init(rudp_session *s, const rudp_settings *set, uint64_t seed,
+                   rudp_tstamp now) {
     s->settings = *set;
     s->prng = seed;
     s->local_cid = sess_new_cid(s);
@@ -339,8 +338,7 @@ static int sess_init(rudp_session *s, const rudp_settings *set, uint64_t seed,
     return RUDP_OK;
 }
 
-/* Allocates a zeroed session after checking |set|; NULL on failure. */
-static rudp_session *sess_alloc(const rudp_settings *set) {
+rudp_session *rudp_sess_alloc(const rudp_settings *set) {
     if (!set || rudp_settings_check(set) != RUDP_OK)
         return NULL;
     return calloc(1, sizeof(rudp_session));
@@ -348,12 +346,13 @@ static rudp_session *sess_alloc(const rudp_settings *set) {
 
 rudp_session *rudp_session_new_client(const rudp_settings *set, uint64_t seed,
                                       const rudp_addr *peer, rudp_tstamp now) {
-    rudp_session *s = sess_alloc(set);
+    rudp_session *s = rudp_sess_alloc(set);
     if (!s)
         return NULL;
     s->is_client = true;
+    s->validated = true; /* a client's peer is where it chose to connect */
     s->state = RUDP_SESS_CONNECTING;
-    if (sess_init(s, set, seed, now) != RUDP_OK) {
+    if (rudp_sess_init(s, set, seed, now) != RUDP_OK) {
         rudp_session_del(s);
         return NULL;
     }
@@ -361,62 +360,10 @@ rudp_session *rudp_session_new_client(const rudp_settings *set, uint64_t seed,
     s->peer_cid = s->initial_cid;
     if (peer)
         s->peer_addr = *peer;
-    return s;
-}
-
-/* Returns RUDP_OK when a decoded datagram can open a session (a regular
- * packet with a client's SYN), else RUDP_ERR_NOT_INITIAL. */
-static int sess_check_initial(const rudp_decoded_pkt *d) {
-    if (d->hdr.type != RUDP_PKT_REGULAR)
-        return RUDP_ERR_NOT_INITIAL;
-    for (uint32_t i = 0; i < d->nframes; i++)
-        if (d->frames[i].type == RUDP_FRAME_SESSION &&
-            d->frames[i].u.session.flags == RUDP_FLAG_SYN)
-            return RUDP_OK;
-    return RUDP_ERR_NOT_INITIAL;
-}
-
-/* Raises |*v| to at least |min|. */
-static void raise_to(uint64_t *v, uint64_t min) {
-    if (*v < min)
-        *v = min;
-}
-
-rudp_session *rudp_session_new_server(const rudp_settings *set, uint64_t seed,
-                                      const uint8_t *pkt, size_t len, const rudp_addr *from,
-                                      rudp_tstamp now, int *err) {
-    rudp_decoded_pkt d;
-    int rv = rudp_wire_decode(pkt, len, &d);
-    if (rv == RUDP_OK)
-        rv = sess_check_initial(&d);
-    rudp_session *s = rv == RUDP_OK ? sess_alloc(set) : NULL;
-    if (!s) {
-        *err = rv != RUDP_OK ? rv : RUDP_ERR_INVAL;
-        return NULL;
-    }
-    /* A server always allows what a client may send before it knows. */
-    rudp_settings eff = *set;
-    raise_to(&eff.initial_stream_window, RUDP_ZERO_RTT_STREAM_WINDOW);
-    raise_to(&eff.max_stream_window, eff.initial_stream_window);
-    raise_to(&eff.initial_session_window, RUDP_ZERO_RTT_SESSION_WINDOW);
-    raise_to(&eff.max_session_window, eff.initial_session_window);
-    raise_to(&eff.max_streams, RUDP_ZERO_RTT_MAX_STREAMS);
-    s->state = RUDP_SESS_ESTABLISHED;
-    if (sess_init(s, &eff, seed, now) != RUDP_OK) {
+    if (!rudp_sess_keys_client(s)) {
         rudp_session_del(s);
-        *err = RUDP_ERR_NOMEM;
         return NULL;
     }
-    s->initial_cid = d.hdr.dcid;
-    if (from)
-        s->peer_addr = *from;
-    rv = rudp_sess_apply(s, &d, len, from, now);
-    if (rv != RUDP_OK && rv != RUDP_ERR_PROTOCOL && rv != RUDP_ERR_FLOW_CONTROL) {
-        rudp_session_del(s);
-        *err = rv;
-        return NULL;
-    }
-    *err = RUDP_OK;
     return s;
 }
 
@@ -437,6 +384,7 @@ void rudp_session_del(rudp_session *s) {
     rudp_recovery_free(&s->rec);
     rudp_acktr_free(&s->acktr);
     rudp_chunk_pool_free(&s->pool);
+    rudp_sess_keys_free(s);
     free(s);
 }
 
@@ -578,6 +526,14 @@ bool rudp_session_is_established(const rudp_session *s) {
     return s->state != RUDP_SESS_CONNECTING;
 }
 
+bool rudp_session_is_validated(const rudp_session *s) {
+    return s->validated;
+}
+
+int rudp_session_refuse_reason(const rudp_session *s) {
+    return s->refuse_reason;
+}
+
 /* --- timers --- */
 
 /* Returns the idle timeout both sides agreed on (the smaller). */
@@ -593,6 +549,12 @@ static bool sess_client_unconfirmed(const rudp_session *s) {
     return s->is_client && s->state == RUDP_SESS_CONNECTING;
 }
 
+/* Returns true while the handshake has a deadline: a client without the
+ * SYN-ACK, a server whose client has not proved its address. */
+static bool sess_handshaking(const rudp_session *s) {
+    return sess_client_unconfirmed(s) || (!s->validated && s->state < RUDP_SESS_DRAINING);
+}
+
 /* Returns when a keepalive Ping is due, or NEVER. */
 static rudp_tstamp sess_keepalive_time(const rudp_session *s) {
     if (!s->settings.keepalive_interval || s->nstreams == 0 || s->ping_pending ||
@@ -604,6 +566,8 @@ static rudp_tstamp sess_keepalive_time(const rudp_session *s) {
 /* Returns the earliest time write_pkt could send something ack-eliciting,
  * or NEVER when nothing waits or the congestion window is full. */
 static rudp_tstamp sess_send_time(const rudp_session *s, rudp_tstamp now) {
+    if (rudp_sess_amp_blocked(s))
+        return RUDP_TSTAMP_NEVER; /* until the client sends more, or proves itself */
     if (s->probes > 0)
         return now;
     if (s->state >= RUDP_SESS_DRAINING && !s->goaway_pending)
@@ -625,7 +589,8 @@ static rudp_tstamp tmin(rudp_tstamp a, rudp_tstamp b) {
 rudp_tstamp rudp_session_deadline(const rudp_session *s) {
     if (s->state == RUDP_SESS_DONE)
         return RUDP_TSTAMP_NEVER;
-    rudp_tstamp t = rudp_acktr_deadline(&s->acktr);
+    rudp_tstamp t =
+        rudp_sess_amp_blocked(s) ? RUDP_TSTAMP_NEVER : rudp_acktr_deadline(&s->acktr);
     if (s->state == RUDP_SESS_DRAINING)
         return tmin(tmin(t, s->drain_end), sess_send_time(s, s->now));
     t = tmin(t, rudp_recovery_deadline(&s->rec, sess_client_unconfirmed(s)));
@@ -633,7 +598,7 @@ rudp_tstamp rudp_session_deadline(const rudp_session *s) {
     t = tmin(t, s->last_recv + sess_idle_timeout(s));
     t = tmin(t, sess_keepalive_time(s));
     t = tmin(t, s->close_deadline);
-    if (sess_client_unconfirmed(s))
+    if (sess_handshaking(s))
         t = tmin(t, s->created + s->settings.handshake_timeout);
     return t;
 }
@@ -650,7 +615,7 @@ static void sess_requeue_oldest(rudp_session *s, rudp_tstamp now) {
 
 /* Runs the protocol timers that have expired at |now|. */
 static void sess_run_timers(rudp_session *s, rudp_tstamp now) {
-    if (sess_client_unconfirmed(s) && now >= s->created + s->settings.handshake_timeout) {
+    if (sess_handshaking(s) && now >= s->created + s->settings.handshake_timeout) {
         rudp_sess_die(s, RUDP_ERR_TIMEDOUT, now);
         return;
     }
@@ -733,7 +698,7 @@ bool rudp_session_poll_event(rudp_session *s, rudp_event *ev) {
         ev->type = RUDP_EV_PEER_LISTENING;
         return true;
     }
-    while (s->ev_list.head) {
+    while (s->ev_list.head && s->validated) { /* nothing is delivered before */
         if (sess_pop_stream_event(s, ev))
             return true;
     }
@@ -785,6 +750,9 @@ void rudp_session_get_info(const rudp_session *s, rudp_session_info *info) {
     info->pkts_lost = s->rec.pkts_lost;
     info->pkts_spurious = s->rec.spurious_losses;
     info->pkts_dropped = s->pkts_dropped;
+    info->pkts_auth_failed = s->pkts_auth_failed;
+    info->migrations = s->migrations;
+    info->validated = s->validated;
     info->bytes_sent = s->bytes_sent;
     info->bytes_recv = s->bytes_recv;
     info->stream_bytes_sent = s->stream_bytes_sent;

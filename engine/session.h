@@ -9,6 +9,7 @@
 
 #include "acktr.h"
 #include "buf.h"
+#include "crypto.h"
 #include "flowctl.h"
 #include "pacer.h"
 #include "recovery.h"
@@ -47,6 +48,25 @@ struct rudp_session {
     uint64_t local_cid, peer_cid, initial_cid;
     rudp_addr peer_addr;
 
+    /* Packet protection (session_protect.c, handshake.c). */
+    rudp_keypair kp;                    /* our X25519 key share */
+    uint8_t peer_share[RUDP_SHARE_LEN]; /* server: the client's */
+    uint8_t early[RUDP_SECRET_LEN];     /* the early secret (PSK or public) */
+    rudp_aead initial;                  /* INITIAL packets, until not needed */
+    rudp_aead tx, rx;                   /* 1-RTT, once keyed */
+    bool keyed;                         /* tx and rx are ready */
+    bool validated;                     /* server: the client's address is proven */
+    bool peer_keyed;    /* server: a PROTECTED packet opened (HANDSHAKE no more) */
+    bool retried;       /* client: it followed a RETRY */
+    uint16_t token_len; /* client: the retry token it sends */
+    uint8_t token[RUDP_MAX_TOKEN];
+    uint8_t peer_reset[RUDP_TOKEN_LEN]; /* client: the server's reset token */
+    bool peer_reset_known;
+    uint8_t refuse_reason;      /* client: enum rudp_refuse_reason */
+    rudp_addr probe_addr;       /* a new path being validated */
+    bool probing_path;          /* probe_addr is set: challenge it */
+    rudp_tstamp challenge_sent; /* when probe_addr was last challenged */
+
     /* The peer's transport parameters. */
     uint64_t peer_stream_window;
     rudp_tstamp peer_idle_timeout;
@@ -70,14 +90,15 @@ struct rudp_session {
     uint64_t path_challenge_data, path_response_data;
     bool path_validated;
     uint64_t migrations;
-    uint32_t probes;        /* PTO probe packets owed */
-    bool ping_pending;      /* keepalive */
-    bool listening;         /* server: a program listens on our port */
-    bool listening_pending; /* server: LISTENING frame to send */
-    bool peer_listening;    /* client: the server's port has a listener */
-    bool ev_listening;      /* client: report a change of peer_listening */
-    uint64_t listening_pn;  /* client: the packet that last set peer_listening */
-    uint64_t input_pn;      /* the number of the packet being applied */
+    uint32_t probes;             /* PTO probe packets owed */
+    bool ping_pending;           /* keepalive */
+    bool listening;              /* server: a program listens on our port */
+    bool listening_pending;      /* server: LISTENING frame to send */
+    bool peer_listening;         /* client: the server's port has a listener */
+    bool ev_listening;           /* client: report a change of peer_listening */
+    uint64_t listening_pn;       /* client: the packet that last set peer_listening */
+    uint64_t input_pn;           /* the number of the packet being applied */
+    const rudp_addr *input_from; /* where it came from (NULL: not said) */
 
     /* Streams. */
     rudp_stream **buckets;
@@ -118,9 +139,16 @@ struct rudp_session {
 
     /* Statistics. */
     uint64_t pkts_recv, pkts_dropped, bytes_sent, bytes_recv, stream_bytes_sent;
+    uint64_t pkts_auth_failed; /* sealed packets that did not open */
 };
 
 /* --- session.c --- */
+/* Allocates a zeroed session after checking |set|; NULL on failure. */
+rudp_session *rudp_sess_alloc(const rudp_settings *set);
+/* Sets up everything client and server sessions share.  Returns RUDP_OK or
+ * RUDP_ERR_NOMEM. */
+int rudp_sess_init(rudp_session *s, const rudp_settings *set, uint64_t seed,
+                   rudp_tstamp now);
 uint64_t rudp_sess_rand(rudp_session *s);
 rudp_stream *rudp_sess_find(const rudp_session *s, uint64_t sid);
 /* Creates the record of a stream the peer opened; returns NULL on NOMEM. */
@@ -157,18 +185,50 @@ rudp_tstamp rudp_sess_close_wait(const rudp_session *s);
 void rudp_sess_check_close(rudp_session *s, rudp_tstamp now);
 
 /* --- session_input.c --- */
-/* Applies a datagram decoded by rudp_wire_decode (|len| bytes on the
- * wire): drops it (counted) when it is not this session's or a duplicate,
+/* Applies a datagram opened by rudp_sess_open (|len| bytes on the wire):
+ * drops it (counted) when it is not this session's or a duplicate,
  * else records it for the ACK and applies its frames in order.  Returns
  * RUDP_OK, the reason it was dropped (RUDP_ERR_UNKNOWN_CID,
  * RUDP_ERR_DUPLICATE), or the protocol error that closed the session. */
 int rudp_sess_apply(rudp_session *s, const rudp_decoded_pkt *d, size_t len,
                     const rudp_addr *from, rudp_tstamp now);
 
+/* --- session_protect.c --- */
+/* Returns the header length of the next packet |s| sends. */
+size_t rudp_sess_hdr_len(const rudp_session *s);
+/* Returns true while |s| sends INITIAL packets (a client without keys). */
+bool rudp_sess_sends_initial(const rudp_session *s);
+/* Writes the header of packet |pn| at |buf| and seals the frames after it
+ * (|len| bytes in all so far; |cap| has room for the tag).  Returns the
+ * datagram's length, RUDP_ERR_NOBUF or RUDP_ERR_INTERNAL. */
+ssize_t rudp_sess_seal(rudp_session *s, uint8_t *buf, size_t len, size_t cap, uint64_t pn);
+/* Client: makes its key share and the initial key.  Returns false on NOMEM. */
+bool rudp_sess_keys_client(rudp_session *s);
+/* Server: makes its key share and the 1-RTT keys from the client's share
+ * (s->early and s->initial_cid set).  Returns false on failure (NOMEM, or
+ * a client share of small order). */
+bool rudp_sess_keys_server(rudp_session *s, const uint8_t client_share[RUDP_SHARE_LEN]);
+/* Frees every key of |s|. */
+void rudp_sess_keys_free(rudp_session *s);
+/* Returns RUDP_OK when the frames of an INITIAL are ones it may carry: the
+ * client's SESSION SYN, and stream data only under a pre-shared key
+ * (PADDING and PING are not listed in |d|); else RUDP_ERR_MALFORMED. */
+int rudp_sess_initial_frames(const rudp_settings *set, const rudp_decoded_pkt *d);
+/* Opens the sealed packet |pkt| (header |h|) in place and decodes its
+ * frames into |d|.  Returns RUDP_OK, RUDP_ERR_UNKNOWN_CID (a type or share
+ * |s| does not take now), RUDP_ERR_AUTH (counted in pkts_auth_failed) or
+ * RUDP_ERR_MALFORMED (frames that do not decode, or that an INITIAL may
+ * not carry). */
+int rudp_sess_open(rudp_session *s, uint8_t *pkt, size_t len, const rudp_pkt_hdr *h,
+                   rudp_decoded_pkt *d);
+
 /* --- session_output.c --- */
 /* Returns the handler that routes acks and losses of |s|'s packets back. */
 rudp_recovery_handler rudp_sess_recovery_handler(rudp_session *s);
 /* Returns true when a packet other than a bare ACK is waiting to go out. */
 bool rudp_sess_has_pending(const rudp_session *s);
+/* Returns true while a server may send nothing more to an unvalidated
+ * client: three times what it received from it is spent (RFC 9000 §8.1). */
+bool rudp_sess_amp_blocked(const rudp_session *s);
 
 #endif /* RUDP_SESSION_H */

@@ -1,13 +1,17 @@
 /*
  * session_input.c — what a session does with a received datagram.
  *
- * A datagram is accepted only whole: its integrity check, version and every
- * frame must decode before anything changes (a malformed datagram is
- * dropped and counted, never half-applied).  Then its packet number is
- * recorded for the ACK (duplicates are dropped here), a newer packet from a
- * new address migrates the session to it (RFC 9000 §9, with a
- * PATH_CHALLENGE to probe the new path), and the frames are applied in
- * order.  A frame that breaks the protocol — data beyond a window, a stream
+ * A datagram is accepted only whole: it must open under the session's keys
+ * (session_protect.c) and every frame must decode before anything changes
+ * (what does not is dropped and counted, never half-applied).  Then its
+ * packet number is recorded for the ACK (duplicates are dropped here), a
+ * newer packet from a new address starts a path challenge there (RFC 9000
+ * §9: the session moves once the new address answers, and the old path
+ * serves meanwhile), and the frames are applied in order.  The packets
+ * that carry no frames (REFUSE, RETRY, a stateless reset) are believed
+ * only when they name what only the real peer knows: the client's first
+ * connection ID, the key share, the reset token told inside the sealed
+ * SYN-ACK.  A frame that breaks the protocol — data beyond a window, a stream
  * the peer may not open, an ACK of a packet never sent — ends the session
  * with GoAway(protocol error).
  *
@@ -16,6 +20,7 @@
  * §3.2), so frames may arrive in any order.  Frames for streams that have
  * already finished and been freed are ignored.
  */
+#include "handshake.h"
 #include "session.h"
 
 #include <string.h>
@@ -48,8 +53,10 @@ static int input_session(rudp_session *s, const rudp_session_frame *f, bool eage
             return RUDP_ERR_PROTOCOL;
         input_apply_params(s, f);
         if (!s->session_frame_acked) {
+            /* At once: nothing the client sent is delivered before it has
+             * our HANDSHAKE, so no response can ride on it. */
             s->session_frame_pending = true;
-            s->session_frame_eager |= eager;
+            s->session_frame_eager = true;
         }
         return RUDP_OK;
     }
@@ -59,6 +66,8 @@ static int input_session(rudp_session *s, const rudp_session_frame *f, bool eage
         return RUDP_OK; /* a repeated SYN-ACK */
     s->peer_listening = !(f->flags & RUDP_FLAG_CLOSED);
     s->listening_pn = s->input_pn;
+    memcpy(s->peer_reset, f->reset_token, RUDP_TOKEN_LEN);
+    s->peer_reset_known = true;
     input_apply_params(s, f);
     s->state = RUDP_SESS_ESTABLISHED;
     s->session_frame_pending = false;
@@ -238,6 +247,24 @@ static int input_listening(rudp_session *s, bool listening) {
     return RUDP_OK;
 }
 
+/* Returns true when |a| and |b| are the same address. */
+static bool addr_equal(const rudp_addr *a, const rudp_addr *b) {
+    return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
+}
+
+/* Handles PATH_RESPONSE: the answer to our challenge, from the address it
+ * went to, moves the session there. */
+static void input_path_response(rudp_session *s, uint64_t data) {
+    if (data != s->path_challenge_data)
+        return;
+    s->path_validated = true;
+    if (s->probing_path && s->input_from && addr_equal(s->input_from, &s->probe_addr)) {
+        s->peer_addr = s->probe_addr;
+        s->probing_path = false;
+        s->migrations++;
+    }
+}
+
 /* Applies one decoded frame.  Returns RUDP_OK or the protocol error. */
 static int input_frame(rudp_session *s, const rudp_frame *f, bool eager, rudp_tstamp now) {
     switch (f->type) {
@@ -265,8 +292,7 @@ static int input_frame(rudp_session *s, const rudp_frame *f, bool eager, rudp_ts
         s->path_response_data = f->u.path_data;
         return RUDP_OK;
     case RUDP_FRAME_PATH_RESPONSE:
-        if (f->u.path_data == s->path_challenge_data)
-            s->path_validated = true;
+        input_path_response(s, f->u.path_data);
         return RUDP_OK;
     case RUDP_FRAME_LISTENING:
         return input_listening(s, f->u.listening != 0);
@@ -290,29 +316,32 @@ static int input_frames(rudp_session *s, const rudp_decoded_pkt *d, rudp_tstamp 
     return RUDP_OK;
 }
 
-/* Returns true when |a| and |b| are the same address. */
-static bool addr_equal(const rudp_addr *a, const rudp_addr *b) {
-    return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
-}
-
-/* The newest packet came from a new address: move there and probe it. */
-static void input_migrate(rudp_session *s, const rudp_addr *from) {
-    s->peer_addr = *from;
-    s->migrations++;
+/* The newest authenticated packet came from a new address: challenge it.
+ * The session moves there only when the answer comes from there
+ * (input_path_response); the old path keeps working meanwhile.  An
+ * address already challenged is challenged again, with new data, once a
+ * PTO has passed without its answer (the challenge or the answer was
+ * lost); the PTO's back-off bounds what an attacker can make us send. */
+static void input_migrate(rudp_session *s, const rudp_addr *from, rudp_tstamp now) {
+    if (s->probing_path && addr_equal(from, &s->probe_addr) &&
+        (s->path_challenge_pending || now < s->challenge_sent + rudp_recovery_pto(&s->rec)))
+        return; /* challenged, the answer may still come */
+    s->probe_addr = *from;
+    s->probing_path = true;
     s->path_validated = false;
     s->path_challenge_data = rudp_sess_rand(s);
     s->path_challenge_pending = true;
 }
 
-/* A stateless reset arrived: it ends the session when it names the
- * peer's connection ID.  Returns RUDP_OK or RUDP_ERR_UNKNOWN_CID. */
-static int input_stateless_reset(rudp_session *s, uint64_t cid, rudp_tstamp now) {
-    if (cid != s->peer_cid && cid != s->initial_cid) {
-        s->pkts_dropped++;
-        return RUDP_ERR_UNKNOWN_CID;
-    }
-    rudp_session_on_stateless_reset(s, now);
-    return RUDP_OK;
+/* The client's first sealed packet opened: it holds the keys, so it got
+ * our HANDSHAKE at the address it sends from.  What it sent so far may
+ * now be delivered. */
+static void input_validated(rudp_session *s) {
+    s->peer_keyed = true;
+    if (!s->validated)
+        s->ev_established = true;
+    s->validated = true;
+    rudp_aead_free(&s->initial);
 }
 
 /* Returns RUDP_OK when a regular packet is this session's and new (its
@@ -327,8 +356,6 @@ static int input_accept(rudp_session *s, const rudp_decoded_pkt *d, rudp_tstamp 
 int rudp_sess_apply(rudp_session *s, const rudp_decoded_pkt *d, size_t len,
                     const rudp_addr *from, rudp_tstamp now) {
     s->now = now;
-    if (d->hdr.type == RUDP_PKT_STATELESS_RESET)
-        return input_stateless_reset(s, d->hdr.dcid, now);
     int rv = input_accept(s, d, now);
     if (rv != RUDP_OK) {
         s->pkts_dropped++;
@@ -338,9 +365,15 @@ int rudp_sess_apply(rudp_session *s, const rudp_decoded_pkt *d, size_t len,
     s->bytes_recv += len;
     s->last_recv = s->last_activity = now;
     s->input_pn = d->hdr.pn;
+    s->input_from = from;
+    if (!s->is_client && d->hdr.type == RUDP_PKT_PROTECTED && !s->peer_keyed)
+        input_validated(s);
+    if (s->is_client && d->hdr.type == RUDP_PKT_HANDSHAKE)
+        s->acktr.immediate = true; /* the server waits for it to validate us */
     if (from && !addr_equal(from, &s->peer_addr) && d->hdr.pn == s->acktr.largest)
-        input_migrate(s, from);
+        input_migrate(s, from, now);
     rv = input_frames(s, d, now);
+    s->input_from = NULL;
     if (s->state == RUDP_SESS_CLOSING && s->goaway_sent) {
         /* The peer still talks: it has not seen our GoAway (RFC 9000 §10.2.1). */
         s->goaway_pending = true;
@@ -353,18 +386,69 @@ int rudp_sess_apply(rudp_session *s, const rudp_decoded_pkt *d, size_t len,
     return rv;
 }
 
-int rudp_session_read_pkt(rudp_session *s, const uint8_t *pkt, size_t len,
-                          const rudp_addr *from, rudp_tstamp now) {
-    if (s->state == RUDP_SESS_DONE) {
-        s->pkts_dropped++;
-        return RUDP_ERR_CLOSED;
+/* A stateless reset for this session: believed only with the token the
+ * server told us for its connection ID.  Returns RUDP_OK or
+ * RUDP_ERR_UNKNOWN_CID. */
+static int input_stateless_reset(rudp_session *s, const rudp_pkt_hdr *h, rudp_tstamp now) {
+    if (!s->is_client || !s->peer_reset_known || h->dcid != s->peer_cid ||
+        !rudp_ct_equal(h->tag, s->peer_reset, RUDP_TOKEN_LEN))
+        return RUDP_ERR_UNKNOWN_CID;
+    rudp_session_on_stateless_reset(s, now);
+    return RUDP_OK;
+}
+
+/* A REFUSE for this client's connection attempt: it ends with
+ * RUDP_ERR_REFUSED.  Returns RUDP_OK or RUDP_ERR_UNKNOWN_CID. */
+static int input_refuse(rudp_session *s, const rudp_pkt_hdr *h, rudp_tstamp now) {
+    if (!s->is_client || s->state != RUDP_SESS_CONNECTING || h->dcid != s->initial_cid)
+        return RUDP_ERR_UNKNOWN_CID;
+    s->refuse_reason = h->reason ? h->reason : RUDP_REFUSE_VERSION;
+    rudp_sess_die(s, RUDP_ERR_REFUSED, now);
+    return RUDP_OK;
+}
+
+/* A RETRY for this client's connection attempt: its INITIALs carry the
+ * token from now on (once per attempt).  Returns RUDP_OK,
+ * RUDP_ERR_UNKNOWN_CID or RUDP_ERR_AUTH (a tag that does not match). */
+static int input_retry(rudp_session *s, const uint8_t *pkt, const rudp_pkt_hdr *h) {
+    uint8_t tag[RUDP_TAG_LEN];
+    if (!s->is_client || s->keyed || s->retried || h->dcid != s->initial_cid)
+        return RUDP_ERR_UNKNOWN_CID;
+    rudp_hs_retry_tag(tag, s->early, s->kp.pub, pkt, h->len);
+    if (!rudp_ct_equal(tag, h->tag, RUDP_TAG_LEN))
+        return RUDP_ERR_AUTH;
+    memcpy(s->token, h->token, h->token_len);
+    s->token_len = h->token_len;
+    s->retried = true;
+    s->session_frame_pending = true; /* the INITIAL again, with the token */
+    return RUDP_OK;
+}
+
+/* Handles the packets that carry no frames.  Returns the result. */
+static int input_unsealed(rudp_session *s, const uint8_t *pkt, const rudp_pkt_hdr *h,
+                          rudp_tstamp now) {
+    switch (h->type) {
+    case RUDP_PKT_STATELESS_RESET:
+        return input_stateless_reset(s, h, now);
+    case RUDP_PKT_REFUSE:
+        return input_refuse(s, h, now);
+    default:
+        return input_retry(s, pkt, h);
     }
+}
+
+int rudp_session_read_pkt(rudp_session *s, uint8_t *pkt, size_t len, const rudp_addr *from,
+                          rudp_tstamp now) {
+    rudp_pkt_hdr h;
     rudp_decoded_pkt d;
     s->now = now;
-    int rv = rudp_wire_decode(pkt, len, &d);
+    int rv = s->state == RUDP_SESS_DONE ? RUDP_ERR_CLOSED : rudp_wire_parse(pkt, len, &h);
+    bool sealed = rv == RUDP_OK && h.type <= RUDP_PKT_PROTECTED;
+    if (rv == RUDP_OK)
+        rv = sealed ? rudp_sess_open(s, pkt, len, &h, &d) : input_unsealed(s, pkt, &h, now);
     if (rv != RUDP_OK) {
         s->pkts_dropped++;
         return rv;
     }
-    return rudp_sess_apply(s, &d, len, from, now);
+    return sealed ? rudp_sess_apply(s, &d, len, from, now) : RUDP_OK;
 }

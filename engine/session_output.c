@@ -17,6 +17,7 @@
  * reports it lost, the same frames are marked to be sent again — with the
  * current values for window updates, never the stale ones.
  */
+#include "handshake.h"
 #include "session.h"
 
 #include <string.h>
@@ -169,6 +170,9 @@ rudp_recovery_handler rudp_sess_recovery_handler(rudp_session *s) {
 bool rudp_sess_has_pending(const rudp_session *s) {
     if (s->state == RUDP_SESS_DONE)
         return false;
+    if (rudp_sess_sends_initial(s)) /* only the SYN, and 0-RTT data under a PSK */
+        return s->state < RUDP_SESS_DRAINING &&
+               (s->session_frame_pending || (s->settings.psk_set && s->send_list.head));
     if (s->state == RUDP_SESS_DRAINING)
         return s->goaway_pending;
     return (s->session_frame_pending && (s->is_client || s->session_frame_eager)) ||
@@ -183,7 +187,7 @@ bool rudp_sess_has_pending(const rudp_session *s) {
 typedef struct out_ctx {
     uint8_t *buf;
     size_t pos; /* next byte to write */
-    size_t end; /* where the CRC trailer starts */
+    size_t end; /* where the AEAD tag starts */
     rudp_sent_pkt *pkt;
     bool eliciting; /* an ack-eliciting frame was written */
 } out_ctx;
@@ -252,6 +256,10 @@ static void out_session_frame(rudp_session *s, out_ctx *c) {
     f.u.session.idle_timeout_ms = (uint32_t)(set->idle_timeout / RUDP_MS(1));
     f.u.session.max_ack_delay_ms = (uint16_t)(set->max_ack_delay / RUDP_MS(1));
     f.u.session.max_packet_size = (uint16_t)set->max_udp_payload;
+    if (!s->is_client) /* the client believes a reset only with this token */
+        rudp_hs_reset_token(f.u.session.reset_token, set->secret, s->local_cid);
+    else
+        f.u.session.time_ms = set->wall_ms;
     if (out_put_recorded(c, &f, RUDP_SENT_SESSION, 0)) {
         s->session_frame_pending = false;
         s->session_frame_eager = false;
@@ -299,7 +307,7 @@ static void out_control(rudp_session *s, out_ctx *c) {
         if (out_put(c, &f))
             s->path_response_pending = false;
     }
-    if (s->path_challenge_pending) {
+    if (s->path_challenge_pending && !s->probing_path) { /* a new path: out_path_probe */
         f = (rudp_frame){.type = RUDP_FRAME_PATH_CHALLENGE,
                          .u.path_data = s->path_challenge_data};
         if (out_put(c, &f))
@@ -457,8 +465,21 @@ static bool out_may_elicit(const rudp_session *s, rudp_tstamp now) {
                                 rudp_cc_pacing_rate(&s->rec.cc, &s->rec.rtt), now) <= now;
 }
 
+/* Fills an INITIAL: the SYN (again on a PTO), and 0-RTT stream data only
+ * when a pre-shared key makes the INITIAL private. */
+static void out_fill_initial(rudp_session *s, out_ctx *c) {
+    if (s->session_frame_pending || s->probes > 0)
+        out_session_frame(s, c);
+    if (s->settings.psk_set && s->state < RUDP_SESS_DRAINING)
+        out_streams(s, c);
+}
+
 /* Fills the packet's frames after the ACK. */
 static void out_fill(rudp_session *s, out_ctx *c, bool elicit) {
+    if (rudp_sess_sends_initial(s)) {
+        out_fill_initial(s, c);
+        return;
+    }
     if (!elicit) {
         /* An ACK going out anyway carries a waiting SYN-ACK and ACK flags. */
         if (s->state < RUDP_SESS_DRAINING) {
@@ -483,8 +504,7 @@ static void out_fill(rudp_session *s, out_ctx *c, bool elicit) {
  * length.  A probe of |probe| bytes is ack-eliciting but not in flight. */
 static ssize_t out_finish(rudp_session *s, out_ctx *c, rudp_addr *to, rudp_tstamp now,
                           uint32_t probe) {
-    rudp_wire_encode_hdr(c->buf, RUDP_HDR_LEN, s->peer_cid, c->pkt->pn);
-    ssize_t len = rudp_wire_seal(c->buf, c->pos, c->end + RUDP_CRC_LEN);
+    ssize_t len = rudp_sess_seal(s, c->buf, c->pos, c->end + RUDP_TAG_LEN, c->pkt->pn);
     if (len < 0)
         return len;
     c->pkt->size = (uint32_t)len;
@@ -510,13 +530,45 @@ static ssize_t out_finish(rudp_session *s, out_ctx *c, rudp_addr *to, rudp_tstam
     return len;
 }
 
+bool rudp_sess_amp_blocked(const rudp_session *s) {
+    return !s->validated && s->bytes_sent + s->max_packet_size > 3 * s->bytes_recv;
+}
+
+/* Sends a PATH_CHALLENGE alone to the address the peer's newest packet
+ * came from (input_migrate); *to is that address.  Returns the length. */
+static ssize_t out_path_probe(rudp_session *s, uint8_t *buf, rudp_addr *to,
+                              rudp_tstamp now) {
+    out_ctx c = {
+        .buf = buf, .pos = rudp_sess_hdr_len(s), .end = s->max_packet_size - RUDP_TAG_LEN};
+    c.pkt = rudp_recovery_prepare(&s->rec);
+    if (!c.pkt)
+        return RUDP_ERR_NOMEM;
+    rudp_frame f = {.type = RUDP_FRAME_PATH_CHALLENGE,
+                    .u.path_data = s->path_challenge_data};
+    out_put(&c, &f);
+    s->path_challenge_pending = false;
+    s->challenge_sent = now;
+    ssize_t len = out_finish(s, &c, to, now, 0);
+    if (len > 0 && to)
+        *to = s->probe_addr;
+    return len;
+}
+
+/* Returns the size of the datagram to fill: a probe's, else the packet
+ * size.  An INITIAL is always that big (at least RUDP_MIN_INITIAL). */
+static size_t out_size(const rudp_session *s, uint32_t probe) {
+    return probe ? probe : s->max_packet_size;
+}
+
 ssize_t rudp_session_write_pkt(rudp_session *s, uint8_t *buf, size_t cap, rudp_addr *to,
                                rudp_tstamp now) {
     s->now = now;
-    if (s->state == RUDP_SESS_DONE)
+    if (s->state == RUDP_SESS_DONE || rudp_sess_amp_blocked(s))
         return 0;
     if (cap < s->max_packet_size)
         return RUDP_ERR_NOBUF;
+    if (s->probing_path && s->path_challenge_pending && s->keyed)
+        return out_path_probe(s, buf, to, now);
     bool ack_due = rudp_acktr_deadline(&s->acktr) <= now;
     bool elicit = out_may_elicit(s, now);
     if (!elicit && !rudp_sess_has_pending(s) && rudp_recovery_cwnd_room(&s->rec) > 0)
@@ -524,23 +576,27 @@ ssize_t rudp_session_write_pkt(rudp_session *s, uint8_t *buf, size_t cap, rudp_a
     if (!elicit && !ack_due)
         return 0;
     uint32_t probe = elicit ? out_probe_next(s, cap) : 0;
-    out_ctx c = {.buf = buf,
-                 .pos = RUDP_HDR_LEN,
-                 .end = (probe ? probe : s->max_packet_size) - RUDP_CRC_LEN};
+    size_t hdr = rudp_sess_hdr_len(s);
+    out_ctx c = {.buf = buf, .pos = hdr, .end = out_size(s, probe) - RUDP_TAG_LEN};
     c.pkt = rudp_recovery_prepare(&s->rec);
     if (!c.pkt)
         return RUDP_ERR_NOMEM;
-    if (rudp_acktr_has_news(&s->acktr))
+    bool initial = rudp_sess_sends_initial(s);
+    if (!initial && rudp_acktr_has_news(&s->acktr))
         out_ack(s, &c, now, !elicit && !probe);
     if (probe)
         out_probe_fill(&c);
     else
         out_fill(s, &c, elicit);
-    if (c.pos == RUDP_HDR_LEN) {
+    if (c.pos == hdr) {
         /* Nothing to say after all (e.g. every queued stream was blocked). */
         if (s->probes > 0)
             s->probes = 0;
         return 0;
+    }
+    if (initial) { /* padded: the server may answer three times this */
+        memset(c.buf + c.pos, 0, c.end - c.pos);
+        c.pos = c.end;
     }
     return out_finish(s, &c, to, now, probe);
 }

@@ -1,13 +1,11 @@
 /*
- * wire.c — the packet and frame codec (docs/PROTOCOL.md, "Wire format").
+ * wire.c — the frame codec (docs/PROTOCOL.md, "Frames"); packet headers
+ * are engine/packet.c's.
  *
- * A datagram is an 18-byte header (version, type, destination connection ID,
- * packet number), a run of frames, and a CRC-32C trailer over every byte
- * before it.  A stateless reset is the same header cut short after the
- * connection ID, followed by its CRC.  All fields are big-endian and of fixed
- * width: unlike QUIC (RFC 9000 §16) there are no variable-length integers, so
- * every frame but DATA, ACK and PADDING has one size and each decoder checks
- * the length once before it reads anything.
+ * All fields are big-endian and of fixed width, but for the stream ID and
+ * offset of DATA, which are QUIC varints (RFC 9000 §16): every frame but
+ * DATA, ACK and PADDING has one size, and each decoder checks the length
+ * once before it reads anything.
  *
  * The frames borrow their meaning from QUIC and their vocabulary from yamux:
  * SESSION carries the handshake (SYN, SYN|ACK) and transport parameters, DATA
@@ -15,11 +13,6 @@
  * are yamux's window, reset and go-away, and ACK encodes packet-number ranges
  * exactly as RFC 9000 §19.3.1 does (a first range, then gap/length pairs
  * where each gap is one less than the number of missing packets).
- *
- * The CRC-32C (Castagnoli, RFC 3720 appendix B.4) is not a security measure:
- * it only guards against corruption that the UDP checksum misses.  It is
- * checked before the packet type is trusted, so a flipped type bit is
- * reported as a checksum failure rather than as a malformed packet.
  *
  * Decoders never read past the length they are given and reject truncated,
  * unknown and out-of-range input with RUDP_ERR_MALFORMED; decoded DATA points
@@ -30,8 +23,6 @@
 
 #include <string.h>
 
-#include "crc32c.h"
-
 /* Largest stream offset plus one: DATA ends and RST final sizes stay below. */
 #define WIRE_MAX_OFFSET (1ull << 62)
 
@@ -39,133 +30,6 @@
 #define ACK_FIXED_LEN 18
 /* Each additional ACK range: gap and length. */
 #define ACK_RANGE_LEN 8
-
-/* ---- Packets ------------------------------------------------------------ */
-
-/* Writes version, type and connection ID, the 10 bytes both packet types
- * start with. */
-static void wire_put_prefix(uint8_t *buf, uint8_t type, uint64_t cid) {
-    buf[0] = RUDP_VERSION;
-    buf[1] = type;
-    rudp_put64(buf + 2, cid);
-}
-
-/* Writes the regular packet header at |buf|; returns RUDP_HDR_LEN, or
- * RUDP_ERR_NOBUF when |cap| is too small (nothing is written then). */
-ssize_t rudp_wire_encode_hdr(uint8_t *buf, size_t cap, uint64_t dcid, uint64_t pn) {
-    if (cap < RUDP_HDR_LEN) {
-        return RUDP_ERR_NOBUF;
-    }
-    wire_put_prefix(buf, RUDP_PKT_REGULAR, dcid);
-    rudp_put64(buf + 10, pn);
-    return RUDP_HDR_LEN;
-}
-
-/* Appends the CRC of the |len| bytes at |buf|; returns len + 4, or
- * RUDP_ERR_NOBUF when the trailer does not fit in |cap|. */
-ssize_t rudp_wire_seal(uint8_t *buf, size_t len, size_t cap) {
-    if (cap < RUDP_CRC_LEN || len > cap - RUDP_CRC_LEN) {
-        return RUDP_ERR_NOBUF;
-    }
-    rudp_put32(buf + len, rudp_crc32c(buf, len));
-    return (ssize_t)(len + RUDP_CRC_LEN);
-}
-
-/* Writes a complete stateless reset naming |cid|; returns RUDP_RESET_LEN or
- * RUDP_ERR_NOBUF (nothing is written then). */
-ssize_t rudp_wire_encode_reset(uint8_t *buf, size_t cap, uint64_t cid) {
-    if (cap < RUDP_RESET_LEN) {
-        return RUDP_ERR_NOBUF;
-    }
-    wire_put_prefix(buf, RUDP_PKT_STATELESS_RESET, cid);
-    return rudp_wire_seal(buf, RUDP_RESET_LEN - RUDP_CRC_LEN, cap);
-}
-
-/* Returns true when no packet of any type can be |len| bytes long: shorter
- * than a reset, or between a reset and the smallest regular packet (a header,
- * one frame byte and the CRC).  Needs no trust in the type byte. */
-static bool wire_impossible_len(size_t len) {
-    return len < RUDP_RESET_LEN ||
-           (len > RUDP_RESET_LEN && len < RUDP_HDR_LEN + 1 + RUDP_CRC_LEN);
-}
-
-/* Returns RUDP_OK when the CRC trailer of the |len|-byte datagram matches,
- * RUDP_ERR_CHECKSUM otherwise.  |len| must be at least RUDP_CRC_LEN. */
-static int wire_check_crc(const uint8_t *buf, size_t len) {
-    size_t body = len - RUDP_CRC_LEN;
-    return rudp_get32(buf + body) == rudp_crc32c(buf, body) ? RUDP_OK : RUDP_ERR_CHECKSUM;
-}
-
-/* Returns RUDP_OK when the (CRC-checked) type byte names a packet type whose
- * length |len| is right, RUDP_ERR_MALFORMED otherwise. */
-static int wire_check_type(const uint8_t *buf, size_t len) {
-    switch (buf[1]) {
-    case RUDP_PKT_REGULAR:
-        return len > RUDP_RESET_LEN ? RUDP_OK : RUDP_ERR_MALFORMED;
-    case RUDP_PKT_STATELESS_RESET:
-        return len == RUDP_RESET_LEN ? RUDP_OK : RUDP_ERR_MALFORMED;
-    default:
-        return RUDP_ERR_MALFORMED;
-    }
-}
-
-/* Fills *hdr, *payload and *payload_len from a datagram already validated. */
-static void wire_read_hdr(const uint8_t *buf, size_t len, rudp_pkt_hdr *hdr,
-                          const uint8_t **payload, size_t *payload_len) {
-    hdr->version = buf[0];
-    hdr->type = buf[1];
-    hdr->dcid = rudp_get64(buf + 2);
-    if (hdr->type == RUDP_PKT_STATELESS_RESET) {
-        hdr->pn = 0;
-        *payload = NULL;
-        *payload_len = 0;
-        return;
-    }
-    hdr->pn = rudp_get64(buf + 10);
-    *payload = buf + RUDP_HDR_LEN;
-    *payload_len = len - RUDP_HDR_LEN - RUDP_CRC_LEN;
-}
-
-/* Checks, in this order, a possible length, the version, the CRC and the
- * type of a whole datagram, then decodes its header.  Returns RUDP_OK,
- * RUDP_ERR_MALFORMED, RUDP_ERR_VERSION or RUDP_ERR_CHECKSUM; on failure
- * nothing is written to the outputs. */
-int rudp_wire_decode_pkt(const uint8_t *buf, size_t len, rudp_pkt_hdr *hdr,
-                         const uint8_t **payload, size_t *payload_len) {
-    if (wire_impossible_len(len)) {
-        return RUDP_ERR_MALFORMED;
-    }
-    if (buf[0] != RUDP_VERSION) {
-        return RUDP_ERR_VERSION;
-    }
-    int rv = wire_check_crc(buf, len);
-    if (rv == RUDP_OK) {
-        rv = wire_check_type(buf, len);
-    }
-    if (rv == RUDP_OK) {
-        wire_read_hdr(buf, len, hdr, payload, payload_len);
-    }
-    return rv;
-}
-
-/* Reads the connection ID and type of a datagram without checking its CRC.
- * Returns RUDP_OK, or RUDP_ERR_MALFORMED when it is shorter than 10 bytes,
- * has another version or an unknown packet type. */
-int rudp_packet_peek_cid(const uint8_t *pkt, size_t len, uint64_t *cid,
-                         bool *is_stateless_reset) {
-    if (len < 10 || pkt[0] != RUDP_VERSION || pkt[1] > RUDP_PKT_STATELESS_RESET) {
-        return RUDP_ERR_MALFORMED;
-    }
-    *cid = rudp_get64(pkt + 2);
-    *is_stateless_reset = pkt[1] == RUDP_PKT_STATELESS_RESET;
-    return RUDP_OK;
-}
-
-/* Writes a stateless reset naming |cid|; returns RUDP_RESET_LEN or
- * RUDP_ERR_NOBUF. */
-ssize_t rudp_packet_write_stateless_reset(uint8_t *buf, size_t cap, uint64_t cid) {
-    return rudp_wire_encode_reset(buf, cap, cid);
-}
 
 /* ---- ACK ranges --------------------------------------------------------- */
 
@@ -306,6 +170,8 @@ static ssize_t session_decode(const uint8_t *p, size_t len, rudp_session_frame *
     s->idle_timeout_ms = rudp_get32(p + 30);
     s->max_ack_delay_ms = rudp_get16(p + 34);
     s->max_packet_size = rudp_get16(p + 36);
+    memcpy(s->reset_token, p + 38, RUDP_TOKEN_LEN);
+    s->time_ms = rudp_get64(p + 54);
     return RUDP_SESSION_FRAME_LEN;
 }
 
@@ -466,10 +332,13 @@ ssize_t rudp_wire_decode_frame(const uint8_t *p, size_t len, rudp_frame *f) {
     }
 }
 
-/* Decodes every frame of a payload into |d|, stopping at the first that
- * does not decode.  Returns RUDP_OK or RUDP_ERR_MALFORMED. */
-static int wire_decode_frames(const uint8_t *p, size_t len, rudp_decoded_pkt *d) {
+int rudp_wire_decode_frames(const uint8_t *p, size_t len, rudp_decoded_pkt *d) {
     rudp_frame spare; /* where a frame past the limit lands, to be refused */
+    d->nframes = 0;
+    d->eliciting = d->has_stream_data = false;
+    if (len == 0) {
+        return RUDP_ERR_MALFORMED;
+    }
     while (len > 0) {
         rudp_frame *f = d->nframes < RUDP_MAX_FRAMES ? &d->frames[d->nframes] : &spare;
         ssize_t n = rudp_wire_decode_frame(p, len, f);
@@ -492,18 +361,6 @@ static int wire_decode_frames(const uint8_t *p, size_t len, rudp_decoded_pkt *d)
         d->nframes++;
     }
     return RUDP_OK;
-}
-
-int rudp_wire_decode(const uint8_t *buf, size_t len, rudp_decoded_pkt *d) {
-    const uint8_t *payload;
-    size_t plen;
-    d->nframes = 0;
-    d->eliciting = d->has_stream_data = false;
-    int rv = rudp_wire_decode_pkt(buf, len, &d->hdr, &payload, &plen);
-    if (rv != RUDP_OK) {
-        return rv;
-    }
-    return wire_decode_frames(payload, plen, d);
 }
 
 /* ---- Other frames: encoding --------------------------------------------- */
@@ -552,6 +409,8 @@ static void session_write(uint8_t *p, const rudp_session_frame *s) {
     rudp_put32(p + 30, s->idle_timeout_ms);
     rudp_put16(p + 34, s->max_ack_delay_ms);
     rudp_put16(p + 36, s->max_packet_size);
+    memcpy(p + 38, s->reset_token, RUDP_TOKEN_LEN);
+    rudp_put64(p + 54, s->time_ms);
 }
 
 /* Writes the body of a DATA frame after its type byte, copying its bytes. */

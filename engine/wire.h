@@ -1,28 +1,46 @@
 /*
  * wire.h — packet and frame codec (docs/PROTOCOL.md, "Wire format").
  *
- * A datagram is a header, any number of frames, and a CRC-32C trailer over
- * everything before it.  Every multi-byte field is big-endian and of fixed
- * width.  Decoders never read past the given length and reject truncated,
- * oversized, unknown and out-of-range input with RUDP_ERR_MALFORMED;
- * encoders return RUDP_ERR_NOBUF when the frame does not fit.
+ * A datagram is one packet: a clear header (version, type, destination
+ * connection ID, and per type a packet number, a key share, a token) and,
+ * for the three types that carry frames, the frames sealed with an AEAD
+ * whose associated data is the header (engine/crypto.c, engine/handshake.c).
+ * engine/packet.c parses and writes the headers; engine/wire.c the frames.
+ * Every multi-byte field is big-endian.  Decoders never read past the given
+ * length and reject truncated, oversized, unknown and out-of-range input
+ * with RUDP_ERR_MALFORMED; encoders return RUDP_ERR_NOBUF when the result
+ * does not fit.
  */
 #ifndef RUDP_WIRE_H
 #define RUDP_WIRE_H
 
+#include "crypto.h"
 #include "rudp/rudp.h"
 
-#define RUDP_VERSION 1
+#define RUDP_VERSION 2
 
 enum rudp_pkt_type {
-    RUDP_PKT_REGULAR = 0,
-    RUDP_PKT_STATELESS_RESET = 1,
+    RUDP_PKT_INITIAL = 0,         /* client's first flight: key share, SESSION SYN */
+    RUDP_PKT_HANDSHAKE = 1,       /* server, until the client is validated: + its share */
+    RUDP_PKT_PROTECTED = 2,       /* everything else */
+    RUDP_PKT_RETRY = 3,           /* server: prove your address with this token */
+    RUDP_PKT_REFUSE = 4,          /* server: no session, and why */
+    RUDP_PKT_STATELESS_RESET = 5, /* no session for this connection ID any more */
 };
 
-#define RUDP_HDR_LEN 18   /* version, type, dcid, packet number */
-#define RUDP_RESET_LEN 14 /* version, type, cid, crc */
-#define RUDP_CRC_LEN 4
+#define RUDP_PREFIX_LEN 10      /* version, type, dcid: every packet starts so */
+#define RUDP_HDR_LEN 18         /* PROTECTED: + packet number */
+#define RUDP_HS_HDR_LEN 50      /* HANDSHAKE: + the server's key share */
+#define RUDP_INITIAL_HDR_LEN 53 /* INITIAL: + the client's share, flags, token length */
+#define RUDP_MAX_TOKEN 64       /* longest token (retry) */
+#define RUDP_RETRY_MIN_LEN 28   /* prefix, token length, tag (an empty token) */
+#define RUDP_REFUSE_LEN 12      /* prefix, reason, the sender's version */
+#define RUDP_RESET_LEN 26       /* prefix, reset token */
 #define RUDP_MIN_PACKET_SIZE 1200
+#define RUDP_MIN_INITIAL 1200 /* a client pads its INITIAL datagrams to this */
+
+/* INITIAL flags. */
+#define RUDP_INITIAL_F_PSK 0x01 /* sealed under a pre-shared key */
 
 enum rudp_frame_type {
     RUDP_FRAME_PADDING = 0x00,
@@ -60,11 +78,20 @@ enum rudp_rst_code {
     RUDP_RST_INTERNAL = 2,
 };
 
+/* A parsed packet header.  Pointers point into the datagram. */
 typedef struct rudp_pkt_hdr {
     uint8_t version;
     uint8_t type;
     uint64_t dcid;
-    uint64_t pn; /* unused in a stateless reset */
+    uint64_t pn;          /* INITIAL, HANDSHAKE, PROTECTED */
+    const uint8_t *share; /* INITIAL, HANDSHAKE: the sender's X25519 key */
+    uint8_t flags;        /* INITIAL: RUDP_INITIAL_F_* */
+    const uint8_t *token; /* INITIAL (a retry token, maybe empty), RETRY */
+    uint16_t token_len;
+    const uint8_t *tag;    /* RETRY: integrity tag; STATELESS_RESET: reset token */
+    uint8_t reason;        /* REFUSE: enum rudp_refuse_reason */
+    uint8_t their_version; /* REFUSE: the version the refuser speaks */
+    size_t len;            /* bytes of clear header: the AEAD's associated data */
 } rudp_pkt_hdr;
 
 #define RUDP_ACK_MAX_RANGES 32
@@ -93,6 +120,8 @@ typedef struct rudp_session_frame {
     uint32_t idle_timeout_ms;
     uint16_t max_ack_delay_ms;
     uint16_t max_packet_size;
+    uint8_t reset_token[RUDP_TOKEN_LEN]; /* server: the token of |cid|; client: zeros */
+    uint64_t time_ms; /* client: its wall clock when it began (early data); server: 0 */
 } rudp_session_frame;
 
 typedef struct rudp_data_frame {
@@ -148,7 +177,7 @@ typedef struct rudp_decoded_pkt {
 /* DATA: type, flags, varint sid, varint offset, u16 len: 6 to 20 bytes. */
 #define RUDP_DATA_FRAME_MIN_OVERHEAD 6
 #define RUDP_DATA_FRAME_MAX_OVERHEAD 20
-#define RUDP_SESSION_FRAME_LEN 38
+#define RUDP_SESSION_FRAME_LEN 62
 #define RUDP_WINDOW_FRAME_LEN 17
 #define RUDP_RST_FRAME_LEN 21
 #define RUDP_GOAWAY_FRAME_LEN 5
@@ -156,31 +185,45 @@ typedef struct rudp_decoded_pkt {
 #define RUDP_PATH_FRAME_LEN 9
 #define RUDP_LISTENING_FRAME_LEN 2
 
-/* Writes the regular packet header at |buf|; returns RUDP_HDR_LEN, or
- * RUDP_ERR_NOBUF when |cap| is too small. */
+/* Parses the clear header of a datagram.  Returns RUDP_OK,
+ * RUDP_ERR_VERSION (another version: version, type and dcid are filled in
+ * when the datagram has 10 bytes) or RUDP_ERR_MALFORMED (too short for its
+ * type, unknown type, a token longer than RUDP_MAX_TOKEN). */
+int rudp_wire_parse(const uint8_t *buf, size_t len, rudp_pkt_hdr *h);
+
+/* Writes a PROTECTED header; returns RUDP_HDR_LEN or RUDP_ERR_NOBUF. */
 ssize_t rudp_wire_encode_hdr(uint8_t *buf, size_t cap, uint64_t dcid, uint64_t pn);
 
-/* Appends the CRC trailer to a packet of |len| bytes built in |buf|; returns
- * the final length (len + 4), or RUDP_ERR_NOBUF. */
-ssize_t rudp_wire_seal(uint8_t *buf, size_t len, size_t cap);
+/* Writes a HANDSHAKE header with the server's key share; returns
+ * RUDP_HS_HDR_LEN or RUDP_ERR_NOBUF. */
+ssize_t rudp_wire_encode_hs_hdr(uint8_t *buf, size_t cap, uint64_t dcid, uint64_t pn,
+                                const uint8_t share[RUDP_SHARE_LEN]);
 
-/* Checks version and CRC of a whole datagram and decodes its header.  On
- * success sets *payload and *payload_len to the frame area (regular packets;
- * empty for a stateless reset).  Returns RUDP_OK, RUDP_ERR_MALFORMED (short,
- * unknown type), RUDP_ERR_VERSION or RUDP_ERR_CHECKSUM. */
-int rudp_wire_decode_pkt(const uint8_t *buf, size_t len, rudp_pkt_hdr *hdr,
-                         const uint8_t **payload, size_t *payload_len);
+/* Writes an INITIAL header; returns its length (RUDP_INITIAL_HDR_LEN +
+ * |tlen|) or RUDP_ERR_NOBUF. */
+ssize_t rudp_wire_encode_initial_hdr(uint8_t *buf, size_t cap, uint64_t dcid, uint64_t pn,
+                                     const uint8_t share[RUDP_SHARE_LEN], uint8_t flags,
+                                     const uint8_t *token, uint16_t tlen);
 
-/* Checks and decodes a whole datagram in one pass: version, CRC, header and
- * every frame.  Returns RUDP_OK (a stateless reset has no frames), or the
- * first reason it is refused: RUDP_ERR_MALFORMED (also more than
- * RUDP_MAX_FRAMES frames), RUDP_ERR_VERSION, RUDP_ERR_CHECKSUM.  DATA
- * frames point into |buf|. */
-int rudp_wire_decode(const uint8_t *buf, size_t len, rudp_decoded_pkt *d);
-
-/* Writes a complete stateless reset naming |cid|; returns RUDP_RESET_LEN or
+/* Writes a RETRY carrying |token| up to (not including) its tag; returns
+ * its length so far (the caller appends RUDP_TAG_LEN bytes) or
  * RUDP_ERR_NOBUF. */
-ssize_t rudp_wire_encode_reset(uint8_t *buf, size_t cap, uint64_t cid);
+ssize_t rudp_wire_encode_retry(uint8_t *buf, size_t cap, uint64_t dcid,
+                               const uint8_t *token, uint16_t tlen);
+
+/* Writes a REFUSE; returns RUDP_REFUSE_LEN or RUDP_ERR_NOBUF. */
+ssize_t rudp_wire_encode_refuse(uint8_t *buf, size_t cap, uint64_t dcid, uint8_t reason);
+
+/* Writes a stateless reset for |dcid| with its reset token; returns
+ * RUDP_RESET_LEN or RUDP_ERR_NOBUF. */
+ssize_t rudp_wire_encode_reset(uint8_t *buf, size_t cap, uint64_t dcid,
+                               const uint8_t token[RUDP_TOKEN_LEN]);
+
+/* Decodes every frame of a (decrypted) payload into |d| (its header is the
+ * caller's).  Returns RUDP_OK, or RUDP_ERR_MALFORMED (a frame that does not
+ * decode, more than RUDP_MAX_FRAMES, or no frame at all).  DATA frames
+ * point into |p|. */
+int rudp_wire_decode_frames(const uint8_t *p, size_t len, rudp_decoded_pkt *d);
 
 /* Decodes the frame at the start of |p|.  Returns the bytes it occupies (> 0)
  * or RUDP_ERR_MALFORMED: truncated, unknown type, invalid flags, DATA whose

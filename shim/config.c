@@ -7,8 +7,10 @@
  * address is inside one of the listed prefixes.  Every other variable tunes
  * the engine: RUDP_FASTOPEN (0-RTT for every connect), RUDP_CC (newreno,
  * cubic or bbr), RUDP_LOG and RUDP_LOG_FILE, RUDP_LINGER_MS (how long process exit
- * waits for queued data) and RUDP_IDLE_TIMEOUT_MS (when a silent peer is
- * declared dead).
+ * waits for queued data), RUDP_IDLE_TIMEOUT_MS (when a silent peer is
+ * declared dead), RUDP_KEY_FILE (a pre-shared key that authenticates both
+ * ends: docs/SECURITY.md) and RUDP_RETRY (auto: listeners ask new clients
+ * to prove their address only under load; always: every time).
  *
  * A misconfigured preload must not silently fall back to TCP, so a value
  * that does not parse is fatal: one line naming the variable and the value
@@ -17,10 +19,13 @@
  * whole shim a passthrough.
  *
  * The port set is a 65536-bit bitmap so the hooks test a port in O(1).
- * Everything here except rudp_config_load() is pure (no I/O, no globals), so
+ * Everything here except rudp_config_load() and rudp_config_read_key() is
+ * pure (no I/O, no globals), so
  * tests/unit/test_config.c exercises it without the hooks.
  */
 #include "config.h"
+
+#include "crypto.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,6 +46,7 @@ static const char HINT_CC[] = "expected newreno, cubic or bbr";
 static const char HINT_LOG[] = "expected 0-3 or off, error, info, debug";
 static const char HINT_LINGER[] = "expected an integer from 0 to 3600000";
 static const char HINT_IDLE[] = "expected an integer from 1000 to 86400000";
+static const char HINT_RETRY[] = "expected auto or always";
 
 void rudp_config_defaults(rudp_shim_config *cfg) {
     rudp_settings s;
@@ -246,6 +252,12 @@ static int parse_behaviour(rudp_shim_config *cfg, rudp_config_getenv_fn get, voi
         (cfg->log_level = rudp_config_parse_log(v)) < 0)
         return bad_value(err, errlen, "RUDP_LOG", v, HINT_LOG);
     cfg->log_file = env_value(get, ctx, "RUDP_LOG_FILE");
+    cfg->key_file = env_value(get, ctx, "RUDP_KEY_FILE");
+    if ((v = env_value(get, ctx, "RUDP_RETRY")) != NULL) {
+        if (strcmp(v, "auto") != 0 && strcmp(v, "always") != 0)
+            return bad_value(err, errlen, "RUDP_RETRY", v, HINT_RETRY);
+        cfg->retry_always = strcmp(v, "always") == 0;
+    }
     return 0;
 }
 
@@ -335,6 +347,57 @@ bool rudp_config_host_matches(const rudp_shim_config *cfg, const struct sockaddr
     return false;
 }
 
+int rudp_config_derive_key(const uint8_t *data, size_t len, uint8_t psk[32]) {
+    static const char salt[] = "rudp psk";
+
+    if (len < RUDP_KEY_FILE_MIN)
+        return -1;
+    rudp_hkdf_extract(psk, (const uint8_t *)salt, sizeof(salt) - 1, data, len);
+    return 0;
+}
+
+/* Reads at most |cap| bytes of |path| into |buf|; returns the count, or -1
+ * with the reason in |why| (a file longer than |cap| - 1 counts as too
+ * long). */
+static ssize_t read_small_file(const char *path, uint8_t *buf, size_t cap, char *why,
+                               size_t whylen) {
+    FILE *f = fopen(path, "rbe");
+    size_t n;
+
+    if (f == NULL) {
+        snprintf(why, whylen, "cannot read it: %s", strerror(errno));
+        return -1;
+    }
+    n = fread(buf, 1, cap, f);
+    if (ferror(f)) {
+        snprintf(why, whylen, "cannot read it: %s", strerror(errno));
+        n = (size_t)-1;
+    }
+    fclose(f);
+    return (ssize_t)n;
+}
+
+int rudp_config_read_key(const char *path, uint8_t psk[32], char *err, size_t errlen) {
+    uint8_t buf[RUDP_KEY_FILE_MAX + 1];
+    char why[160];
+    ssize_t n = read_small_file(path, buf, sizeof(buf), why, sizeof(why));
+
+    if (n > RUDP_KEY_FILE_MAX)
+        snprintf(why, sizeof(why), "longer than %d bytes: not a key file",
+                 RUDP_KEY_FILE_MAX);
+    else if (n >= 0 && n < RUDP_KEY_FILE_MIN)
+        snprintf(why, sizeof(why),
+                 "%zd bytes; a key needs at least %d (e.g. head -c 32 "
+                 "/dev/urandom)",
+                 n, RUDP_KEY_FILE_MIN);
+    else if (n >= 0 && rudp_config_derive_key(buf, (size_t)n, psk) == 0) {
+        memset(buf, 0, sizeof(buf));
+        return 0;
+    }
+    memset(buf, 0, sizeof(buf));
+    return bad_value(err, errlen, "RUDP_KEY_FILE", path, why);
+}
+
 /* The getenv adapter used by rudp_config_load(). */
 static const char *real_getenv(const char *name, void *ctx) {
     (void)ctx;
@@ -360,6 +423,11 @@ void rudp_config_load(rudp_shim_config *cfg) {
 
     if (rudp_config_parse(cfg, real_getenv, NULL, err, sizeof(err)) < 0)
         die(err);
+    if (cfg->key_file != NULL) {
+        if (rudp_config_read_key(cfg->key_file, cfg->psk, err, sizeof(err)) < 0)
+            die(err);
+        cfg->psk_set = true;
+    }
     if (cfg->log_file == NULL)
         return;
     cfg->log_fd = open(cfg->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

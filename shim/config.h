@@ -47,6 +47,10 @@ typedef struct rudp_shim_config {
     int log_fd;               /* opened by rudp_config_load(), else -1 */
     uint32_t linger_ms;       /* RUDP_LINGER_MS */
     uint32_t idle_timeout_ms; /* RUDP_IDLE_TIMEOUT_MS */
+    const char *key_file;     /* RUDP_KEY_FILE, or NULL: no pre-shared key */
+    bool psk_set;             /* the key was read (rudp_config_load()) */
+    uint8_t psk[32];          /* derived from the key file's bytes */
+    bool retry_always;        /* RUDP_RETRY=always */
 } rudp_shim_config;
 
 /* Looks an environment variable up; returns NULL when it is unset. */
@@ -96,5 +100,18 @@ bool rudp_config_host_matches(const rudp_shim_config *cfg, const struct sockaddr
  * O_CLOEXEC) into cfg->log_fd.  On a malformed value it writes the message
  * and a newline to stderr and calls _exit(2); it never returns then. */
 void rudp_config_load(rudp_shim_config *cfg);
+
+/* The shortest and longest key file (bytes). */
+#define RUDP_KEY_FILE_MIN 32
+#define RUDP_KEY_FILE_MAX 4096
+
+/* Derives the pre-shared key from the |len| bytes of a key file into
+ * |psk|.  Returns 0, or -1 when they are fewer than RUDP_KEY_FILE_MIN. */
+int rudp_config_derive_key(const uint8_t *data, size_t len, uint8_t psk[32]);
+
+/* Reads the key file |path| and derives the key into |psk|.  Returns 0, or
+ * -1 with a line naming RUDP_KEY_FILE, the path and the reason (missing,
+ * unreadable, too short, too long) in |err|. */
+int rudp_config_read_key(const char *path, uint8_t psk[32], char *err, size_t errlen);
 
 #endif /* RUDP_SHIM_CONFIG_H */

@@ -103,6 +103,10 @@ static void shim_rt_config(const rudp_shim_config *c, rudp_rt_config *rc) {
     rc->exit_linger = RUDP_MS(c->linger_ms);
     rc->log_level = c->log_level;
     rc->log_fd = c->log_fd;
+    rc->settings.psk_set = c->psk_set;
+    memcpy(rc->settings.psk, c->psk, sizeof(rc->settings.psk));
+    rudp_secret_load(c, rc->settings.secret);
+    rc->retry_always = c->retry_always;
 }
 
 /* Parses the environment (exiting with status 2 on a bad value) and, when

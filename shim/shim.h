@@ -232,4 +232,11 @@ void rudp_exec_import(void);
  * 0-RTT when |fastopen|.  Does not wait.  Returns 0 or -errno. */
 int rudp_conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool fastopen);
 
+/* --- secret.c --- */
+
+/* Sets |out| to this endpoint's secret (rudp_settings.secret): derived from
+ * the pre-shared key, else kept in the user's state directory so that a
+ * restarted server still resets its old connections, else random. */
+void rudp_secret_load(const rudp_shim_config *c, uint8_t out[32]);
+
 #endif /* RUDP_SHIM_H */

@@ -68,6 +68,7 @@ enum rudp_error {
     RUDP_ERR_PEER_RESET = -21,   /* peer lost the session (stateless reset) */
     RUDP_ERR_INTERNAL = -22,     /* engine bug or resource exhaustion */
     RUDP_ERR_AUTH = -23,         /* packet failed authentication (forged, corrupted) */
+    RUDP_ERR_RETRY = -24,        /* server: the client must prove its address first */
 };
 
 /* A system call of the runtime failed with errno |e| (runtime only; the
@@ -119,7 +120,25 @@ typedef struct rudp_settings {
     rudp_tstamp initial_rtt;         /* RTT assumed before the first sample */
     enum rudp_cc_algo cc;            /* congestion controller */
     bool pacing;                     /* pace sends (default on) */
+    bool psk_set;                    /* |psk| authenticates both ends (RUDP_KEY_FILE) */
+    uint8_t psk[32];                 /* the pre-shared key, when psk_set */
+    uint8_t secret[32];              /* this endpoint's own secret: reset and retry
+                                        tokens (random from rudp_settings_default;
+                                        one value for every session of an engine) */
+    uint64_t wall_ms;                /* the caller's wall clock (ms since the epoch)
+                                        when it makes a session with these; 0: unknown */
+    struct rudp_replay *replay;      /* server: the memory of openings already seen,
+                                        that lets 0-RTT data under the PSK reach the
+                                        program at once and a retry token validate
+                                        only once (NULL: neither); rudp_replay_new */
 } rudp_settings;
+
+/* The memory of openings a server accepted early or by a retry token
+ * (docs/PROTOCOL.md "Early data under a pre-shared key").  One per listener; |slots| bounds
+ * its size (rounded up to a power of two).  Returns NULL on NOMEM. */
+typedef struct rudp_replay rudp_replay;
+rudp_replay *rudp_replay_new(uint32_t slots);
+void rudp_replay_del(rudp_replay *r);
 
 /* Fills |s| with the defaults documented in docs/PROTOCOL.md. */
 void rudp_settings_default(rudp_settings *s);
@@ -170,7 +189,10 @@ typedef struct rudp_session_info {
     uint64_t cwnd, ssthresh, bytes_in_flight;
     uint64_t pacing_rate; /* bytes per second, 0 when not pacing */
     uint64_t pkts_sent, pkts_recv, pkts_lost, pkts_dropped;
-    uint64_t pkts_spurious; /* declared lost, then acknowledged: the path reorders */
+    uint64_t pkts_spurious;    /* declared lost, then acknowledged: the path reorders */
+    uint64_t pkts_auth_failed; /* sealed datagrams that did not open (forged, corrupted) */
+    uint64_t migrations;       /* moves to a new peer address (validated) */
+    bool validated; /* the peer's address is proven (rudp_session_is_validated) */
     uint64_t bytes_sent, bytes_recv;
     uint64_t stream_bytes_sent, stream_bytes_retransmitted;
     uint64_t stream_bytes_unacked; /* written by the application, not yet acknowledged */
@@ -199,24 +221,61 @@ typedef struct rudp_stream_info {
 rudp_session *rudp_session_new_client(const rudp_settings *s, uint64_t seed,
                                       const rudp_addr *peer, rudp_tstamp now);
 
-/* Creates a server session from the first datagram of a client, which must
- * carry a session SYN; the datagram is processed as by read_pkt.  On failure
- * returns NULL and sets *err: RUDP_ERR_NOT_INITIAL, RUDP_ERR_MALFORMED,
- * RUDP_ERR_CHECKSUM, RUDP_ERR_VERSION, RUDP_ERR_NOMEM, RUDP_ERR_INVAL. */
-rudp_session *rudp_session_new_server(const rudp_settings *s, uint64_t seed,
-                                      const uint8_t *pkt, size_t len, const rudp_addr *from,
-                                      rudp_tstamp now, int *err);
+/* Why a server refused a client before any session existed (the REFUSE
+ * packet; docs/PROTOCOL.md "REFUSE"). */
+enum rudp_refuse_reason {
+    RUDP_REFUSE_NONE = 0,
+    RUDP_REFUSE_VERSION = 1,     /* the server speaks another protocol version */
+    RUDP_REFUSE_KEY_NEEDED = 2,  /* the server has a pre-shared key, the client none */
+    RUDP_REFUSE_NO_KEY = 3,      /* the client has a pre-shared key, the server none */
+    RUDP_REFUSE_KEY_MISMATCH = 4 /* both have one, and they differ */
+};
+
+/* Returns a static description of a refuse reason. */
+const char *rudp_refuse_reason_str(int reason);
+
+/* What a server sends back for a datagram that made no session (a REFUSE,
+ * a RETRY or a stateless reset); len 0: nothing. */
+#define RUDP_REPLY_MAX 128
+typedef struct rudp_reply {
+    size_t len;
+    uint8_t buf[RUDP_REPLY_MAX];
+} rudp_reply;
+
+/* A server's look at a datagram that no session claims by its connection
+ * ID: a client's valid INITIAL makes a session (returned), its datagram
+ * processed as by read_pkt (decrypted in place).  Otherwise returns NULL,
+ * with *err saying why and |reply| what to send back to |from|:
+ *   RUDP_ERR_RETRY        |busy| and the INITIAL has no valid token: reply
+ *                         is a RETRY (no state is kept: SYN cookies);
+ *   RUDP_ERR_REFUSED      reply is a REFUSE (pre-shared key mismatch or
+ *                         absence on one side, or another version);
+ *   RUDP_ERR_UNKNOWN_CID  a sealed packet for a session that is gone: reply
+ *                         is a stateless reset;
+ *   RUDP_ERR_MALFORMED, RUDP_ERR_AUTH, RUDP_ERR_NOT_INITIAL (too short to
+ *                         be an INITIAL, or not one), RUDP_ERR_NOMEM: no
+ *                         reply, drop it.
+ * A session made from an INITIAL with a valid retry token has its client's
+ * address validated already; any other waits for the client's first
+ * sealed packet before it reports streams (docs/PROTOCOL.md "Address
+ * validation"). */
+rudp_session *rudp_session_new_server(const rudp_settings *s, uint64_t seed, uint8_t *pkt,
+                                      size_t len, const rudp_addr *from, rudp_tstamp now,
+                                      bool busy, rudp_reply *reply, int *err);
 
 /* Frees the session and every stream; no packet is sent. */
 void rudp_session_del(rudp_session *sess);
 
-/* Processes one received datagram.  Returns RUDP_OK, or the reason the
- * datagram was dropped (RUDP_ERR_MALFORMED, RUDP_ERR_CHECKSUM,
- * RUDP_ERR_VERSION, RUDP_ERR_UNKNOWN_CID, RUDP_ERR_DUPLICATE, RUDP_ERR_CLOSED);
- * dropped datagrams are counted and change nothing.  A peer protocol violation
- * closes the session with GoAway(protocol error) and returns
- * RUDP_ERR_PROTOCOL or RUDP_ERR_FLOW_CONTROL. */
-int rudp_session_read_pkt(rudp_session *sess, const uint8_t *pkt, size_t len,
+/* Processes one received datagram, decrypting it in place (|pkt| holds
+ * garbage afterwards).  Returns RUDP_OK, or the reason the datagram was
+ * dropped (RUDP_ERR_MALFORMED, RUDP_ERR_AUTH, RUDP_ERR_VERSION,
+ * RUDP_ERR_UNKNOWN_CID, RUDP_ERR_DUPLICATE, RUDP_ERR_CLOSED); dropped
+ * datagrams are counted and change nothing.  A REFUSE for a client's
+ * connect ends the session with RUDP_ERR_REFUSED (the reason:
+ * rudp_session_refuse_reason).  A peer protocol violation closes the
+ * session with GoAway(protocol error) and returns RUDP_ERR_PROTOCOL or
+ * RUDP_ERR_FLOW_CONTROL. */
+int rudp_session_read_pkt(rudp_session *sess, uint8_t *pkt, size_t len,
                           const rudp_addr *from, rudp_tstamp now);
 
 /* Writes the next datagram into |buf| (|cap| >= max_packet_size) and its
@@ -291,6 +350,15 @@ bool rudp_session_is_settled(const rudp_session *sess);
 
 /* Returns true once the handshake has completed. */
 bool rudp_session_is_established(const rudp_session *sess);
+
+/* Returns true once the peer's address is validated: a client's always; a
+ * server's once the client proved it receives there (its first packet
+ * sealed under the handshake's keys, or a retry token). */
+bool rudp_session_is_validated(const rudp_session *sess);
+
+/* Client: why the server refused the session (enum rudp_refuse_reason),
+ * RUDP_REFUSE_NONE if it did not. */
+int rudp_session_refuse_reason(const rudp_session *sess);
 
 /* Fills |info|; walks every stream (O(streams)): not for the per-packet path. */
 void rudp_session_get_info(const rudp_session *sess, rudp_session_info *info);
@@ -371,14 +439,10 @@ void *rudp_stream_get_user(const rudp_session *sess, uint64_t sid);
 
 /* Wire helpers for the runtime's demultiplexer (no session needed). */
 
-/* Reads the destination connection ID of a datagram without checking it.
- * Returns RUDP_OK or RUDP_ERR_MALFORMED. */
-int rudp_packet_peek_cid(const uint8_t *pkt, size_t len, uint64_t *cid,
-                         bool *is_stateless_reset);
-
-/* Writes a stateless reset for a datagram that named unknown |cid|; returns
- * its length or RUDP_ERR_NOBUF. */
-ssize_t rudp_packet_write_stateless_reset(uint8_t *buf, size_t cap, uint64_t cid);
+/* Reads the destination connection ID of a datagram of any version without
+ * checking it (bytes 2..9 in every version).  Returns RUDP_OK or
+ * RUDP_ERR_MALFORMED (shorter than 10 bytes). */
+int rudp_packet_peek_cid(const uint8_t *pkt, size_t len, uint64_t *cid);
 
 #ifdef __cplusplus
 }

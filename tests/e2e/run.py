@@ -546,7 +546,8 @@ def t_bad_config(t):
     naming the variable and the value (DESIGN §4 "bad configuration")."""
     for var, bad in (("RUDP_CC", "bogus"), ("RUDP_LOG", "loud"),
                      ("RUDP_IDLE_TIMEOUT_MS", "soon"), ("RUDP_FASTOPEN", "maybe"),
-                     ("RUDP_LINGER_MS", "-5"), ("RUDP_HOSTS", "not-an-address")):
+                     ("RUDP_LINGER_MS", "-5"), ("RUDP_HOSTS", "not-an-address"),
+                     ("RUDP_RETRY", "sometimes")):
         p = t.spawn(f"true-{var}", ["true"], env={var: bad})
         rc = p.wait(10)
         lines = p.err().splitlines()

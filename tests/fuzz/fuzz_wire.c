@@ -1,9 +1,10 @@
 /*
  * fuzz_wire.c — libFuzzer target for the packet and frame decoders.
  *
- * Every input is decoded as a whole datagram and, separately, as a frame
- * area; each decoded frame is re-encoded and decoded again, and must come
- * back identical in length.  Any crash, over-read (ASan) or mismatch fails.
+ * Every input is parsed as a datagram's clear header (and what follows it
+ * decoded as frames, as if it had opened) and, separately, as a frame area; each decoded
+ * frame is re-encoded and decoded again, and must come back identical in length.  Any
+ * crash, over-read (ASan) or mismatch fails.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -37,10 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t *copy = malloc(size ? size : 1); /* exact size: ASan sees over-reads */
     memcpy(copy, data, size);
     rudp_pkt_hdr hdr;
-    const uint8_t *payload;
-    size_t plen;
-    if (rudp_wire_decode_pkt(copy, size, &hdr, &payload, &plen) == RUDP_OK)
-        fuzz_frames(payload, plen);
+    if (rudp_wire_parse(copy, size, &hdr) == RUDP_OK && hdr.len <= size)
+        fuzz_frames(copy + hdr.len, size - hdr.len);
     fuzz_frames(copy, size);
     free(copy);
     return 0;

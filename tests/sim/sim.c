@@ -42,6 +42,8 @@
 #include <string.h>
 
 #include "link.h"
+#include "adversary.h"
+#include "crypto.h"
 #include "prng.h"
 #include "rudp/rudp.h"
 
@@ -60,6 +62,7 @@ typedef struct sim_opts {
     int seed_given, seeds_given;
     rudp_tstamp delay, jitter;
     double loss, burst_loss, burst_len, dup, corrupt; /* probabilities */
+    double attack;                                    /* adversary strikes (adversary.c) */
     uint64_t rate_bps;
     uint32_t queue;
     rudp_tstamp partition[2]; /* start, length */
@@ -117,6 +120,8 @@ static const opt_def opt_table[] = {
      "mean burst length for --burst-loss (4)"},
     {"--dup", OPT_PCT, O(dup), 0, "PCT", "duplication"},
     {"--corrupt", OPT_PCT, O(corrupt), 0, "PCT", "flip 1-3 bits of a datagram"},
+    {"--attack", OPT_PCT, O(attack), 0, "PCT",
+     "after a datagram, an on-path attacker strikes with a forgery of it"},
     {"--rate", OPT_MBIT, O(rate_bps), 0, "MBIT", "bottleneck rate (default unlimited)"},
     {"--queue", OPT_U32, O(queue), 0, "PKTS", "drop-tail queue limit with --rate (10000)"},
     {"--partition", OPT_PARTITION, O(partition), 0, "START_MS:LEN_MS",
@@ -457,6 +462,8 @@ typedef struct sim_run {
     int failed;
     char reason[512];
     uint8_t pkt[SIM_BUF], io[SIM_CHUNK], pat[SIM_CHUNK];
+    uint8_t orig[SIM_BUF]; /* the datagram as it was on the wire (--attack) */
+    sim_adv adv;
 } sim_run;
 
 static const char *const dir_name[2] = {"c->s", "s->c"};
@@ -839,7 +846,7 @@ static int acceptable_drop(const sim_run *r, int rc) {
     case RUDP_ERR_NOT_INITIAL:
         return 1;
     case RUDP_ERR_MALFORMED:
-    case RUDP_ERR_CHECKSUM:
+    case RUDP_ERR_AUTH:
     case RUDP_ERR_VERSION:
         return r->o->corrupt > 0; /* else the engine rejected its own output */
     default:
@@ -861,12 +868,24 @@ static void count_drop(sim_run *r, sim_end *e, int rc, const char *what) {
  * drops the datagram when it cannot open a session. */
 static void create_server(sim_run *r, sim_end *e, size_t len) {
     int err = RUDP_OK;
+    rudp_reply reply;
     uint64_t seed = sim_prng_derive(r->seed, 0x5e7e7);
-    e->sess =
-        rudp_session_new_server(&r->settings, seed, r->pkt, len, &e->peer, r->now, &err);
+    e->sess = rudp_session_new_server(&r->settings, seed, r->pkt, len, &e->peer, r->now,
+                                      false, &reply, &err);
     trace(r, "%s: new_server -> %s", e->name, e->sess ? "created" : rudp_strerror(err));
     if (e->sess == NULL)
         count_drop(r, e, err, "rudp_session_new_server");
+}
+
+/* Lets the adversary strike |e| with a forgery of the datagram of |len|
+ * bytes it just took; a forgery that gets through fails the run. */
+static void strike(sim_run *r, sim_end *e, size_t len) {
+    char why[256];
+    if (r->o->attack <= 0 || !e->sess || r->failed)
+        return;
+    if (sim_adv_strike(&r->adv, e->sess, &r->settings, e == &r->srv, r->orig, len, &e->peer,
+                       r->now, why, sizeof(why)) < 0)
+        fail(r, "%s: %s", e->name, why);
 }
 
 /* Hands every datagram that has arrived on |l| by now to |e|. */
@@ -875,15 +894,18 @@ static void deliver(sim_run *r, sim_link *l, sim_end *e) {
     while (!r->failed && (len = sim_link_receive(l, r->now, r->pkt, sizeof(r->pkt))) > 0) {
         if (e->gone)
             continue;
+        if (r->o->attack > 0)
+            memcpy(r->orig, r->pkt, len); /* opening decrypts in place */
         if (e->sess == NULL) {
             create_server(r, e, len);
-            continue;
+        } else {
+            int rc = rudp_session_read_pkt(e->sess, r->pkt, len, &e->peer, r->now);
+            if (rc == RUDP_OK)
+                trace(r, "%s: read %zu-byte datagram", e->name, len);
+            else
+                count_drop(r, e, rc, "rudp_session_read_pkt");
         }
-        int rc = rudp_session_read_pkt(e->sess, r->pkt, len, &e->peer, r->now);
-        if (rc == RUDP_OK)
-            trace(r, "%s: read %zu-byte datagram", e->name, len);
-        else
-            count_drop(r, e, rc, "rudp_session_read_pkt");
+        strike(r, e, len);
     }
 }
 
@@ -1072,6 +1094,18 @@ static int end_init(sim_run *r, sim_end *e, const char *name, int dir, sim_link 
     return e->st && e->stage ? 0 : -1;
 }
 
+/* rudp_random_fn: the engine's random bytes (key shares, secrets) from the
+ * run's seed, so that a run repeats. */
+static void sim_random(void *ctx, uint8_t *buf, size_t len) {
+    sim_prng *p = ctx;
+    for (size_t i = 0; i < len; i += 8) {
+        uint64_t v = sim_prng_next(p);
+        memcpy(buf + i, &v, len - i < 8 ? len - i : 8);
+    }
+}
+
+static sim_prng run_random;
+
 /* Sets up run |r| of seed |seed|: links, endpoints and the client session.
  * Returns 0, or -1 when something could not be created (the run has then
  * failed with the reason). */
@@ -1079,7 +1113,11 @@ static int run_init(sim_run *r, const sim_opts *o, const rudp_settings *s,
                     const sim_link_config *lc, uint64_t seed) {
     r->o = o;
     r->seed = seed;
+    sim_prng_init(&run_random, sim_prng_derive(seed, 0xc2a9));
+    sim_adv_init(&r->adv, sim_prng_derive(seed, 0xa77ac), o->attack);
+    rudp_crypto_set_random(sim_random, &run_random);
     r->settings = *s;
+    rudp_random(r->settings.secret, sizeof(r->settings.secret));
     r->now = SIM_T0;
     r->pattern_seed[0] = sim_prng_derive(seed, 0xc25);
     r->pattern_seed[1] = sim_prng_derive(seed, 0x52c);
@@ -1272,6 +1310,10 @@ static int run_seed(const sim_opts *o, const rudp_settings *s, const sim_link_co
         res->dir_goodput[d] = mbits(r->dir_bytes[d], r->dir_last[d]);
     if (o->verbose)
         print_summary(r, res);
+    if (o->verbose && o->attack > 0)
+        printf("seed %" PRIu64 ": adversary struck %" PRIu64 " times, %" PRIu64
+               " forgeries refused with no effect\n",
+               seed, r->adv.strikes, r->adv.refused);
     if (r->failed && strncmp(r->reason, "stalled", 7) == 0)
         dump(r);
     if (r->failed)

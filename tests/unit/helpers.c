@@ -91,20 +91,39 @@ void test_pair_flush(test_pair *p) {
         pair_send_all(p, p->srv, TEST_DIR_S2C);
 }
 
-/* Delivers datagram |d| to its receiver. */
+/* Queues |len| bytes at |data| from the server as if it had sent them (a
+ * reply that made no session: RETRY, REFUSE). */
+static void pair_queue_reply(test_pair *p, const uint8_t *data, size_t len) {
+    if (p->nq == TEST_QUEUE || len > TEST_MAX_DGRAM)
+        return;
+    test_dgram *d = &p->q[p->nq++];
+    memcpy(d->data, data, len);
+    d->len = len;
+    d->at = p->now + p->delay;
+    d->seq = p->seq++;
+    d->dir = TEST_DIR_S2C;
+}
+
+/* Delivers datagram |d| to its receiver.  The receiver decrypts in place:
+ * it gets a copy, so a test may still look at or replay |d|. */
 static void pair_deliver(test_pair *p, const test_dgram *d) {
+    static uint8_t copy[TEST_MAX_DGRAM];
+    memcpy(copy, d->data, d->len);
     if (d->dir == TEST_DIR_S2C) {
         if (p->cli)
-            rudp_session_read_pkt(p->cli, d->data, d->len, &p->saddr, p->now);
+            rudp_session_read_pkt(p->cli, copy, d->len, &p->saddr, p->now);
         return;
     }
     if (p->srv) {
-        rudp_session_read_pkt(p->srv, d->data, d->len, &p->caddr, p->now);
+        rudp_session_read_pkt(p->srv, copy, d->len, &p->caddr, p->now);
         return;
     }
     int err;
-    p->srv =
-        rudp_session_new_server(&p->sset, 22, d->data, d->len, &p->caddr, p->now, &err);
+    rudp_reply reply;
+    p->srv = rudp_session_new_server(&p->sset, 22, copy, d->len, &p->caddr, p->now,
+                                     p->srv_busy, &reply, &err);
+    if (!p->srv)
+        pair_queue_reply(p, reply.buf, reply.len);
 }
 
 /* Returns the index of the earliest arrival (the first sent among those due

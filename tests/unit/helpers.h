@@ -56,6 +56,7 @@ struct test_pair {
     uint64_t sent[2], dropped[2];
     uint64_t seq; /* datagrams queued so far */
     rudp_addr caddr, saddr;
+    bool srv_busy; /* the server side answers INITIALs with a RETRY first */
 };
 
 /* Sets up a client (not yet sending) and an empty server side. */

@@ -1,33 +1,51 @@
 /*
  * test_session.c — the session and stream state machines, driven through
- * the public API with two sessions on an in-memory link (helpers.c): 0-RTT,
- * SYN-ACK piggybacking, half-close, the four-way and simultaneous close,
- * RST in every stream state, idle and handshake timeouts, GoAway, stateless
- * reset, stream limits, flow-control limits, malformed input, migration,
- * zero-copy writes (reserve and commit), and the user pointer on events.
+ * the public API with two sessions on an in-memory link (helpers.c): 0-RTT
+ * under a pre-shared key, the SYN-ACK, half-close, the four-way and
+ * simultaneous close, RST in every stream state, idle and handshake
+ * timeouts, GoAway, stateless reset, stream limits, flow-control limits,
+ * malformed input, migration, zero-copy writes (reserve and commit), and the
+ * user pointer on events.
+ *
+ * Every datagram is sealed (engine/session_protect.c), so a test that looks
+ * inside one opens a copy the way its receiver would.  The last part checks
+ * what the sealing is for: nothing readable on the wire, nothing forged or
+ * replayed accepted, resets and retries believed only from who may send
+ * them, no amplification before the client's address is proven, refusals
+ * that say why, and migration only to an address that answers.
  */
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "handshake.h"
 #include "helpers.h"
-#include "wire.h"
+#include "session.h"
 
 #define DELAY RUDP_MS(20)
 #define LIMIT(p) ((p)->now + RUDP_SEC(120))
 
-/* What one datagram carried, decoded for assertions. */
+/* What one datagram carried, opened and decoded for assertions: the header
+ * and DATA frames point into |plain|, the opened copy. */
 typedef struct seen {
     rudp_pkt_hdr hdr;
     int nframes;
     rudp_frame f[64];
+    uint8_t plain[TEST_MAX_DGRAM];
 } seen;
 
-/* Decodes a datagram into |out|; fails the test when it does not parse. */
-static void decode(const uint8_t *pkt, size_t len, seen *out) {
-    const uint8_t *p;
-    size_t plen;
+/* Copies |pkt| into |out| and parses its header; fails the test when it
+ * does not parse. */
+static void seen_parse(seen *out, const uint8_t *pkt, size_t len) {
     memset(out, 0, sizeof(*out));
-    cr_assert_eq(rudp_wire_decode_pkt(pkt, len, &out->hdr, &p, &plen), RUDP_OK);
+    cr_assert_leq(len, sizeof(out->plain));
+    memcpy(out->plain, pkt, len);
+    cr_assert_eq(rudp_wire_parse(out->plain, len, &out->hdr), RUDP_OK);
+}
+
+/* Decodes the |plen| plaintext bytes after the header into out->f (PADDING
+ * skipped); fails the test when a frame does not decode. */
+static void seen_frames(seen *out, size_t plen) {
+    const uint8_t *p = out->plain + out->hdr.len;
     while (plen > 0 && out->nframes < 64) {
         ssize_t n = rudp_wire_decode_frame(p, plen, &out->f[out->nframes]);
         cr_assert_gt(n, 0);
@@ -38,12 +56,99 @@ static void decode(const uint8_t *pkt, size_t len, seen *out) {
     }
 }
 
+/* Opens a client's INITIAL as a server with settings |ss| would (no server
+ * session needed) and decodes it into |out|. */
+static void decode_initial(const rudp_settings *ss, const uint8_t *pkt, size_t len,
+                           seen *out) {
+    uint8_t early[RUDP_SECRET_LEN];
+    rudp_aead a;
+    seen_parse(out, pkt, len);
+    cr_assert_eq(out->hdr.type, RUDP_PKT_INITIAL);
+    rudp_hs_early(early, ss);
+    cr_assert(rudp_hs_initial_aead(&a, early, out->hdr.dcid, out->hdr.share));
+    ssize_t n = rudp_aead_open(&a, out->hdr.pn, out->plain, out->hdr.len,
+                               out->plain + out->hdr.len, len - out->hdr.len);
+    rudp_aead_free(&a);
+    cr_assert_geq(n, 0, "the INITIAL does not open");
+    seen_frames(out, (size_t)n);
+}
+
+/* Opens the server's first HANDSHAKE (in out->plain) with the keys client
+ * |cli| would derive from it, without giving them to |cli|; returns the
+ * plaintext length or RUDP_ERR_AUTH. */
+static ssize_t open_first_handshake(const rudp_session *cli, seen *out, size_t len) {
+    uint8_t dh[RUDP_SECRET_LEN];
+    rudp_aead tx, rx;
+    cr_assert(rudp_x25519(dh, cli->kp.priv, out->hdr.share));
+    rudp_hs_input in = {.early = cli->early,
+                        .dh = dh,
+                        .dcid = cli->initial_cid,
+                        .client_share = cli->kp.pub,
+                        .server_share = out->hdr.share};
+    cr_assert(rudp_hs_1rtt(&tx, &rx, &in, true));
+    ssize_t n = rudp_aead_open(&rx, out->hdr.pn, out->plain, out->hdr.len,
+                               out->plain + out->hdr.len, len - out->hdr.len);
+    rudp_aead_free(&tx);
+    rudp_aead_free(&rx);
+    return n;
+}
+
+/* Opens a copy of a datagram sent to |rx| with |rx|'s keys (rudp_sess_open,
+ * which changes nothing but for a client's first HANDSHAKE: that one is
+ * opened aside, so |rx| stays as it was) and decodes it into |out|; fails
+ * the test when it does not open. */
+static void decode(rudp_session *rx, const uint8_t *pkt, size_t len, seen *out) {
+    static rudp_decoded_pkt d;
+    seen_parse(out, pkt, len);
+    if (rx->is_client && !rx->keyed && out->hdr.type == RUDP_PKT_HANDSHAKE) {
+        cr_assert_geq(open_first_handshake(rx, out, len), 0, "the HANDSHAKE does not open");
+    } else {
+        cr_assert_eq(rudp_sess_open(rx, out->plain, len, &out->hdr, &d), RUDP_OK);
+    }
+    seen_frames(out, len - out->hdr.len - RUDP_TAG_LEN);
+}
+
+/* Decodes a datagram a pair's session sent in direction |dir| (what a link
+ * filter sees); a client's INITIAL needs no server session yet. */
+static void decode_dir(test_pair *p, int dir, const uint8_t *pkt, size_t len, seen *out) {
+    if (len > 1 && pkt[1] == RUDP_PKT_INITIAL)
+        decode_initial(&p->sset, pkt, len, out);
+    else
+        decode(dir == TEST_DIR_C2S ? p->srv : p->cli, pkt, len, out);
+}
+
 /* Returns the first frame of |type| in |s|, or NULL. */
 static const rudp_frame *find_frame(const seen *s, int type) {
     for (int i = 0; i < s->nframes; i++)
         if (s->f[i].type == type)
             return &s->f[i];
     return NULL;
+}
+
+/* Hands |s| a copy of datagram |pkt| (it decrypts in place, so |pkt| stays
+ * usable for a replay); returns what rudp_session_read_pkt returned. */
+static int deliver(rudp_session *s, const uint8_t *pkt, size_t len, const rudp_addr *from,
+                   rudp_tstamp now) {
+    static uint8_t copy[TEST_MAX_DGRAM];
+    cr_assert_leq(len, sizeof(copy));
+    memcpy(copy, pkt, len);
+    return rudp_session_read_pkt(s, copy, len, from, now);
+}
+
+/* Makes the server session of |p|'s settings from a copy of the client's
+ * first datagram, as a server that is not busy; fails the test when none is
+ * made. */
+static rudp_session *new_server(test_pair *p, uint64_t seed, const uint8_t *pkt,
+                                size_t len) {
+    static uint8_t copy[TEST_MAX_DGRAM];
+    rudp_reply reply;
+    int err;
+    memcpy(copy, pkt, len);
+    rudp_session *srv = rudp_session_new_server(&p->sset, seed, copy, len, &p->caddr,
+                                                p->now, false, &reply, &err);
+    cr_assert_not_null(srv, "no server session: %d", err);
+    cr_assert_eq(reply.len, 0);
+    return srv;
 }
 
 /* Writes one datagram from |s| at |now|; returns its length (0 if none). */
@@ -61,11 +166,29 @@ static void open_and_write(rudp_session *s, uint64_t *sid, const char *msg) {
         cr_assert_eq(rudp_stream_write(s, *sid, msg, strlen(msg)), (ssize_t)strlen(msg));
 }
 
-static bool both_established(test_pair *p) {
-    return p->srv && rudp_session_is_established(p->cli);
+/* Fills |cs| and |ss| with the defaults and the same pre-shared key. */
+static void psk_settings(rudp_settings *cs, rudp_settings *ss) {
+    rudp_settings_default(cs);
+    rudp_settings_default(ss);
+    cs->psk_set = ss->psk_set = true;
+    memset(cs->psk, 0x5a, sizeof(cs->psk));
+    memset(ss->psk, 0x5a, sizeof(ss->psk));
 }
 
-/* Brings a pair up to an established session with no stream. */
+/* Sets up a pair whose ends share a pre-shared key. */
+static void psk_pair_init(test_pair *p) {
+    rudp_settings cs, ss;
+    psk_settings(&cs, &ss);
+    test_pair_init(p, &cs, &ss, DELAY);
+}
+
+static bool both_established(test_pair *p) {
+    return p->srv && rudp_session_is_established(p->cli) && !rudp_session_is_done(p->cli) &&
+           rudp_session_is_validated(p->srv);
+}
+
+/* Brings a pair up to an established session with no stream, the client's
+ * address validated at the server. */
 static void establish(test_pair *p) {
     cr_assert(test_pair_run_until(p, both_established, LIMIT(p)));
     rudp_event ev;
@@ -75,16 +198,21 @@ static void establish(test_pair *p) {
         ;
 }
 
-Test(session, zero_rtt_first_datagram_carries_syn_stream_syn_and_data) {
+Test(session, zero_rtt_under_a_psk_first_datagram_carries_syn_stream_syn_and_data) {
+    /* Under a pre-shared key the INITIAL is private, so the client's first
+     * datagram carries its data; the server keeps the bytes but reports
+     * nothing before the client has proved its address. */
     test_pair p;
-    test_pair_init(&p, NULL, NULL, DELAY);
+    psk_pair_init(&p);
     uint64_t sid;
     open_and_write(p.cli, &sid, "hello");
     cr_assert_eq(sid, 1);
     uint8_t d[TEST_MAX_DGRAM];
     size_t n = one_dgram(p.cli, d, p.now);
+    cr_assert_eq(n, RUDP_MIN_INITIAL, "INITIALs are padded");
     seen s;
-    decode(d, n, &s);
+    decode_initial(&p.sset, d, n, &s);
+    cr_assert_eq(s.hdr.flags, RUDP_INITIAL_F_PSK);
     const rudp_frame *sf = find_frame(&s, RUDP_FRAME_SESSION);
     const rudp_frame *df = find_frame(&s, RUDP_FRAME_DATA);
     cr_assert(sf && sf->u.session.flags == RUDP_FLAG_SYN);
@@ -94,47 +222,76 @@ Test(session, zero_rtt_first_datagram_carries_syn_stream_syn_and_data) {
     cr_assert_eq(df->u.data.len, 5);
     cr_assert_eq(memcmp(df->u.data.data, "hello", 5), 0);
 
-    /* The server delivers the bytes before it has sent anything. */
-    int err;
-    rudp_session *srv = rudp_session_new_server(&p.sset, 5, d, n, &p.caddr, p.now, &err);
-    cr_assert_not_null(srv);
+    rudp_session *srv = new_server(&p, 5, d, n);
+    rudp_stream_info si;
+    cr_assert_eq(rudp_stream_get_info(srv, 1, &si), RUDP_OK);
+    cr_assert_eq(si.bytes_readable, 5);
+    cr_assert_not(rudp_session_is_validated(srv));
     rudp_event ev;
-    cr_assert(rudp_session_poll_event(srv, &ev));
-    cr_assert_eq(ev.type, RUDP_EV_STREAM_OPENED);
-    cr_assert_eq(ev.sid, 1);
-    char buf[16];
-    cr_assert_eq(rudp_stream_read(srv, 1, buf, sizeof(buf)), 5);
-    cr_assert_eq(memcmp(buf, "hello", 5), 0);
+    cr_assert_not(rudp_session_poll_event(srv, &ev), "event %d before validation", ev.type);
     rudp_session_del(srv);
     test_pair_free(&p);
 }
 
-Test(session, synack_rides_on_the_first_response) {
+Test(session, without_a_psk_the_first_datagram_carries_only_the_syn) {
+    /* Without a pre-shared key anyone can open an INITIAL: it carries the
+     * SESSION SYN alone, and the stream waits for the handshake. */
     test_pair p;
     test_pair_init(&p, NULL, NULL, DELAY);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "hello");
+    uint8_t d[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    seen s;
+    decode_initial(&p.sset, d, n, &s);
+    cr_assert_eq(s.hdr.flags, 0);
+    cr_assert_eq(s.nframes, 1);
+    cr_assert_eq(s.f[0].type, RUDP_FRAME_SESSION);
+    cr_assert_eq(s.f[0].u.session.flags, RUDP_FLAG_SYN);
+    cr_assert_eq(one_dgram(p.cli, d, p.now), 0, "the data went out before the handshake");
+    test_pair_free(&p);
+}
+
+Test(session, answer_to_0rtt_data_follows_the_validation) {
+    /* The SYN-ACK cannot wait for the application's answer any more: the
+     * server delivers nothing before the client's first PROTECTED packet.
+     * SYN-ACK at once, the client's ACK validates it, then the answer. */
+    test_pair p;
+    psk_pair_init(&p);
     uint64_t sid;
     open_and_write(p.cli, &sid, "ping");
     uint8_t d[TEST_MAX_DGRAM];
     size_t n = one_dgram(p.cli, d, p.now);
-    int err;
-    rudp_session *srv = rudp_session_new_server(&p.sset, 5, d, n, &p.caddr, p.now, &err);
-    /* Nothing goes out before the application answers... */
-    cr_assert_eq(one_dgram(srv, d, p.now), 0);
-    cr_assert_eq(rudp_stream_write(srv, 1, "pong", 4), 4);
-    /* ...and then one datagram carries SYN-ACK, stream ACK flag, data, ACK. */
+    rudp_session *srv = new_server(&p, 5, d, n);
     n = one_dgram(srv, d, p.now);
     seen s;
-    decode(d, n, &s);
-    const rudp_frame *sf = find_frame(&s, RUDP_FRAME_SESSION);
+    decode(p.cli, d, n, &s);
     const rudp_frame *df = find_frame(&s, RUDP_FRAME_DATA);
-    cr_assert(sf && sf->u.session.flags == (RUDP_FLAG_SYN | RUDP_FLAG_ACK));
-    cr_assert(df && (df->u.data.flags & RUDP_FLAG_ACK) && df->u.data.len == 4);
-    cr_assert_not_null(find_frame(&s, RUDP_FRAME_ACK));
-    /* The client is established by it and reads the answer: one round trip. */
-    cr_assert_eq(rudp_session_read_pkt(p.cli, d, n, &p.saddr, p.now + 2 * DELAY), RUDP_OK);
+    cr_assert_eq(s.hdr.type, RUDP_PKT_HANDSHAKE);
+    cr_assert_not_null(find_frame(&s, RUDP_FRAME_SESSION));
+    cr_assert(df && df->u.data.flags == RUDP_FLAG_ACK && df->u.data.len == 0,
+              "only the stream's ACK flag rides with the SYN-ACK");
+    cr_assert_eq(deliver(p.cli, d, n, &p.saddr, p.now + 2 * DELAY), RUDP_OK);
     cr_assert(rudp_session_is_established(p.cli));
+    n = one_dgram(p.cli, d, p.now + 2 * DELAY);
+    decode(srv, d, n, &s);
+    cr_assert_eq(s.hdr.type, RUDP_PKT_PROTECTED);
+    cr_assert_eq(deliver(srv, d, n, &p.caddr, p.now + 3 * DELAY), RUDP_OK);
+    cr_assert(rudp_session_is_validated(srv));
+    cr_assert(test_drain_events_for(srv, RUDP_EV_STREAM_READABLE, sid));
     char buf[8];
+    cr_assert_eq(rudp_stream_read(srv, sid, buf, sizeof(buf)), 4);
+    cr_assert_eq(memcmp(buf, "ping", 4), 0);
+    cr_assert_eq(rudp_stream_write(srv, sid, "pong", 4), 4);
+    n = one_dgram(srv, d, p.now + 3 * DELAY);
+    decode(p.cli, d, n, &s);
+    df = find_frame(&s, RUDP_FRAME_DATA);
+    cr_assert_eq(s.hdr.type, RUDP_PKT_PROTECTED);
+    cr_assert(df && df->u.data.len == 4 && memcmp(df->u.data.data, "pong", 4) == 0);
+    cr_assert_null(find_frame(&s, RUDP_FRAME_SESSION), "the SYN-ACK was acknowledged");
+    cr_assert_eq(deliver(p.cli, d, n, &p.saddr, p.now + 4 * DELAY), RUDP_OK);
     cr_assert_eq(rudp_stream_read(p.cli, sid, buf, sizeof(buf)), 4);
+    cr_assert_eq(memcmp(buf, "pong", 4), 0);
     rudp_stream_info si;
     rudp_stream_get_info(p.cli, sid, &si);
     cr_assert_eq(si.state, RUDP_STREAM_ESTABLISHED);
@@ -142,21 +299,22 @@ Test(session, synack_rides_on_the_first_response) {
     test_pair_free(&p);
 }
 
-Test(session, synack_goes_alone_after_the_ack_delay) {
+Test(session, synack_goes_at_once_even_after_0rtt_data) {
+    /* Nothing the client sent can be answered before it is validated, so
+     * the SYN-ACK does not wait for the ACK delay. */
     test_pair p;
-    test_pair_init(&p, NULL, NULL, DELAY);
+    psk_pair_init(&p);
     uint64_t sid;
     open_and_write(p.cli, &sid, "x");
     uint8_t d[TEST_MAX_DGRAM];
     size_t n = one_dgram(p.cli, d, p.now);
-    int err;
-    rudp_session *srv = rudp_session_new_server(&p.sset, 5, d, n, &p.caddr, p.now, &err);
-    cr_assert_eq(rudp_session_deadline(srv), p.now + p.sset.max_ack_delay);
-    cr_assert_eq(one_dgram(srv, d, p.now + p.sset.max_ack_delay - 1), 0);
-    n = one_dgram(srv, d, p.now + p.sset.max_ack_delay);
+    rudp_session *srv = new_server(&p, 5, d, n);
+    cr_assert_eq(rudp_session_deadline(srv), p.now);
+    n = one_dgram(srv, d, p.now);
     seen s;
-    decode(d, n, &s);
-    cr_assert_not_null(find_frame(&s, RUDP_FRAME_SESSION));
+    decode(p.cli, d, n, &s);
+    const rudp_frame *sf = find_frame(&s, RUDP_FRAME_SESSION);
+    cr_assert(sf && sf->u.session.flags == (RUDP_FLAG_SYN | RUDP_FLAG_ACK));
     cr_assert_not_null(find_frame(&s, RUDP_FRAME_ACK));
     rudp_session_del(srv);
     test_pair_free(&p);
@@ -168,35 +326,33 @@ Test(session, cold_connect_without_data_is_answered_at_once) {
     uint8_t d[TEST_MAX_DGRAM];
     size_t n = one_dgram(p.cli, d, p.now);
     cr_assert_gt(n, 0);
-    int err;
-    rudp_session *srv = rudp_session_new_server(&p.sset, 5, d, n, &p.caddr, p.now, &err);
+    rudp_session *srv = new_server(&p, 5, d, n);
     n = one_dgram(srv, d, p.now);
     seen s;
-    decode(d, n, &s);
+    decode(p.cli, d, n, &s);
+    cr_assert_eq(s.hdr.type, RUDP_PKT_HANDSHAKE);
     cr_assert_not_null(find_frame(&s, RUDP_FRAME_SESSION));
     rudp_session_del(srv);
     test_pair_free(&p);
 }
 
 Test(session, cold_connect_with_an_empty_stream_is_answered_at_once) {
-    /* A blocking connect: session SYN and stream SYN, no bytes.  The client
-     * waits for the SYN-ACK before it writes, so it must not wait for the
-     * server's ACK delay. */
+    /* A blocking connect: session SYN and stream SYN (under a pre-shared
+     * key), no bytes.  The client waits for the SYN-ACK before it writes,
+     * so it must not wait for the server's ACK delay. */
     test_pair p;
-    test_pair_init(&p, NULL, NULL, DELAY);
+    psk_pair_init(&p);
     uint64_t sid;
     open_and_write(p.cli, &sid, NULL);
     uint8_t d[TEST_MAX_DGRAM];
     size_t n = one_dgram(p.cli, d, p.now);
     seen s;
-    decode(d, n, &s);
+    decode_initial(&p.sset, d, n, &s);
     cr_assert_not_null(find_frame(&s, RUDP_FRAME_DATA), "the stream SYN rides along");
-    int err;
-    rudp_session *srv = rudp_session_new_server(&p.sset, 5, d, n, &p.caddr, p.now, &err);
-    cr_assert_not_null(srv);
+    rudp_session *srv = new_server(&p, 5, d, n);
     n = one_dgram(srv, d, p.now);
     cr_assert_gt(n, 0, "nothing sent at once");
-    decode(d, n, &s);
+    decode(p.cli, d, n, &s);
     cr_assert_not_null(find_frame(&s, RUDP_FRAME_SESSION));
     rudp_session_del(srv);
     test_pair_free(&p);
@@ -211,10 +367,10 @@ Test(session, new_stream_on_established_session_costs_no_round_trip) {
     uint8_t d[TEST_MAX_DGRAM];
     size_t n = one_dgram(p.cli, d, p.now);
     seen s;
-    decode(d, n, &s);
+    decode(p.srv, d, n, &s);
     const rudp_frame *df = find_frame(&s, RUDP_FRAME_DATA);
     cr_assert(df && (df->u.data.flags & RUDP_FLAG_SYN) && df->u.data.len == 3);
-    cr_assert_eq(rudp_session_read_pkt(p.srv, d, n, &p.caddr, p.now + DELAY), RUDP_OK);
+    cr_assert_eq(deliver(p.srv, d, n, &p.caddr, p.now + DELAY), RUDP_OK);
     char buf[8];
     cr_assert_eq(rudp_stream_read(p.srv, sid, buf, sizeof(buf)), 3);
     test_pair_free(&p);
@@ -666,6 +822,20 @@ Test(session, close_waits_for_streams_to_finish) {
     test_pair_free(&p);
 }
 
+/* Seals the plaintext frames of |sent| (opened by decode) again as
+ * |sender| would, but naming connection ID |dcid| and numbered |pn|, into
+ * |buf|; returns the datagram's length. */
+static size_t reseal_for(rudp_session *sender, const seen *sent, size_t len, uint64_t dcid,
+                         uint64_t pn, uint8_t *buf) {
+    size_t plen = len - RUDP_HDR_LEN - RUDP_TAG_LEN;
+    cr_assert_eq(rudp_wire_encode_hdr(buf, RUDP_HDR_LEN, dcid, pn), RUDP_HDR_LEN);
+    memcpy(buf + RUDP_HDR_LEN, sent->plain + RUDP_HDR_LEN, plen);
+    ssize_t n =
+        rudp_aead_seal(&sender->tx, pn, buf, RUDP_HDR_LEN, buf + RUDP_HDR_LEN, plen);
+    cr_assert_eq(n, (ssize_t)(plen + RUDP_TAG_LEN));
+    return len;
+}
+
 Test(session, malformed_and_foreign_datagrams_are_dropped_and_counted) {
     test_pair p;
     test_pair_init(&p, NULL, NULL, DELAY);
@@ -679,22 +849,23 @@ Test(session, malformed_and_foreign_datagrams_are_dropped_and_counted) {
 
     memcpy(bad, d, n);
     bad[n / 2] ^= 0x10;
-    cr_assert_eq(rudp_session_read_pkt(p.srv, bad, n, &p.caddr, p.now), RUDP_ERR_CHECKSUM);
-    memcpy(bad, d, n);
-    rudp_put64(bad + 2, rudp_get64(bad + 2) ^ 1);
-    rudp_wire_seal(bad, n - RUDP_CRC_LEN, sizeof(bad));
-    cr_assert_eq(rudp_session_read_pkt(p.srv, bad, n, &p.caddr, p.now),
-                 RUDP_ERR_UNKNOWN_CID);
-    cr_assert_eq(rudp_session_read_pkt(p.srv, d, 7, &p.caddr, p.now), RUDP_ERR_MALFORMED);
+    cr_assert_eq(deliver(p.srv, bad, n, &p.caddr, p.now), RUDP_ERR_AUTH);
+    /* Sealed under the right keys, but for a connection ID not the server's. */
+    seen s;
+    decode(p.srv, d, n, &s);
+    reseal_for(p.cli, &s, n, s.hdr.dcid ^ 1, s.hdr.pn + 1000, bad);
+    cr_assert_eq(deliver(p.srv, bad, n, &p.caddr, p.now), RUDP_ERR_UNKNOWN_CID);
+    cr_assert_eq(deliver(p.srv, d, 7, &p.caddr, p.now), RUDP_ERR_MALFORMED);
     memcpy(bad, d, n);
     bad[0] = 9;
-    cr_assert_eq(rudp_session_read_pkt(p.srv, bad, n, &p.caddr, p.now), RUDP_ERR_VERSION);
+    cr_assert_eq(deliver(p.srv, bad, n, &p.caddr, p.now), RUDP_ERR_VERSION);
     rudp_session_get_info(p.srv, &after);
     cr_assert_eq(after.pkts_dropped, before.pkts_dropped + 4);
     cr_assert_eq(after.pkts_recv, before.pkts_recv);
+    cr_assert_eq(after.pkts_auth_failed, before.pkts_auth_failed + 1);
     /* The genuine datagram still works, once. */
-    cr_assert_eq(rudp_session_read_pkt(p.srv, d, n, &p.caddr, p.now), RUDP_OK);
-    cr_assert_eq(rudp_session_read_pkt(p.srv, d, n, &p.caddr, p.now), RUDP_ERR_DUPLICATE);
+    cr_assert_eq(deliver(p.srv, d, n, &p.caddr, p.now), RUDP_OK);
+    cr_assert_eq(deliver(p.srv, d, n, &p.caddr, p.now), RUDP_ERR_DUPLICATE);
     uint8_t b[8];
     cr_assert_eq(rudp_stream_read(p.srv, sid, b, sizeof(b)), 3);
     test_pair_free(&p);
@@ -706,8 +877,8 @@ static uint64_t allowed_limit;
 static bool window_violated;
 
 static bool watch_windows(test_pair *p, int dir, uint8_t *pkt, size_t len) {
-    seen s;
-    decode(pkt, len, &s);
+    static seen s;
+    decode_dir(p, dir, pkt, len, &s);
     for (int i = 0; i < s.nframes; i++) {
         const rudp_frame *f = &s.f[i];
         if (dir == TEST_DIR_S2C && f->type == RUDP_FRAME_WINDOW_UPDATE &&
@@ -776,14 +947,14 @@ Test(session, stateless_reset_resets_everything) {
     test_pair_run(&p, p.now + RUDP_SEC(1));
     rudp_session_info ci;
     rudp_session_get_info(p.cli, &ci);
-    uint8_t r[64];
-    ssize_t n = rudp_packet_write_stateless_reset(r, sizeof(r), ci.peer_cid);
-    cr_assert_gt(n, 0);
+    uint8_t r[64], token[RUDP_TOKEN_LEN];
+    rudp_hs_reset_token(token, p.sset.secret, ci.peer_cid);
+    ssize_t n = rudp_wire_encode_reset(r, sizeof(r), ci.peer_cid, token);
+    cr_assert_eq(n, RUDP_RESET_LEN);
     uint64_t cid;
-    bool is_reset;
-    cr_assert_eq(rudp_packet_peek_cid(r, (size_t)n, &cid, &is_reset), RUDP_OK);
-    cr_assert(is_reset && cid == ci.peer_cid);
-    cr_assert_eq(rudp_session_read_pkt(p.cli, r, (size_t)n, &p.saddr, p.now), RUDP_OK);
+    cr_assert_eq(rudp_packet_peek_cid(r, (size_t)n, &cid), RUDP_OK);
+    cr_assert_eq(cid, ci.peer_cid);
+    cr_assert_eq(deliver(p.cli, r, (size_t)n, &p.saddr, p.now), RUDP_OK);
     cr_assert(rudp_session_is_done(p.cli));
     uint8_t b[4];
     cr_assert_eq(rudp_stream_read(p.cli, sid, b, 4), RUDP_ERR_PEER_RESET);
@@ -837,19 +1008,18 @@ Test(session, protocol_violation_ends_the_session_with_goaway) {
     test_pair p;
     test_pair_init(&p, NULL, NULL, DELAY);
     establish(&p);
-    /* Forge a client packet naming a server stream that was never opened. */
-    rudp_session_info si;
-    rudp_session_get_info(p.srv, &si);
+    /* Forge, with the client's keys, a client packet naming a server stream
+     * that was never opened. */
     uint8_t d[256];
-    ssize_t pos = rudp_wire_encode_hdr(d, sizeof(d), si.local_cid, 1000);
+    size_t pos = rudp_sess_hdr_len(p.cli);
     rudp_frame f = {.type = RUDP_FRAME_DATA};
     f.u.data.sid = 2;
     f.u.data.len = 1;
     f.u.data.data = (const uint8_t *)"z";
-    pos += rudp_wire_encode_frame(d + pos, sizeof(d) - (size_t)pos, &f);
-    ssize_t n = rudp_wire_seal(d, (size_t)pos, sizeof(d));
-    cr_assert_eq(rudp_session_read_pkt(p.srv, d, (size_t)n, &p.caddr, p.now),
-                 RUDP_ERR_PROTOCOL);
+    pos += (size_t)rudp_wire_encode_frame(d + pos, sizeof(d) - pos - RUDP_TAG_LEN, &f);
+    ssize_t n = rudp_sess_seal(p.cli, d, pos, sizeof(d), 1000);
+    cr_assert_eq(n, (ssize_t)(pos + RUDP_TAG_LEN));
+    cr_assert_eq(deliver(p.srv, d, (size_t)n, &p.caddr, p.now), RUDP_ERR_PROTOCOL);
     rudp_event ev;
     bool closed = false;
     while (rudp_session_poll_event(p.srv, &ev))
@@ -858,7 +1028,7 @@ Test(session, protocol_violation_ends_the_session_with_goaway) {
     uint8_t out[TEST_MAX_DGRAM];
     size_t m = one_dgram(p.srv, out, p.now);
     seen s;
-    decode(out, m, &s);
+    decode(p.cli, out, m, &s);
     const rudp_frame *g = find_frame(&s, RUDP_FRAME_GOAWAY);
     cr_assert(g && g->u.goaway_code == RUDP_GOAWAY_PROTOCOL);
     test_pair_run(&p, LIMIT(&p));
@@ -947,9 +1117,15 @@ Test(session, the_session_window_covers_every_stream_window) {
      * then never again (a program that stopped reading); their sender keeps
      * them full.  The session window must hold all of their windows and
      * the whole window of a fifth stream opened then, or the fifth could
-     * not send although its program reads. */
+     * not send although its program reads.  Packets of 1452 bytes keep
+     * what BBR puts in flight on this unlimited link within the test
+     * link's queue (TEST_QUEUE datagrams). */
+    rudp_settings cs, ss;
+    rudp_settings_default(&cs);
+    rudp_settings_default(&ss);
+    cs.max_packet_size = ss.max_packet_size = 1452;
     test_pair p;
-    test_pair_init(&p, NULL, NULL, DELAY);
+    test_pair_init(&p, &cs, &ss, DELAY);
     establish(&p);
     static uint8_t big[4 << 20], got[1 << 20];
     test_fill_pattern(big, sizeof(big), 6);
@@ -1293,16 +1469,14 @@ Test(session, listening_state_reaches_the_client) {
     test_pair_init(&p, NULL, NULL, DELAY);
     uint8_t d[TEST_MAX_DGRAM], old[TEST_MAX_DGRAM];
     size_t n = one_dgram(p.cli, d, p.now);
-    int err;
-    rudp_session *srv = rudp_session_new_server(&p.sset, 7, d, n, &p.caddr, p.now, &err);
-    cr_assert_not_null(srv);
+    rudp_session *srv = new_server(&p, 7, d, n);
     rudp_session_set_listening(srv, false);
     n = one_dgram(srv, d, p.now);
     seen s;
-    decode(d, n, &s);
+    decode(p.cli, d, n, &s);
     const rudp_frame *sf = find_frame(&s, RUDP_FRAME_SESSION);
     cr_assert(sf && (sf->u.session.flags & RUDP_FLAG_CLOSED));
-    cr_assert_eq(rudp_session_read_pkt(p.cli, d, n, &p.saddr, p.now), RUDP_OK);
+    cr_assert_eq(deliver(p.cli, d, n, &p.saddr, p.now), RUDP_OK);
     cr_assert(rudp_session_is_established(p.cli));
     cr_assert_not(rudp_session_peer_listening(p.cli));
     rudp_session_set_listening(srv, true);
@@ -1310,13 +1484,977 @@ Test(session, listening_state_reaches_the_client) {
     size_t nold = one_dgram(srv, old, p.now);
     rudp_session_set_listening(srv, true);
     n = one_dgram(srv, d, p.now);
-    decode(d, n, &s);
+    decode(p.cli, d, n, &s);
     cr_assert(find_frame(&s, RUDP_FRAME_LISTENING));
-    cr_assert_eq(rudp_session_read_pkt(p.cli, d, n, &p.saddr, p.now), RUDP_OK);
+    cr_assert_eq(deliver(p.cli, d, n, &p.saddr, p.now), RUDP_OK);
     cr_assert(rudp_session_peer_listening(p.cli));
     cr_assert(test_drain_events_for(p.cli, RUDP_EV_PEER_LISTENING, 0));
-    cr_assert_eq(rudp_session_read_pkt(p.cli, old, nold, &p.saddr, p.now), RUDP_OK);
+    cr_assert_eq(deliver(p.cli, old, nold, &p.saddr, p.now), RUDP_OK);
     cr_assert(rudp_session_peer_listening(p.cli), "a stale LISTENING took effect");
     rudp_session_del(srv);
+    test_pair_free(&p);
+}
+
+/* --- what the sealing is for --- */
+
+/* Steps |p| until session |s| has read stream |sid| up to its FIN, or until
+ * |limit|: returns the bytes read into |got| (at most |cap|) and sets *eof
+ * when the FIN was reached. */
+static size_t read_on_to_eof(test_pair *p, rudp_session *s, uint64_t sid, uint8_t *got,
+                             size_t cap, rudp_tstamp limit, bool *eof) {
+    size_t rcv = 0;
+    int err;
+    *eof = false;
+    do
+        rcv += test_read_all(s, sid, got + rcv, cap - rcv, eof, &err);
+    while (!*eof && test_pair_step(p, limit));
+    return rcv;
+}
+
+/* Returns the next event |s| reports; fails the test when there is none. */
+static rudp_event next_event(rudp_session *s) {
+    rudp_event ev;
+    cr_assert(rudp_session_poll_event(s, &ev), "no event");
+    return ev;
+}
+
+/* Drains the events of |s|; returns the error of its SESSION_CLOSED event,
+ * or 1 when there was none. */
+static int closed_with(rudp_session *s) {
+    int error = 1;
+    rudp_event ev;
+    while (rudp_session_poll_event(s, &ev))
+        if (ev.type == RUDP_EV_SESSION_CLOSED)
+            error = ev.error;
+    return error;
+}
+
+/* What the link carried in a secrecy test. */
+static struct {
+    uint64_t types[RUDP_PKT_STATELESS_RESET + 1];
+    uint64_t clear_hits;   /* datagrams showing the marker as sent */
+    uint64_t plain_hits;   /* datagrams whose opened frames show it */
+    uint64_t initial_hits; /* of those, INITIALs */
+} wire_log;
+
+static const char MARKER[] = "rudp-marker:7f3a9c";
+
+/* Returns the type a session of |p| must send in direction |dir| now: a
+ * client INITIAL until it has keys, a server HANDSHAKE until the client is
+ * validated (no retry here), then PROTECTED. */
+static uint8_t expected_type(const test_pair *p, int dir) {
+    if (dir == TEST_DIR_C2S)
+        return rudp_sess_sends_initial(p->cli) ? RUDP_PKT_INITIAL : RUDP_PKT_PROTECTED;
+    return rudp_session_is_validated(p->srv) ? RUDP_PKT_PROTECTED : RUDP_PKT_HANDSHAKE;
+}
+
+/* Link filter: checks every datagram's type and looks for the marker in
+ * its bytes as sent and once opened. */
+static bool watch_clear(test_pair *p, int dir, uint8_t *pkt, size_t len) {
+    static seen s;
+    size_t mlen = strlen(MARKER);
+    rudp_pkt_hdr h;
+    cr_assert_eq(rudp_wire_parse(pkt, len, &h), RUDP_OK);
+    cr_assert_eq(h.type, expected_type(p, dir), "direction %d sent type %u", dir, h.type);
+    wire_log.types[h.type]++;
+    if (memmem(pkt, len, MARKER, mlen))
+        wire_log.clear_hits++;
+    decode_dir(p, dir, pkt, len, &s);
+    if (memmem(s.plain, len, MARKER, mlen)) {
+        wire_log.plain_hits++;
+        wire_log.initial_hits += h.type == RUDP_PKT_INITIAL;
+    }
+    return true;
+}
+
+/* Sends 40 kB of markers each way on one stream, written by the client
+ * before the handshake, under watch_clear; checks the bytes delivered. */
+static void exchange_markers(test_pair *p) {
+    static uint8_t msg[40000], got[40001];
+    size_t mlen = strlen(MARKER), n = sizeof(msg) / mlen * mlen;
+    for (size_t i = 0; i < n; i += mlen)
+        memcpy(msg + i, MARKER, mlen);
+    memset(&wire_log, 0, sizeof(wire_log));
+    p->filter = watch_clear;
+    uint64_t sid;
+    bool eof;
+    cr_assert_eq(rudp_stream_open(p->cli, &sid), RUDP_OK);
+    cr_assert_eq(rudp_stream_write(p->cli, sid, msg, n), (ssize_t)n);
+    cr_assert_eq(rudp_stream_shutdown_write(p->cli, sid), RUDP_OK);
+    cr_assert_eq(read_to_eof(p, sid, got, sizeof(got), LIMIT(p), &eof), n);
+    cr_assert(eof);
+    cr_assert_eq(memcmp(got, msg, n), 0);
+    cr_assert_eq(rudp_stream_write(p->srv, sid, msg, n), (ssize_t)n);
+    cr_assert_eq(rudp_stream_shutdown_write(p->srv, sid), RUDP_OK);
+    cr_assert_eq(read_on_to_eof(p, p->cli, sid, got, sizeof(got), LIMIT(p), &eof), n);
+    cr_assert(eof);
+    cr_assert_eq(memcmp(got, msg, n), 0);
+    cr_assert_eq(wire_log.clear_hits, 0, "the marker crossed the link in clear");
+    cr_assert_gt(wire_log.plain_hits, 0, "the marker was in no datagram at all");
+    cr_assert_gt(wire_log.types[RUDP_PKT_INITIAL], 0);
+    cr_assert_gt(wire_log.types[RUDP_PKT_HANDSHAKE], 0);
+    cr_assert_gt(wire_log.types[RUDP_PKT_PROTECTED], 0);
+}
+
+Test(session, nothing_crosses_the_link_in_clear) {
+    /* Every datagram is INITIAL (client without keys), HANDSHAKE (server
+     * before validation) or PROTECTED, and stream bytes never show: without
+     * a pre-shared key none rides an INITIAL at all. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    exchange_markers(&p);
+    cr_assert_eq(wire_log.initial_hits, 0, "stream bytes rode a public INITIAL");
+    test_pair_free(&p);
+}
+
+Test(session, nothing_crosses_the_link_in_clear_under_a_psk) {
+    /* Under a pre-shared key the 0-RTT bytes ride INITIALs, sealed. */
+    test_pair p;
+    psk_pair_init(&p);
+    exchange_markers(&p);
+    cr_assert_gt(wire_log.initial_hits, 0, "no 0-RTT bytes rode an INITIAL");
+    test_pair_free(&p);
+}
+
+Test(session, every_flipped_byte_is_dropped_and_changes_nothing) {
+    /* Each byte of a PROTECTED datagram flipped in turn: the version and
+     * type bytes make it another version or no type, every other byte
+     * fails the AEAD (the header is its associated data).  Only the drop
+     * counters (pkts_dropped, pkts_auth_failed) move; the genuine datagram
+     * then works once. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "abc");
+    uint8_t d[TEST_MAX_DGRAM], bad[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    cr_assert_eq(d[1], RUDP_PKT_PROTECTED);
+    rudp_session_info before, after;
+    rudp_session_get_info(p.srv, &before);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(bad, d, n);
+        bad[i] ^= 0xff;
+        int want = i == 0 ? RUDP_ERR_VERSION : i == 1 ? RUDP_ERR_MALFORMED : RUDP_ERR_AUTH;
+        cr_assert_eq(deliver(p.srv, bad, n, &p.caddr, p.now), want, "byte %zu", i);
+    }
+    rudp_session_get_info(p.srv, &after);
+    cr_assert_eq(after.pkts_dropped, before.pkts_dropped + n);
+    cr_assert_eq(after.pkts_auth_failed, before.pkts_auth_failed + n - 2);
+    after.pkts_dropped = before.pkts_dropped;
+    after.pkts_auth_failed = before.pkts_auth_failed;
+    cr_assert_eq(memcmp(&after, &before, sizeof(before)), 0,
+                 "a dropped datagram changed info");
+    rudp_event ev;
+    cr_assert_not(rudp_session_poll_event(p.srv, &ev));
+    cr_assert_eq(deliver(p.srv, d, n, &p.caddr, p.now), RUDP_OK);
+    cr_assert_eq(deliver(p.srv, d, n, &p.caddr, p.now), RUDP_ERR_DUPLICATE);
+    char b[8];
+    cr_assert_eq(rudp_stream_read(p.srv, sid, b, sizeof(b)), 3);
+    cr_assert_eq(memcmp(b, "abc", 3), 0);
+    test_pair_free(&p);
+}
+
+Test(session, a_flipped_handshake_gives_the_client_no_keys) {
+    /* The server's first HANDSHAKE with any byte flipped (its key share
+     * included) does not open: the client keeps sending INITIALs, and the
+     * genuine one still gives it the keys. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint8_t d[TEST_MAX_DGRAM], bad[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    rudp_session *srv = new_server(&p, 5, d, n);
+    n = one_dgram(srv, d, p.now);
+    cr_assert_eq(d[1], RUDP_PKT_HANDSHAKE);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(bad, d, n);
+        bad[i] ^= 0xff;
+        int want = i == 0 ? RUDP_ERR_VERSION : i == 1 ? RUDP_ERR_MALFORMED : RUDP_ERR_AUTH;
+        cr_assert_eq(deliver(p.cli, bad, n, &p.saddr, p.now), want, "byte %zu", i);
+        cr_assert(rudp_sess_sends_initial(p.cli), "byte %zu gave the client keys", i);
+    }
+    rudp_session_info ci;
+    rudp_session_get_info(p.cli, &ci);
+    cr_assert_eq(ci.pkts_auth_failed, n - 2);
+    cr_assert_eq(ci.pkts_dropped, n);
+    cr_assert_not(rudp_session_is_established(p.cli));
+    cr_assert_eq(deliver(p.cli, d, n, &p.saddr, p.now), RUDP_OK);
+    cr_assert(rudp_session_is_established(p.cli));
+    cr_assert_not(rudp_sess_sends_initial(p.cli));
+    rudp_session_del(srv);
+    test_pair_free(&p);
+}
+
+/* Delivers to the client of |p| a stateless reset naming |cid| with the
+ * token |secret| makes for |cid|, one bit of it flipped when |flip|;
+ * returns what the client said. */
+static int send_reset(test_pair *p, uint64_t cid, const uint8_t *secret, bool flip) {
+    uint8_t r[RUDP_RESET_LEN], token[RUDP_TOKEN_LEN];
+    rudp_hs_reset_token(token, secret, cid);
+    token[RUDP_TOKEN_LEN - 1] ^= flip;
+    cr_assert_eq(rudp_wire_encode_reset(r, sizeof(r), cid, token), RUDP_RESET_LEN);
+    return deliver(p->cli, r, sizeof(r), &p->saddr, p->now);
+}
+
+Test(session, stateless_reset_needs_the_token_the_server_sent) {
+    /* A reset made with another secret, a token one bit off, or the token
+     * of another connection ID is dropped: the session goes on.  The token
+     * the server sent in its SYN-ACK ends it. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "x");
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    rudp_session_info ci, after;
+    rudp_session_get_info(p.cli, &ci);
+    cr_assert_eq(send_reset(&p, ci.peer_cid, p.cset.secret, false), RUDP_ERR_UNKNOWN_CID);
+    cr_assert_eq(send_reset(&p, ci.peer_cid, p.sset.secret, true), RUDP_ERR_UNKNOWN_CID);
+    cr_assert_eq(send_reset(&p, ci.peer_cid ^ 1, p.sset.secret, false),
+                 RUDP_ERR_UNKNOWN_CID);
+    cr_assert_eq(send_reset(&p, ci.local_cid, p.sset.secret, false), RUDP_ERR_UNKNOWN_CID);
+    rudp_session_get_info(p.cli, &after);
+    cr_assert_eq(after.pkts_dropped, ci.pkts_dropped + 4);
+    cr_assert_eq(after.state, RUDP_SESS_ESTABLISHED);
+    cr_assert_eq(rudp_stream_write(p.cli, sid, "y", 1), 1);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    char b[4];
+    cr_assert_eq(rudp_stream_read(p.srv, sid, b, sizeof(b)), 2);
+    cr_assert_eq(memcmp(b, "xy", 2), 0);
+    cr_assert_eq(send_reset(&p, ci.peer_cid, p.sset.secret, false), RUDP_OK);
+    cr_assert(rudp_session_is_done(p.cli));
+    cr_assert_eq(rudp_stream_read(p.cli, sid, b, sizeof(b)), RUDP_ERR_PEER_RESET);
+    test_pair_free(&p);
+}
+
+Test(session, a_restarted_server_resets_its_clients_with_the_same_secret) {
+    /* The server loses its session (a restart, the secret kept): the next
+     * client datagram is answered with a stateless reset that the client
+     * believes, one round trip after it sent. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "x");
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    rudp_session_del(p.srv);
+    p.srv = NULL;
+    rudp_tstamp start = p.now;
+    cr_assert_eq(rudp_stream_write(p.cli, sid, "y", 1), 1);
+    cr_assert(test_pair_run_until(&p, cli_done, p.now + RUDP_SEC(5)));
+    cr_assert_eq(p.now - start, 2 * DELAY);
+    cr_assert_null(p.srv, "a PROTECTED packet made a session");
+    char b[4];
+    cr_assert_eq(rudp_stream_read(p.cli, sid, b, sizeof(b)), RUDP_ERR_PEER_RESET);
+    test_pair_free(&p);
+}
+
+Test(session, a_server_with_a_new_secret_cannot_reset_old_clients) {
+    /* After a restart with a fresh secret the server's resets carry tokens
+     * the client was never told: they are dropped, and only the idle
+     * timeout ends the client's session. */
+    rudp_settings cs;
+    rudp_settings_default(&cs);
+    cs.idle_timeout = RUDP_SEC(5);
+    test_pair p;
+    test_pair_init(&p, &cs, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "x");
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    rudp_session_del(p.srv);
+    p.srv = NULL;
+    rudp_random(p.sset.secret, sizeof(p.sset.secret));
+    rudp_session_info before, after;
+    rudp_session_get_info(p.cli, &before);
+    cr_assert_eq(rudp_stream_write(p.cli, sid, "y", 1), 1);
+    test_pair_run(&p, p.now + RUDP_SEC(2));
+    rudp_session_get_info(p.cli, &after);
+    cr_assert_not(rudp_session_is_done(p.cli));
+    cr_assert_gt(after.pkts_dropped, before.pkts_dropped, "no reset reached the client");
+    cr_assert(test_pair_run_until(&p, cli_done, LIMIT(&p)));
+    char b[4];
+    cr_assert_eq(rudp_stream_read(p.cli, sid, b, sizeof(b)), RUDP_ERR_TIMEDOUT);
+    test_pair_free(&p);
+}
+
+/* Bytes the server has sent, counted on the link. */
+static uint64_t amp_sent;
+
+/* Link filter: keeps the client's first datagram only, counts the server's. */
+static bool keep_first_initial(test_pair *p, int dir, uint8_t *pkt, size_t len) {
+    if (dir == TEST_DIR_S2C) {
+        amp_sent += len;
+        return true;
+    }
+    return p->sent[TEST_DIR_C2S] == 1;
+}
+
+/* Runs a handshake in which only the client's first INITIAL arrives, the
+ * server wanting to send |extra| stream bytes too; checks that the server
+ * never sent more than three times the 1200 bytes it received. */
+static void check_amplification(test_pair *p, size_t extra) {
+    static uint8_t big[100000];
+    amp_sent = 0;
+    p->filter = keep_first_initial;
+    uint64_t sid;
+    open_and_write(p->cli, &sid, "x");
+    test_pair_run(p, p->now + DELAY);
+    cr_assert_not_null(p->srv);
+    if (extra)
+        cr_assert_eq(rudp_stream_write(p->srv, sid, big, extra), (ssize_t)extra);
+    test_pair_run(p, p->now + RUDP_SEC(14));
+    rudp_session_info si;
+    rudp_session_get_info(p->srv, &si);
+    cr_assert_eq(si.bytes_recv, RUDP_MIN_INITIAL);
+    cr_assert_eq(si.bytes_sent, amp_sent);
+    cr_assert_leq(amp_sent, 3 * RUDP_MIN_INITIAL, "sent %lu", (unsigned long)amp_sent);
+    cr_assert_gt(p->sent[TEST_DIR_S2C], 1);
+    cr_assert_not(rudp_session_is_validated(p->srv));
+}
+
+Test(session, an_unvalidated_server_sends_at_most_three_times_what_it_received) {
+    /* Many PTOs (a 10 ms initial RTT) resend the SYN-ACK, within the
+     * budget. */
+    rudp_settings ss;
+    rudp_settings_default(&ss);
+    ss.initial_rtt = RUDP_MS(10);
+    test_pair p;
+    test_pair_init(&p, NULL, &ss, DELAY);
+    check_amplification(&p, 0);
+    rudp_session_info si;
+    rudp_session_get_info(p.srv, &si);
+    cr_assert_geq(si.pto_count_total, 5, "%lu PTOs", (unsigned long)si.pto_count_total);
+    rudp_event ev;
+    cr_assert_not(rudp_session_poll_event(p.srv, &ev));
+    test_pair_free(&p);
+}
+
+Test(session, an_unvalidated_server_with_data_to_send_stops_at_the_budget) {
+    /* Under a pre-shared key the client's 0-RTT stream lets the server
+     * queue 100 kB at once: it sends until the next full datagram would
+     * pass three times what it received, then nothing. */
+    test_pair p;
+    psk_pair_init(&p);
+    check_amplification(&p, 100000);
+    cr_assert_gt(amp_sent, 3 * RUDP_MIN_INITIAL - p.sset.max_packet_size);
+    cr_assert(rudp_sess_amp_blocked(p.srv));
+    test_pair_free(&p);
+}
+
+Test(session, a_short_initial_makes_no_session_and_no_reply) {
+    /* A server answers only datagrams of at least 1200 bytes with a
+     * session: the size check comes before the AEAD's. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint8_t d[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    cr_assert_eq(n, RUDP_MIN_INITIAL);
+    rudp_reply reply;
+    int err;
+    cr_assert_null(rudp_session_new_server(&p.sset, 5, d, n - 1, &p.caddr, p.now, false,
+                                           &reply, &err));
+    cr_assert_eq(err, RUDP_ERR_NOT_INITIAL);
+    cr_assert_eq(reply.len, 0);
+    test_pair_free(&p);
+}
+
+Test(session, no_stream_event_before_validation_even_with_0rtt_data) {
+    /* Under a pre-shared key 3000 bytes and the FIN ride the client's
+     * INITIALs and all reach the server before the client is validated;
+     * the server (with no replay memory: settings.replay is NULL) reports
+     * nothing until then, and then the session, the stream, every byte. */
+    test_pair p;
+    psk_pair_init(&p);
+    static uint8_t msg[3000], got[3001];
+    test_fill_pattern(msg, sizeof(msg), 41);
+    uint64_t sid;
+    cr_assert_eq(rudp_stream_open(p.cli, &sid), RUDP_OK);
+    cr_assert_eq(rudp_stream_write(p.cli, sid, msg, sizeof(msg)), (ssize_t)sizeof(msg));
+    cr_assert_eq(rudp_stream_shutdown_write(p.cli, sid), RUDP_OK);
+    uint64_t held = 0;
+    while (!p.srv || !rudp_session_is_validated(p.srv)) {
+        cr_assert(test_pair_step(&p, LIMIT(&p)));
+        if (!p.srv || rudp_session_is_validated(p.srv))
+            continue;
+        rudp_event ev;
+        cr_assert_not(rudp_session_poll_event(p.srv, &ev), "event %d before validation",
+                      ev.type);
+        rudp_stream_info si;
+        cr_assert_eq(rudp_stream_get_info(p.srv, sid, &si), RUDP_OK);
+        held = si.bytes_readable;
+    }
+    cr_assert_eq(held, sizeof(msg), "only %lu bytes came before validation",
+                 (unsigned long)held);
+    cr_assert_eq(next_event(p.srv).type, RUDP_EV_SESSION_ESTABLISHED);
+    rudp_event ev = next_event(p.srv);
+    cr_assert(ev.type == RUDP_EV_STREAM_OPENED && ev.sid == sid);
+    bool eof;
+    cr_assert_eq(read_to_eof(&p, sid, got, sizeof(got), LIMIT(&p), &eof), sizeof(msg));
+    cr_assert(eof);
+    cr_assert_eq(memcmp(got, msg, sizeof(msg)), 0);
+    test_pair_free(&p);
+}
+
+/* Connects with pre-shared keys filled with |ckey| and |skey| (0: none) and
+ * checks that the server refuses for |reason| one round trip after the
+ * client's first datagram, making no session. */
+static void check_refused(uint8_t ckey, uint8_t skey, int reason) {
+    rudp_settings cs, ss;
+    rudp_settings_default(&cs);
+    rudp_settings_default(&ss);
+    cs.psk_set = ckey != 0;
+    ss.psk_set = skey != 0;
+    memset(cs.psk, ckey, sizeof(cs.psk));
+    memset(ss.psk, skey, sizeof(ss.psk));
+    test_pair p;
+    test_pair_init(&p, &cs, &ss, DELAY);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "x");
+    rudp_tstamp start = p.now;
+    cr_assert(test_pair_run_until(&p, cli_done, LIMIT(&p)));
+    cr_assert_eq(p.now - start, 2 * DELAY);
+    cr_assert_eq(rudp_session_refuse_reason(p.cli), reason);
+    cr_assert_eq(closed_with(p.cli), RUDP_ERR_REFUSED);
+    char b[4];
+    cr_assert_eq(rudp_stream_read(p.cli, sid, b, sizeof(b)), RUDP_ERR_REFUSED);
+    test_pair_run(&p, p.now + RUDP_SEC(5));
+    cr_assert_null(p.srv);
+    cr_assert_eq(p.sent[TEST_DIR_C2S], 1);
+    test_pair_free(&p);
+}
+
+Test(session, different_psks_are_refused_as_a_mismatch) {
+    check_refused(1, 2, RUDP_REFUSE_KEY_MISMATCH);
+}
+
+Test(session, a_psk_on_the_server_only_is_refused_as_key_needed) {
+    check_refused(0, 2, RUDP_REFUSE_KEY_NEEDED);
+}
+
+Test(session, a_psk_on_the_client_only_is_refused_as_no_key) {
+    check_refused(1, 0, RUDP_REFUSE_NO_KEY);
+}
+
+Test(session, a_refuse_counts_only_for_the_clients_attempt) {
+    /* A REFUSE naming another connection ID, or arriving once the session
+     * is established, is dropped. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint8_t r[RUDP_REFUSE_LEN];
+    uint64_t cid = p.cli->initial_cid;
+    rudp_wire_encode_refuse(r, sizeof(r), cid ^ 1, RUDP_REFUSE_KEY_MISMATCH);
+    cr_assert_eq(deliver(p.cli, r, sizeof(r), &p.saddr, p.now), RUDP_ERR_UNKNOWN_CID);
+    establish(&p);
+    rudp_wire_encode_refuse(r, sizeof(r), cid, RUDP_REFUSE_KEY_MISMATCH);
+    cr_assert_eq(deliver(p.cli, r, sizeof(r), &p.saddr, p.now), RUDP_ERR_UNKNOWN_CID);
+    cr_assert_not(rudp_session_is_done(p.cli));
+    cr_assert_eq(rudp_session_refuse_reason(p.cli), RUDP_REFUSE_NONE);
+    test_pair_free(&p);
+}
+
+Test(session, a_busy_server_retries_and_the_token_validates_the_client) {
+    /* A busy server answers the first INITIAL with a RETRY (smaller than
+     * it), keeping no state; the client's next INITIAL carries the token,
+     * which validates it at once; then the session works. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    p.srv_busy = true;
+    uint8_t d[TEST_MAX_DGRAM], copy[TEST_MAX_DGRAM], token[RUDP_MAX_TOKEN];
+    size_t n = one_dgram(p.cli, d, p.now);
+    rudp_reply r;
+    int err;
+    memcpy(copy, d, n);
+    cr_assert_null(
+        rudp_session_new_server(&p.sset, 22, copy, n, &p.caddr, p.now, true, &r, &err));
+    cr_assert_eq(err, RUDP_ERR_RETRY);
+    rudp_pkt_hdr h;
+    cr_assert_eq(rudp_wire_parse(r.buf, r.len, &h), RUDP_OK);
+    cr_assert_eq(h.type, RUDP_PKT_RETRY);
+    cr_assert_eq(h.dcid, p.cli->initial_cid);
+    cr_assert_eq(h.token_len, RUDP_RETRY_TOKEN_LEN);
+    cr_assert_lt(r.len, n);
+    memcpy(token, h.token, h.token_len);
+    p.now += DELAY;
+    cr_assert_eq(deliver(p.cli, r.buf, r.len, &p.saddr, p.now), RUDP_OK);
+    n = one_dgram(p.cli, d, p.now);
+    seen s;
+    decode_initial(&p.sset, d, n, &s);
+    cr_assert_eq(s.hdr.token_len, RUDP_RETRY_TOKEN_LEN);
+    cr_assert_eq(memcmp(s.hdr.token, token, RUDP_RETRY_TOKEN_LEN), 0);
+    p.now += DELAY;
+    memcpy(copy, d, n);
+    p.srv = rudp_session_new_server(&p.sset, 22, copy, n, &p.caddr, p.now, true, &r, &err);
+    cr_assert_not_null(p.srv, "no session: %d", err);
+    cr_assert(rudp_session_is_validated(p.srv));
+    rudp_session_info si;
+    rudp_session_get_info(p.srv, &si);
+    cr_assert_eq(si.pkts_recv, 1, "validated by its INITIAL alone");
+    n = one_dgram(p.srv, d, p.now);
+    cr_assert_eq(d[1], RUDP_PKT_HANDSHAKE, "type %u: the client needs the server's share",
+                 d[1]);
+    p.now += DELAY;
+    cr_assert_eq(deliver(p.cli, d, n, &p.saddr, p.now), RUDP_OK);
+    cr_assert(test_pair_run_until(&p, both_established, LIMIT(&p)));
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    cr_assert(test_drain_events_for(p.srv, RUDP_EV_SESSION_ESTABLISHED, 0));
+    uint64_t sid;
+    static uint8_t got[16];
+    bool eof;
+    open_and_write(p.cli, &sid, "after retry");
+    rudp_stream_shutdown_write(p.cli, sid);
+    cr_assert_eq(read_to_eof(&p, sid, got, sizeof(got), LIMIT(&p), &eof), 11);
+    cr_assert(eof && memcmp(got, "after retry", 11) == 0);
+    test_pair_free(&p);
+}
+
+/* Fills |d| with the client's INITIAL carrying the retry token of a busy
+ * server (sset of |p|); returns its length. */
+static size_t initial_with_token(test_pair *p, uint8_t *d) {
+    uint8_t copy[TEST_MAX_DGRAM];
+    rudp_reply r;
+    int err;
+    size_t n = one_dgram(p->cli, d, p->now);
+    memcpy(copy, d, n);
+    cr_assert_null(
+        rudp_session_new_server(&p->sset, 22, copy, n, &p->caddr, p->now, true, &r, &err));
+    cr_assert_eq(err, RUDP_ERR_RETRY);
+    cr_assert_eq(deliver(p->cli, r.buf, r.len, &p->saddr, p->now), RUDP_OK);
+    return one_dgram(p->cli, d, p->now);
+}
+
+Test(session, a_replayed_initial_with_a_token_opens_nothing) {
+    /* Whoever saw the INITIAL with the token can send it again from the
+     * client's address while the token lives: the replay memory lets it
+     * validate once; the copy is a duplicate, busy server or not. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    p.sset.replay = rudp_replay_new(64);
+    uint8_t d[TEST_MAX_DGRAM], copy[TEST_MAX_DGRAM];
+    size_t n = initial_with_token(&p, d);
+    rudp_reply r;
+    int err;
+    memcpy(copy, d, n);
+    p.srv = rudp_session_new_server(&p.sset, 22, copy, n, &p.caddr, p.now, true, &r, &err);
+    cr_assert_not_null(p.srv, "no session: %d", err);
+    cr_assert(rudp_session_is_validated(p.srv));
+    for (int busy = 0; busy < 2; busy++) {
+        memcpy(copy, d, n);
+        cr_assert_null(rudp_session_new_server(&p.sset, 22, copy, n, &p.caddr,
+                                               p.now + RUDP_SEC(1), busy, &r, &err));
+        cr_assert_eq(err, RUDP_ERR_DUPLICATE);
+        cr_assert_eq(r.len, 0, "no reply to a replay");
+    }
+    test_pair_free(&p);
+    rudp_replay_del(p.sset.replay);
+}
+
+Test(session, a_token_without_replay_memory_validates_no_early_data) {
+    /* Under a pre-shared key the INITIAL may carry data: with no memory to
+     * tell a replay, the token proves the address but the data waits for
+     * the client's first sealed packet. */
+    test_pair p;
+    psk_pair_init(&p);
+    uint8_t d[TEST_MAX_DGRAM];
+    size_t n = initial_with_token(&p, d);
+    rudp_reply r;
+    int err;
+    p.srv = rudp_session_new_server(&p.sset, 22, d, n, &p.caddr, p.now, true, &r, &err);
+    cr_assert_not_null(p.srv, "no session: %d", err);
+    cr_assert_not(rudp_session_is_validated(p.srv));
+    test_pair_free(&p);
+}
+
+Test(session, a_busy_server_pair_connects_through_the_retry) {
+    /* The same through the link: RETRY, INITIAL with the token, session. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    p.srv_busy = true;
+    establish(&p);
+    cr_assert(p.cli->retried);
+    uint64_t sid;
+    static uint8_t got[8];
+    bool eof;
+    open_and_write(p.cli, &sid, "data");
+    rudp_stream_shutdown_write(p.cli, sid);
+    cr_assert_eq(read_to_eof(&p, sid, got, sizeof(got), LIMIT(&p), &eof), 4);
+    cr_assert(eof && memcmp(got, "data", 4) == 0);
+    test_pair_free(&p);
+}
+
+/* Writes into |r| a RETRY for the client of |p| carrying a token made at
+ * |made|, with the tag made from the client key share |share|; returns its
+ * length. */
+static size_t make_retry(test_pair *p, uint8_t *r, rudp_tstamp made, const uint8_t *share) {
+    uint8_t tok[RUDP_RETRY_TOKEN_LEN], early[RUDP_SECRET_LEN];
+    size_t tl =
+        rudp_hs_retry_token(tok, p->sset.secret, &p->caddr, p->cli->initial_cid, made);
+    ssize_t n =
+        rudp_wire_encode_retry(r, RUDP_REPLY_MAX, p->cli->initial_cid, tok, (uint16_t)tl);
+    cr_assert_eq(n, 12 + RUDP_RETRY_TOKEN_LEN);
+    rudp_hs_early(early, &p->sset);
+    rudp_hs_retry_tag(r + n, early, share, r, (size_t)n);
+    return (size_t)n + RUDP_TAG_LEN;
+}
+
+Test(session, a_retry_with_a_wrong_tag_is_ignored) {
+    /* Only who saw the client's INITIAL (its key share) can tag a RETRY for
+     * it: a tag over another share is RUDP_ERR_AUTH and the client keeps
+     * no token; the right one is taken, and only once. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint8_t r[RUDP_REPLY_MAX], other[RUDP_SHARE_LEN], d[TEST_MAX_DGRAM];
+    memset(other, 7, sizeof(other));
+    size_t n = one_dgram(p.cli, d, p.now);
+    size_t rl = make_retry(&p, r, p.now, other);
+    cr_assert_eq(deliver(p.cli, r, rl, &p.saddr, p.now), RUDP_ERR_AUTH);
+    cr_assert_eq(p.cli->token_len, 0);
+    cr_assert_not(p.cli->retried);
+    cr_assert_eq(one_dgram(p.cli, d, p.now), 0, "a forged RETRY made the client resend");
+    rl = make_retry(&p, r, p.now + 1, p.cli->kp.pub);
+    cr_assert_eq(deliver(p.cli, r, rl, &p.saddr, p.now), RUDP_OK);
+    n = one_dgram(p.cli, d, p.now);
+    seen s;
+    decode_initial(&p.sset, d, n, &s);
+    cr_assert_eq(s.hdr.token_len, RUDP_RETRY_TOKEN_LEN);
+    cr_assert_eq(memcmp(s.hdr.token, r + 12, RUDP_RETRY_TOKEN_LEN), 0);
+    rl = make_retry(&p, r, p.now + 2, p.cli->kp.pub);
+    cr_assert_eq(deliver(p.cli, r, rl, &p.saddr, p.now), RUDP_ERR_UNKNOWN_CID);
+    test_pair_free(&p);
+}
+
+/* A datagram a session wrote, and where to. */
+typedef struct out_dgram {
+    uint8_t data[TEST_MAX_DGRAM];
+    size_t len;
+    rudp_addr to;
+} out_dgram;
+
+/* Writes every datagram |s| has at |now| into |out| (at most |max|);
+ * returns how many. */
+static int write_all(rudp_session *s, out_dgram *out, int max, rudp_tstamp now) {
+    int k = 0;
+    for (; k < max; k++) {
+        ssize_t n = rudp_session_write_pkt(s, out[k].data, TEST_MAX_DGRAM, &out[k].to, now);
+        cr_assert_geq(n, 0);
+        if (n == 0)
+            break;
+        out[k].len = (size_t)n;
+    }
+    cr_assert_lt(k, max);
+    return k;
+}
+
+/* Returns true when |a| and |b| are the same address. */
+static bool same_addr(const rudp_addr *a, const rudp_addr *b) {
+    return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
+}
+
+/* Returns how many times |s| moved to a new peer address. */
+static uint64_t migrations(const rudp_session *s) {
+    rudp_session_info in;
+    rudp_session_get_info(s, &in);
+    return in.migrations;
+}
+
+/* Returns |a| with its last byte set to |last|. */
+static rudp_addr addr_with(rudp_addr a, uint8_t last) {
+    a.bytes[a.len - 1] = last;
+    return a;
+}
+
+/* Writes everything the server of |p| has now; checks that exactly
+ * |challenges| datagrams went to |probe|, each a PATH_CHALLENGE alone
+ * (its data in *challenge, its index in *at), and all others to |peer|. */
+static int server_out(test_pair *p, out_dgram *out, const rudp_addr *peer,
+                      const rudp_addr *probe, int challenges, uint64_t *challenge,
+                      int *at) {
+    static seen s;
+    int k = write_all(p->srv, out, 16, p->now), found = 0;
+    for (int i = 0; i < k; i++) {
+        decode(p->cli, out[i].data, out[i].len, &s);
+        const rudp_frame *c = find_frame(&s, RUDP_FRAME_PATH_CHALLENGE);
+        if (probe && same_addr(&out[i].to, probe)) {
+            cr_assert(c && s.nframes == 1, "datagram %d to the new address", i);
+            *challenge = c->u.path_data;
+            *at = i;
+            found++;
+            continue;
+        }
+        cr_assert(same_addr(&out[i].to, peer), "datagram %d went elsewhere", i);
+        cr_assert_null(c, "datagram %d to the old address challenges", i);
+    }
+    cr_assert_eq(found, challenges);
+    return k;
+}
+
+Test(session, migration_moves_only_once_the_new_address_answers) {
+    /* A newer client datagram from a new address: the server sends one
+     * PATH_CHALLENGE alone there and everything else to the old address;
+     * the answer from the new address moves it.  The client's datagram
+     * replayed from a third address after that is a duplicate. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid, data;
+    open_and_write(p.cli, &sid, "a");
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    rudp_addr old = p.caddr, moved = addr_with(p.caddr, 9), third = addr_with(p.caddr, 7);
+    static out_dgram out[16];
+    static seen s;
+    uint8_t d[TEST_MAX_DGRAM];
+    int at;
+    cr_assert_eq(rudp_stream_write(p.cli, sid, "b", 1), 1);
+    size_t n = one_dgram(p.cli, d, p.now);
+    cr_assert_eq(deliver(p.srv, d, n, &moved, p.now), RUDP_OK);
+    cr_assert_eq(rudp_stream_write(p.srv, sid, "r", 1), 1);
+    int k = server_out(&p, out, &old, &moved, 1, &data, &at);
+    cr_assert_geq(k, 2, "the reply was not sent");
+    cr_assert_eq(migrations(p.srv), 0);
+    cr_assert(same_addr(&p.srv->peer_addr, &old));
+
+    p.now += DELAY;
+    cr_assert_eq(deliver(p.cli, out[at].data, out[at].len, &p.saddr, p.now), RUDP_OK);
+    n = one_dgram(p.cli, d, p.now);
+    decode(p.srv, d, n, &s);
+    const rudp_frame *resp = find_frame(&s, RUDP_FRAME_PATH_RESPONSE);
+    cr_assert(resp && resp->u.path_data == data);
+    p.now += DELAY;
+    cr_assert_eq(deliver(p.srv, d, n, &moved, p.now), RUDP_OK);
+    cr_assert_eq(migrations(p.srv), 1);
+    cr_assert(same_addr(&p.srv->peer_addr, &moved));
+    cr_assert_eq(rudp_stream_write(p.srv, sid, "s", 1), 1);
+    cr_assert_gt(server_out(&p, out, &moved, NULL, 0, &data, &at), 0);
+
+    cr_assert_eq(rudp_stream_write(p.cli, sid, "c", 1), 1);
+    n = one_dgram(p.cli, d, p.now);
+    cr_assert_eq(deliver(p.srv, d, n, &moved, p.now), RUDP_OK);
+    cr_assert_eq(deliver(p.srv, d, n, &third, p.now), RUDP_ERR_DUPLICATE);
+    server_out(&p, out, &moved, &third, 0, &data, &at);
+    cr_assert_eq(migrations(p.srv), 1);
+    cr_assert(same_addr(&p.srv->peer_addr, &moved));
+    test_pair_free(&p);
+}
+
+Test(session, a_path_response_by_another_path_moves_nothing) {
+    /* The answer to the challenge sent to the new address arrives from the
+     * old one: it proves nothing about the new address, the session stays. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid, data;
+    open_and_write(p.cli, &sid, "a");
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    rudp_addr old = p.caddr, moved = addr_with(p.caddr, 9);
+    static out_dgram out[16];
+    static seen s;
+    uint8_t d[TEST_MAX_DGRAM];
+    int at;
+    cr_assert_eq(rudp_stream_write(p.cli, sid, "b", 1), 1);
+    size_t n = one_dgram(p.cli, d, p.now);
+    cr_assert_eq(deliver(p.srv, d, n, &moved, p.now), RUDP_OK);
+    server_out(&p, out, &old, &moved, 1, &data, &at);
+    p.now += DELAY;
+    cr_assert_eq(deliver(p.cli, out[at].data, out[at].len, &p.saddr, p.now), RUDP_OK);
+    n = one_dgram(p.cli, d, p.now);
+    decode(p.srv, d, n, &s);
+    const rudp_frame *resp = find_frame(&s, RUDP_FRAME_PATH_RESPONSE);
+    cr_assert(resp && resp->u.path_data == data);
+    p.now += DELAY;
+    cr_assert_eq(deliver(p.srv, d, n, &old, p.now), RUDP_OK);
+    cr_assert_eq(migrations(p.srv), 0);
+    cr_assert(same_addr(&p.srv->peer_addr, &old));
+    test_pair_free(&p);
+}
+
+Test(session, an_older_datagram_from_another_address_challenges_nothing) {
+    /* Only the newest packet can move a session (RFC 9000 §9.3): an older
+     * one, reordered, arriving from elsewhere is taken and nothing more. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid, data;
+    open_and_write(p.cli, &sid, "a");
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    rudp_addr old = p.caddr, third = addr_with(p.caddr, 7);
+    static out_dgram out[16];
+    uint8_t d1[TEST_MAX_DGRAM], d2[TEST_MAX_DGRAM];
+    int at;
+    cr_assert_eq(rudp_stream_write(p.cli, sid, "b", 1), 1);
+    size_t n1 = one_dgram(p.cli, d1, p.now);
+    cr_assert_eq(rudp_stream_write(p.cli, sid, "c", 1), 1);
+    size_t n2 = one_dgram(p.cli, d2, p.now);
+    cr_assert_eq(deliver(p.srv, d2, n2, &old, p.now), RUDP_OK);
+    cr_assert_eq(deliver(p.srv, d1, n1, &third, p.now), RUDP_OK);
+    server_out(&p, out, &old, &third, 0, &data, &at);
+    cr_assert_eq(migrations(p.srv), 0);
+    char b[4];
+    cr_assert_eq(rudp_stream_read(p.srv, sid, b, sizeof(b)), 3);
+    cr_assert_eq(memcmp(b, "abc", 3), 0);
+    test_pair_free(&p);
+}
+
+Test(session, a_datagram_raced_from_another_address_moves_nothing) {
+    /* An attacker copies a client datagram and delivers it first from its
+     * own address: the data counts (it is genuine), the attacker's address
+     * gets one PATH_CHALLENGE it cannot answer, and the session stays. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid, data;
+    open_and_write(p.cli, &sid, "a");
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    rudp_addr old = p.caddr, third = addr_with(p.caddr, 7);
+    static out_dgram out[16];
+    uint8_t d[TEST_MAX_DGRAM];
+    int at;
+    cr_assert_eq(rudp_stream_write(p.cli, sid, "b", 1), 1);
+    size_t n = one_dgram(p.cli, d, p.now);
+    cr_assert_eq(deliver(p.srv, d, n, &third, p.now), RUDP_OK);
+    cr_assert_eq(deliver(p.srv, d, n, &old, p.now), RUDP_ERR_DUPLICATE);
+    server_out(&p, out, &old, &third, 1, &data, &at);
+    test_pair_run(&p, p.now + RUDP_SEC(2));
+    cr_assert_eq(migrations(p.srv), 0);
+    cr_assert(same_addr(&p.srv->peer_addr, &old));
+    char b[4];
+    cr_assert_eq(rudp_stream_read(p.srv, sid, b, sizeof(b)), 2);
+    cr_assert_eq(memcmp(b, "ab", 2), 0);
+    test_pair_free(&p);
+}
+
+Test(session, an_initial_with_another_share_for_the_same_cid_is_dropped) {
+    /* A second client with the same seed names the same connection ID but
+     * sends its own key share: the server's session drops its INITIAL and
+     * goes on with the first client. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint8_t d[TEST_MAX_DGRAM], e[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    p.srv = new_server(&p, 22, d, n);
+    rudp_session *twin = rudp_session_new_client(&p.cset, 11, &p.saddr, p.now);
+    cr_assert_eq(twin->initial_cid, p.cli->initial_cid);
+    cr_assert_neq(memcmp(twin->kp.pub, p.cli->kp.pub, RUDP_SHARE_LEN), 0);
+    size_t m = one_dgram(twin, e, p.now);
+    rudp_session_info before, after;
+    rudp_session_get_info(p.srv, &before);
+    cr_assert_eq(deliver(p.srv, e, m, &p.caddr, p.now), RUDP_ERR_UNKNOWN_CID);
+    rudp_session_get_info(p.srv, &after);
+    cr_assert_eq(after.pkts_dropped, before.pkts_dropped + 1);
+    cr_assert_eq(after.pkts_recv, before.pkts_recv);
+    cr_assert_eq(memcmp(p.srv->peer_share, p.cli->kp.pub, RUDP_SHARE_LEN), 0);
+    establish(&p);
+    uint64_t sid;
+    static uint8_t got[8];
+    bool eof;
+    open_and_write(p.cli, &sid, "mine");
+    rudp_stream_shutdown_write(p.cli, sid);
+    cr_assert_eq(read_to_eof(&p, sid, got, sizeof(got), LIMIT(&p), &eof), 4);
+    cr_assert(eof && memcmp(got, "mine", 4) == 0);
+    rudp_session_del(twin);
+    test_pair_free(&p);
+}
+
+/* Moves every datagram between the sessions of |p| at once, the client
+ * sending from |from| and the server's datagrams arriving only when they
+ * go to |from|; returns how many PATH_CHALLENGEs the server sent to |from|. */
+static int exchange_via(test_pair *p, const rudp_addr *from) {
+    static out_dgram out[16];
+    static seen s;
+    int challenges = 0;
+    int k = write_all(p->cli, out, 16, p->now);
+    for (int i = 0; i < k; i++)
+        deliver(p->srv, out[i].data, out[i].len, from, p->now);
+    k = write_all(p->srv, out, 16, p->now);
+    for (int i = 0; i < k; i++) {
+        if (!same_addr(&out[i].to, from))
+            continue;
+        decode(p->cli, out[i].data, out[i].len, &s);
+        challenges += find_frame(&s, RUDP_FRAME_PATH_CHALLENGE) != NULL;
+        deliver(p->cli, out[i].data, out[i].len, &p->saddr, p->now);
+    }
+    return challenges;
+}
+
+Test(session, a_lost_path_challenge_is_sent_again) {
+    /* A NAT rebinds the client (the old address is dead) and the first
+     * PATH_CHALLENGE to the new one is lost: the server must challenge
+     * again, or it keeps sending to the dead address for good. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "a");
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    rudp_addr moved = addr_with(p.caddr, 9);
+    static out_dgram out[16];
+    uint8_t d[TEST_MAX_DGRAM];
+    cr_assert_eq(rudp_stream_write(p.cli, sid, "b", 1), 1);
+    size_t n = one_dgram(p.cli, d, p.now);
+    cr_assert_eq(deliver(p.srv, d, n, &moved, p.now), RUDP_OK);
+    write_all(p.srv, out, 16, p.now); /* the challenge and the rest: all lost */
+    int again = 0;
+    rudp_tstamp end = p.now + RUDP_SEC(10);
+    while (p.now < end && migrations(p.srv) == 0) {
+        rudp_tstamp t = rudp_session_deadline(p.cli), ts = rudp_session_deadline(p.srv);
+        p.now = t < ts ? t : ts;
+        if (p.now == RUDP_TSTAMP_NEVER)
+            break;
+        rudp_session_handle_timeout(p.cli, p.now);
+        rudp_session_handle_timeout(p.srv, p.now);
+        again += exchange_via(&p, &moved);
+    }
+    cr_assert_gt(again, 0, "no second PATH_CHALLENGE in 10 s");
+    cr_assert_eq(migrations(p.srv), 1);
+    test_pair_free(&p);
+}
+
+/* Rewrites the client INITIAL |d| (|n| bytes) of |p| into |out| as anyone
+ * on the path can without a pre-shared key (its key is public): opened, a
+ * DATA frame for stream 1 put where the padding after the SYN was, sealed
+ * again as packet |pn|. */
+static void inject_data(test_pair *p, const uint8_t *d, size_t n, uint64_t pn,
+                        uint8_t *out) {
+    static seen s;
+    uint8_t early[RUDP_SECRET_LEN];
+    rudp_aead a;
+    rudp_frame syn, f = {.type = RUDP_FRAME_DATA};
+    decode_initial(&p->sset, d, n, &s);
+    uint8_t *body = s.plain + s.hdr.len;
+    size_t blen = n - s.hdr.len - RUDP_TAG_LEN;
+    ssize_t at = rudp_wire_decode_frame(body, blen, &syn);
+    cr_assert(at > 0 && syn.type == RUDP_FRAME_SESSION);
+    f.u.data = (rudp_data_frame){
+        .flags = RUDP_FLAG_SYN, .sid = 1, .len = 6, .data = (const uint8_t *)"inject"};
+    cr_assert_gt(rudp_wire_encode_frame(body + at, blen - (size_t)at, &f), 0);
+    rudp_put64(s.plain + 10, pn);
+    rudp_hs_early(early, &p->sset);
+    cr_assert(rudp_hs_initial_aead(&a, early, s.hdr.dcid, s.hdr.share));
+    cr_assert_eq(rudp_aead_seal(&a, pn, s.plain, s.hdr.len, body, blen),
+                 (ssize_t)(blen + RUDP_TAG_LEN));
+    rudp_aead_free(&a);
+    memcpy(out, s.plain, n);
+}
+
+Test(session, data_injected_into_a_public_initial_is_refused) {
+    /* Without a pre-shared key an INITIAL may carry nothing but the SYN:
+     * one re-sealed with stream data makes no session, a later one is
+     * dropped by the session, and no injected byte is ever delivered. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint8_t d[TEST_MAX_DGRAM], bad[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    inject_data(&p, d, n, 0, bad);
+    rudp_reply reply;
+    int err;
+    cr_assert_null(
+        rudp_session_new_server(&p.sset, 22, bad, n, &p.caddr, p.now, false, &reply, &err));
+    cr_assert_eq(err, RUDP_ERR_MALFORMED);
+    cr_assert_eq(reply.len, 0);
+    p.srv = new_server(&p, 22, d, n);
+    inject_data(&p, d, n, 1, bad);
+    cr_assert_eq(deliver(p.srv, bad, n, &p.caddr, p.now), RUDP_ERR_MALFORMED);
+    establish(&p);
+    rudp_stream_info si;
+    cr_assert_eq(rudp_stream_get_info(p.srv, 1, &si), RUDP_ERR_NO_STREAM);
     test_pair_free(&p);
 }
