@@ -36,6 +36,10 @@
 
 #define RT_GROUP_MAGIC "RUDPGRP1"
 #define RT_GROUP_WAIT_MS 2000 /* for the owner's answer to a registration */
+/* How long a process that found the UDP port taken waits for its owner's
+ * control socket to appear: the owner binds the port first and then opens
+ * the socket, and another process may look in between. */
+#define RT_GROUP_APPEAR_MS 100
 #define RT_GROUP_RETRY_S 0.02
 #define RT_GROUP_RETRY_NS RUDP_SEC(3)
 
@@ -315,6 +319,18 @@ void rt_group_each_fd(const rt_group *g, rt_fd_fn fn, void *ctx) {
 static void grp_on_owner(struct ev_loop *loop, ev_io *w, int revents);
 static void grp_on_retry(struct ev_loop *loop, ev_timer *w, int revents);
 
+/* Connects |fd| to the control socket |sun|, waiting up to
+ * RT_GROUP_APPEAR_MS for it to appear.  Returns true when connected. */
+static bool grp_connect(int fd, const struct sockaddr_un *sun, socklen_t len) {
+    for (int waited = 0;; waited++) {
+        if (rt_sys.connect(fd, (const struct sockaddr *)sun, len) == 0)
+            return true;
+        if (errno != ECONNREFUSED || waited >= RT_GROUP_APPEAR_MS)
+            return false;
+        poll(NULL, 0, 1); /* the owner is between its bind and its listen */
+    }
+}
+
 /* Connects to the control socket of the port at |addr| and registers the
  * listener |name|; maps the owner's board.  Returns the connection's fd or
  * an rudp_error (RUDP_ERR_SYS(EADDRINUSE) when nobody answers: the UDP
@@ -329,8 +345,7 @@ static int grp_register(const struct sockaddr_storage *addr, const char *name, s
     struct pollfd p = {.fd = fd, .events = POLLIN};
     grp_msg msg;
     int board = -1, rv = RUDP_ERR_SYS(EADDRINUSE);
-    if (rt_sys.connect(fd, (struct sockaddr *)&sun, sl) == 0 &&
-        grp_send(fd, GRP_REGISTER, name, len, -1) == RUDP_OK &&
+    if (grp_connect(fd, &sun, sl) && grp_send(fd, GRP_REGISTER, name, len, -1) == RUDP_OK &&
         poll(&p, 1, RT_GROUP_WAIT_MS) == 1 && grp_recv(fd, &msg, &board) == RUDP_OK)
         rv = msg.type == GRP_ACCEPTED ? RUDP_OK : RUDP_ERR_SYS(EADDRINUSE);
     if (board >= 0) {
