@@ -80,6 +80,8 @@ const char *rudp_refuse_reason_str(int reason) {
         return "the server has no pre-shared key, this end has one (RUDP_KEY_FILE)";
     case RUDP_REFUSE_KEY_MISMATCH:
         return "pre-shared key mismatch (RUDP_KEY_FILE differs)";
+    case RUDP_REFUSE_TICKET:
+        return "the server does not know this end's resumption ticket";
     default:
         return "not refused";
     }

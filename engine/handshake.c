@@ -31,6 +31,8 @@
  */
 #include "handshake.h"
 
+#include <netinet/in.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "wire.h"
@@ -50,8 +52,8 @@ static void hs_put64(uint8_t *buf, size_t *pos, uint64_t v) {
 void rudp_hs_early(uint8_t early[RUDP_SECRET_LEN], const rudp_settings *s) {
     static const uint8_t none[RUDP_SECRET_LEN];
     static const char salt[] = "rudp v2 early";
-    rudp_hkdf_extract(early, (const uint8_t *)salt, sizeof(salt) - 1,
-                      s->psk_set ? s->psk : none, RUDP_SECRET_LEN);
+    const uint8_t *key = s->psk_set ? s->psk : s->ticket_set ? s->ticket.psk : none;
+    rudp_hkdf_extract(early, (const uint8_t *)salt, sizeof(salt) - 1, key, RUDP_SECRET_LEN);
 }
 
 bool rudp_hs_initial_aead(rudp_aead *a, const uint8_t early[RUDP_SECRET_LEN], uint64_t dcid,
@@ -144,6 +146,78 @@ bool rudp_hs_retry_token_ok(const uint8_t *tok, size_t len,
         return false;
     hs_retry_mac(mac, secret, from, dcid, made);
     return rudp_ct_equal(mac, tok + 8, RUDP_RETRY_TOKEN_LEN - 8);
+}
+
+/* Sets |a| up with the ticket key of |secret|.  Returns false on NOMEM. */
+static bool hs_ticket_aead(rudp_aead *a, const uint8_t secret[RUDP_SECRET_LEN]) {
+    uint8_t key[RUDP_SECRET_LEN];
+    rudp_hkdf_expand(key, sizeof(key), secret, (const uint8_t *)"ticket", 6);
+    bool ok = rudp_aead_init(a, key);
+    memset(key, 0, sizeof(key));
+    return ok;
+}
+
+/* A ticket blob: u64 n (the nonce), then psk and the u64 wall clock it
+ * was made at, sealed, then the tag.  The associated data is n and the
+ * client's IP address: the ticket opens only for the address it was given
+ * to, as a TCP Fast Open cookie. */
+#define HS_TICKET_BODY (RUDP_SECRET_LEN + 8)
+
+/* Writes the associated data of ticket |blob| for |client| into |ad|:
+ * n, then the IP address of a sockaddr_in or sockaddr_in6 (not the port,
+ * which NATs change), else every byte of |client|.  Returns its length. */
+static size_t hs_ticket_ad(uint8_t *ad, const uint8_t *blob, const rudp_addr *client) {
+    sa_family_t family = 0;
+    size_t len = client->len < sizeof(client->bytes) ? client->len : sizeof(client->bytes);
+    const uint8_t *ip = client->bytes;
+    if (len >= sizeof(family))
+        memcpy(&family, client->bytes, sizeof(family));
+    if (family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+        ip += offsetof(struct sockaddr_in, sin_addr);
+        len = 4;
+    } else if (family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+        ip += offsetof(struct sockaddr_in6, sin6_addr);
+        len = 16;
+    }
+    memcpy(ad, blob, 8);
+    memcpy(ad + 8, ip, len);
+    return 8 + len;
+}
+
+bool rudp_hs_ticket_make(rudp_ticket *t, const uint8_t secret[RUDP_SECRET_LEN],
+                         uint64_t wall_ms, const rudp_addr *client) {
+    rudp_aead a;
+    uint8_t *b = t->blob, ad[8 + sizeof(client->bytes)];
+    if (!hs_ticket_aead(&a, secret))
+        return false;
+    rudp_random(t->psk, sizeof(t->psk));
+    rudp_random(b, 8);
+    memcpy(b + 8, t->psk, RUDP_SECRET_LEN);
+    rudp_put64(b + 8 + RUDP_SECRET_LEN, wall_ms);
+    size_t adlen = hs_ticket_ad(ad, b, client);
+    ssize_t n = rudp_aead_seal(&a, rudp_get64(b), ad, adlen, b + 8, HS_TICKET_BODY);
+    rudp_aead_free(&a);
+    return n == HS_TICKET_BODY + RUDP_TAG_LEN;
+}
+
+bool rudp_hs_ticket_open(uint8_t psk[RUDP_SECRET_LEN], const uint8_t *blob, size_t len,
+                         const uint8_t secret[RUDP_SECRET_LEN], uint64_t wall_ms,
+                         const rudp_addr *client) {
+    uint8_t b[RUDP_TICKET_LEN], ad[8 + sizeof(client->bytes)];
+    rudp_aead a;
+    if (len != RUDP_TICKET_LEN || wall_ms == 0 || !hs_ticket_aead(&a, secret))
+        return false;
+    memcpy(b, blob, len);
+    size_t adlen = hs_ticket_ad(ad, b, client);
+    ssize_t n = rudp_aead_open(&a, rudp_get64(b), ad, adlen, b + 8, len - 8);
+    rudp_aead_free(&a);
+    uint64_t made = rudp_get64(b + 8 + RUDP_SECRET_LEN);
+    bool ok = n == HS_TICKET_BODY && made <= wall_ms + RUDP_TICKET_SKEW_MS &&
+              wall_ms - made <= RUDP_TICKET_LIFE_MS;
+    if (ok)
+        memcpy(psk, b + 8, RUDP_SECRET_LEN);
+    memset(b, 0, sizeof(b));
+    return ok;
 }
 
 void rudp_hs_retry_tag(uint8_t tag[RUDP_TAG_LEN], const uint8_t early[RUDP_SECRET_LEN],

@@ -62,4 +62,25 @@ void rudp_hs_retry_tag(uint8_t tag[RUDP_TAG_LEN], const uint8_t early[RUDP_SECRE
                        const uint8_t share[RUDP_SHARE_LEN], const uint8_t *retry,
                        size_t len);
 
+/* How long a resumption ticket is good for, in wall-clock milliseconds. */
+#define RUDP_TICKET_LIFE_MS (24u * 3600 * 1000)
+/* How far in the future a ticket's time may be (the clocks of the servers
+ * sharing a secret disagree). */
+#define RUDP_TICKET_SKEW_MS 60000u
+
+/* Makes a resumption ticket for the client at |client| under |secret| at
+ * wall clock |wall_ms|: a fresh random key in t->psk, sealed with the time
+ * into t->blob, bound to the client's IP address.  Returns false on NOMEM. */
+bool rudp_hs_ticket_make(rudp_ticket *t, const uint8_t secret[RUDP_SECRET_LEN],
+                         uint64_t wall_ms, const rudp_addr *client);
+
+/* Opens a ticket blob of |len| bytes, made under |secret| for the IP
+ * address of |client|, into |psk|.  Returns false when it does not open
+ * (forged, another secret, another address), or was made more than
+ * RUDP_TICKET_LIFE_MS before |wall_ms| (or later than RUDP_TICKET_SKEW_MS
+ * after it, or |wall_ms| is 0). */
+bool rudp_hs_ticket_open(uint8_t psk[RUDP_SECRET_LEN], const uint8_t *blob, size_t len,
+                         const uint8_t secret[RUDP_SECRET_LEN], uint64_t wall_ms,
+                         const rudp_addr *client);
+
 #endif

@@ -102,6 +102,9 @@ static size_t pkt_sealed_min(size_t hlen) {
     return hlen + 1 + RUDP_TAG_LEN;
 }
 
+/* The INITIAL flags; a key and a ticket exclude each other. */
+#define WIRE_INITIAL_FLAGS (RUDP_INITIAL_F_PSK | RUDP_INITIAL_F_TICKET)
+
 /* Parses the part of an INITIAL after the prefix.  Returns RUDP_OK or
  * RUDP_ERR_MALFORMED. */
 static int pkt_parse_initial(const uint8_t *buf, size_t len, rudp_pkt_hdr *h) {
@@ -113,7 +116,9 @@ static int pkt_parse_initial(const uint8_t *buf, size_t len, rudp_pkt_hdr *h) {
     h->token_len = rudp_get16(buf + 51);
     h->token = buf + RUDP_INITIAL_HDR_LEN;
     h->len = RUDP_INITIAL_HDR_LEN + (size_t)h->token_len;
-    if (h->token_len > RUDP_MAX_TOKEN || (h->flags & ~RUDP_INITIAL_F_PSK) ||
+    bool ticket = (h->flags & RUDP_INITIAL_F_TICKET) != 0;
+    if (h->token_len > RUDP_MAX_TOKEN || (h->flags & ~WIRE_INITIAL_FLAGS) ||
+        h->flags == WIRE_INITIAL_FLAGS || (ticket && h->token_len != RUDP_TICKET_LEN) ||
         len < pkt_sealed_min(h->len))
         return RUDP_ERR_MALFORMED;
     return RUDP_OK;

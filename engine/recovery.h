@@ -38,6 +38,7 @@ enum rudp_sent_kind {
     RUDP_SENT_PATH_CHALLENGE,
     RUDP_SENT_PATH_RESPONSE,
     RUDP_SENT_LISTENING, /* LISTENING (its current value is resent) */
+    RUDP_SENT_TICKET,    /* NEW_TICKET (a new one is sent) */
 };
 
 typedef struct rudp_sent_frame {

@@ -200,6 +200,8 @@ static rt_sess *client_new(rt_engine *e, const struct sockaddr_storage *dst, soc
     memcpy(ra.bytes, dst, len);
     rudp_settings set = e->cfg.settings;
     set.wall_ms = rt_wall_ms();
+    if (!set.psk_set && e->cfg.ticket_load)
+        set.ticket_set = e->cfg.ticket_load(&ra, &set.ticket);
     rudp_session *s = rudp_session_new_client(&set, rt_random64(), &ra, rt_now());
     rt_sess *rs = s ? rt_sess_new(e, s, u, NULL, dst, len) : NULL;
     if (!rs) {

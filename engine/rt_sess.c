@@ -171,6 +171,15 @@ void rt_sess_touch_on(rt_engine *e, const rt_udp *u) {
 
 /* --- datagrams and timers --- */
 
+/* A client keeps the resumption ticket its server |peer| sent, if any. */
+static void sess_keep_ticket(rt_sess *rs, const rudp_addr *peer) {
+    rudp_ticket t;
+    rt_engine *e = rs->eng;
+    if (!rs->listener && e->cfg.ticket_save && rudp_session_take_ticket(rs->s, &t))
+        e->cfg.ticket_save(peer, &t);
+    memset(&t, 0, sizeof(t));
+}
+
 void rt_sess_input(rt_sess *rs, uint8_t *pkt, size_t len,
                    const struct sockaddr_storage *from, socklen_t fromlen, const rt_dst *to,
                    rudp_tstamp now) {
@@ -183,6 +192,7 @@ void rt_sess_input(rt_sess *rs, uint8_t *pkt, size_t len,
     memcpy(ra.bytes, from, ra.len);
     if (rudp_session_read_pkt(rs->s, pkt, len, &ra, now) == RUDP_OK && to && to->family)
         rs->src = *to;
+    sess_keep_ticket(rs, &ra);
     rt_sess_touch(rs);
 }
 
@@ -223,6 +233,8 @@ static void sess_on_established(rt_sess *rs) {
         rs->unvalidated = false;
         rt_listen_validated(rs->listener);
     }
+    if (rudp_session_resumed(rs->s))
+        rt_log(2, "session resumed with the server's ticket (0-RTT)");
     if (!rs->listener && !rs->closing)
         rt_client_established(rs);
     if (!rudp_session_peer_listening(rs->s))

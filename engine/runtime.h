@@ -78,6 +78,11 @@ typedef struct rudp_rt_config {
     int log_fd;              /* where log lines go (-1: stderr) */
     bool retry_always;       /* listeners make every new client prove its address
                                 with a RETRY first (else only under load) */
+    /* Where resumption tickets are kept (both NULL: not kept).  The engine
+     * thread calls them: load when it opens a session to |server| (returns
+     * true with *t filled when one is kept), save when a server sent one. */
+    bool (*ticket_load)(const rudp_addr *server, rudp_ticket *t);
+    void (*ticket_save)(const rudp_addr *server, const rudp_ticket *t);
 } rudp_rt_config;
 
 /* Gives the runtime its system calls (copied).  Call once, before anything

@@ -530,6 +530,19 @@ bool rudp_session_is_validated(const rudp_session *s) {
     return s->validated;
 }
 
+bool rudp_session_take_ticket(rudp_session *s, rudp_ticket *t) {
+    if (!s->ticket_ready)
+        return false;
+    *t = s->ticket;
+    s->ticket_ready = false;
+    memset(&s->ticket, 0, sizeof(s->ticket));
+    return true;
+}
+
+bool rudp_session_resumed(const rudp_session *s) {
+    return s->resumed;
+}
+
 int rudp_session_refuse_reason(const rudp_session *s) {
     return s->refuse_reason;
 }

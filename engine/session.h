@@ -94,6 +94,10 @@ struct rudp_session {
     bool ping_pending;           /* keepalive */
     bool listening;              /* server: a program listens on our port */
     bool listening_pending;      /* server: LISTENING frame to send */
+    bool ticket_pending;         /* server: NEW_TICKET frame to send */
+    bool ticket_ready;           /* client: |ticket| came, not yet taken */
+    bool resumed;                /* client: the server took its ticket */
+    rudp_ticket ticket;          /* client: the newest NEW_TICKET */
     bool peer_listening;         /* client: the server's port has a listener */
     bool ev_listening;           /* client: report a change of peer_listening */
     uint64_t listening_pn;       /* client: the packet that last set peer_listening */
@@ -202,8 +206,16 @@ bool rudp_sess_sends_initial(const rudp_session *s);
  * (|len| bytes in all so far; |cap| has room for the tag).  Returns the
  * datagram's length, RUDP_ERR_NOBUF or RUDP_ERR_INTERNAL. */
 ssize_t rudp_sess_seal(rudp_session *s, uint8_t *buf, size_t len, size_t cap, uint64_t pn);
-/* Client: makes its key share and the initial key.  Returns false on NOMEM. */
+/* Returns true when INITIALs under |set| are sealed with a secret key (a
+ * pre-shared key or a ticket's), so that they may carry stream data. */
+bool rudp_sess_initial_private(const rudp_settings *set);
+/* Client: makes its key share and the initial key (a ticket it resumes
+ * with goes in its INITIALs' token).  Returns false on NOMEM. */
 bool rudp_sess_keys_client(rudp_session *s);
+/* Client: connects without its ticket from now on (the server refused it,
+ * or asked for a retry): the public initial key, the SYN again.  Returns
+ * false on NOMEM. */
+bool rudp_sess_drop_ticket(rudp_session *s);
 /* Server: makes its key share and the 1-RTT keys from the client's share
  * (s->early and s->initial_cid set).  Returns false on failure (NOMEM, or
  * a client share of small order). */
@@ -211,7 +223,8 @@ bool rudp_sess_keys_server(rudp_session *s, const uint8_t client_share[RUDP_SHAR
 /* Frees every key of |s|. */
 void rudp_sess_keys_free(rudp_session *s);
 /* Returns RUDP_OK when the frames of an INITIAL are ones it may carry: the
- * client's SESSION SYN, and stream data only under a pre-shared key
+ * client's SESSION SYN, and stream data only under a pre-shared key or a
+ * ticket
  * (PADDING and PING are not listed in |d|); else RUDP_ERR_MALFORMED. */
 int rudp_sess_initial_frames(const rudp_settings *set, const rudp_decoded_pkt *d);
 /* Opens the sealed packet |pkt| (header |h|) in place and decodes its

@@ -82,14 +82,17 @@ static const rudp_session_frame *accept_syn(const rudp_decoded_pkt *d) {
     return NULL;
 }
 
-/* Returns true when the opening |d| (sealed under the pre-shared key, so
- * from a key holder) may have its data delivered at once: its client clock
- * is within RUDP_EARLY_WINDOW_MS of ours and it was not seen before (not a
- * replay).  Such a client counts as validated (docs/PROTOCOL.md). */
+/* Returns true when the opening |d| (sealed under the pre-shared key, or
+ * under a ticket's key, which opens only for the IP address the ticket was
+ * given to: from one who holds it) may have its data delivered at once:
+ * its client clock is within RUDP_EARLY_WINDOW_MS of ours and it was not
+ * seen before (not a replay).  Such a client counts as validated
+ * (docs/PROTOCOL.md). */
 static bool accept_early(const rudp_settings *set, const rudp_decoded_pkt *d,
                          rudp_tstamp now) {
     const rudp_session_frame *syn = accept_syn(d);
-    if (!set->psk_set || !set->replay || !set->wall_ms || !syn || !syn->time_ms)
+    if (!rudp_sess_initial_private(set) || !set->replay || !set->wall_ms || !syn ||
+        !syn->time_ms)
         return false;
     uint64_t skew = syn->time_ms > set->wall_ms ? syn->time_ms - set->wall_ms
                                                 : set->wall_ms - syn->time_ms;
@@ -113,13 +116,26 @@ static int accept_token_fresh(const rudp_settings *set, const rudp_pkt_hdr *h,
     return RUDP_OK;
 }
 
+/* An INITIAL with a ticket is sealed under the key the ticket holds:
+ * opens the ticket into |set| (ticket_set, ticket.psk).  Returns false
+ * when it does not open or is too old; true for an INITIAL without one. */
+static bool accept_ticket(rudp_settings *set, const rudp_pkt_hdr *h,
+                          const rudp_addr *from) {
+    static const rudp_addr none;
+    if (!(h->flags & RUDP_INITIAL_F_TICKET))
+        return true;
+    set->ticket_set = rudp_hs_ticket_open(set->ticket.psk, h->token, h->token_len,
+                                          set->secret, set->wall_ms, from ? from : &none);
+    return set->ticket_set;
+}
+
 /* Checks everything about a datagram before it opens.  Returns RUDP_OK
  * when it is an INITIAL worth opening (*validated: it had a good retry
  * token, seen for the first time), else the reason, with |r| filled when a
  * reply is due. */
-static int accept_triage(const rudp_settings *set, size_t len, const rudp_pkt_hdr *h,
-                         int parsed, const rudp_addr *from, rudp_tstamp now, bool busy,
-                         rudp_reply *r, bool *validated) {
+static int accept_triage(rudp_settings *set, size_t len, const rudp_pkt_hdr *h, int parsed,
+                         const rudp_addr *from, rudp_tstamp now, bool busy, rudp_reply *r,
+                         bool *validated) {
     if (parsed == RUDP_ERR_VERSION && len >= RUDP_MIN_INITIAL)
         return accept_refuse(r, h->dcid, RUDP_REFUSE_VERSION);
     if (parsed != RUDP_OK)
@@ -131,8 +147,10 @@ static int accept_triage(const rudp_settings *set, size_t len, const rudp_pkt_hd
     uint8_t reason = accept_key_disagreement(set, h);
     if (reason != RUDP_REFUSE_NONE)
         return accept_refuse(r, h->dcid, reason);
+    if (!accept_ticket(set, h, from))
+        return accept_refuse(r, h->dcid, RUDP_REFUSE_TICKET);
     bool token_ok =
-        h->token_len > 0 &&
+        !set->ticket_set && h->token_len > 0 &&
         rudp_hs_retry_token_ok(h->token, h->token_len, set->secret, from, h->dcid, now);
     if (busy && !token_ok)
         return accept_retry(set, r, h, from, now);
@@ -228,16 +246,20 @@ rudp_session *rudp_session_new_server(const rudp_settings *set, uint64_t seed, u
         *err = RUDP_ERR_INVAL;
         return NULL;
     }
+    rudp_settings eff = *set; /* + the key of a ticket */
+    eff.ticket_set = false;
     int rv = rudp_wire_parse(pkt, len, &h);
-    rv = accept_triage(set, len, &h, rv, from, now, busy, reply, &validated);
+    rv = accept_triage(&eff, len, &h, rv, from, now, busy, reply, &validated);
     if (rv == RUDP_OK)
-        rv = accept_open(set, pkt, len, &h, &d);
-    if (rv == RUDP_ERR_AUTH && set->psk_set)
+        rv = accept_open(&eff, pkt, len, &h, &d);
+    if (rv == RUDP_ERR_AUTH && eff.psk_set)
         rv = accept_refuse(reply, h.dcid, RUDP_REFUSE_KEY_MISMATCH);
     if (rv != RUDP_OK) {
         *err = rv;
         return NULL;
     }
-    validated = validated || accept_early(set, &d, now);
-    return accept_make(set, seed, &d, len, from, now, validated, err);
+    validated = validated || accept_early(&eff, &d, now);
+    rudp_session *s = accept_make(&eff, seed, &d, len, from, now, validated, err);
+    memset(&eff, 0, sizeof(eff));
+    return s;
 }

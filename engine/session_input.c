@@ -265,6 +265,19 @@ static void input_path_response(rudp_session *s, uint64_t data) {
     }
 }
 
+/* Client: a resumption ticket from the server (in a sealed packet) waits
+ * for the caller to take it (rudp_session_take_ticket).  A server takes
+ * none: RUDP_ERR_PROTOCOL. */
+static int input_ticket(rudp_session *s, const rudp_ticket *t) {
+    if (!s->is_client)
+        return RUDP_ERR_PROTOCOL;
+    if (s->settings.psk_set)
+        return RUDP_OK; /* the key does better */
+    s->ticket = *t;
+    s->ticket_ready = true;
+    return RUDP_OK;
+}
+
 /* Applies one decoded frame.  Returns RUDP_OK or the protocol error. */
 static int input_frame(rudp_session *s, const rudp_frame *f, bool eager, rudp_tstamp now) {
     switch (f->type) {
@@ -296,6 +309,8 @@ static int input_frame(rudp_session *s, const rudp_frame *f, bool eager, rudp_ts
         return RUDP_OK;
     case RUDP_FRAME_LISTENING:
         return input_listening(s, f->u.listening != 0);
+    case RUDP_FRAME_NEW_TICKET:
+        return input_ticket(s, &f->u.ticket);
     default: /* PADDING, PING */
         return RUDP_OK;
     }
@@ -338,6 +353,7 @@ static void input_migrate(rudp_session *s, const rudp_addr *from, rudp_tstamp no
  * now be delivered. */
 static void input_validated(rudp_session *s) {
     s->peer_keyed = true;
+    s->ticket_pending = !s->settings.psk_set && s->settings.wall_ms != 0;
     if (!s->validated)
         s->ev_established = true;
     s->validated = true;
@@ -398,10 +414,19 @@ static int input_stateless_reset(rudp_session *s, const rudp_pkt_hdr *h, rudp_ts
 }
 
 /* A REFUSE for this client's connection attempt: it ends with
- * RUDP_ERR_REFUSED.  Returns RUDP_OK or RUDP_ERR_UNKNOWN_CID. */
+ * RUDP_ERR_REFUSED, except a refused ticket: the attempt goes on without
+ * it.  Returns RUDP_OK or RUDP_ERR_UNKNOWN_CID. */
 static int input_refuse(rudp_session *s, const rudp_pkt_hdr *h, rudp_tstamp now) {
-    if (!s->is_client || s->state != RUDP_SESS_CONNECTING || h->dcid != s->initial_cid)
+    if (!s->is_client || s->state != RUDP_SESS_CONNECTING || h->dcid != s->initial_cid ||
+        s->keyed)
         return RUDP_ERR_UNKNOWN_CID;
+    if (h->reason == RUDP_REFUSE_TICKET) {
+        if (!s->settings.ticket_set)
+            return RUDP_ERR_UNKNOWN_CID;
+        if (!rudp_sess_drop_ticket(s))
+            rudp_sess_die(s, RUDP_ERR_NOMEM, now);
+        return RUDP_OK;
+    }
     s->refuse_reason = h->reason ? h->reason : RUDP_REFUSE_VERSION;
     rudp_sess_die(s, RUDP_ERR_REFUSED, now);
     return RUDP_OK;
@@ -417,6 +442,8 @@ static int input_retry(rudp_session *s, const uint8_t *pkt, const rudp_pkt_hdr *
     rudp_hs_retry_tag(tag, s->early, s->kp.pub, pkt, h->len);
     if (!rudp_ct_equal(tag, h->tag, RUDP_TAG_LEN))
         return RUDP_ERR_AUTH;
+    if (s->settings.ticket_set && !rudp_sess_drop_ticket(s))
+        return RUDP_ERR_NOMEM; /* a busy server takes no ticket: the full handshake */
     memcpy(s->token, h->token, h->token_len);
     s->token_len = h->token_len;
     s->retried = true;

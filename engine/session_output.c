@@ -149,6 +149,9 @@ static void out_frame_lost(rudp_session *s, const rudp_sent_frame *fr) {
     case RUDP_SENT_LISTENING:
         s->listening_pending = true;
         break;
+    case RUDP_SENT_TICKET:
+        s->ticket_pending = true; /* a new one */
+        break;
     default:
         break;
     }
@@ -172,13 +175,15 @@ bool rudp_sess_has_pending(const rudp_session *s) {
         return false;
     if (rudp_sess_sends_initial(s)) /* only the SYN, and 0-RTT data under a PSK */
         return s->state < RUDP_SESS_DRAINING &&
-               (s->session_frame_pending || (s->settings.psk_set && s->send_list.head));
+               (s->session_frame_pending ||
+                (rudp_sess_initial_private(&s->settings) && s->send_list.head));
     if (s->state == RUDP_SESS_DRAINING)
         return s->goaway_pending;
     return (s->session_frame_pending && (s->is_client || s->session_frame_eager)) ||
            s->goaway_pending || s->max_streams_pending || s->fc.update_pending ||
            s->listening_pending || s->path_challenge_pending || s->path_response_pending ||
-           s->ping_pending || s->send_list.head != NULL;
+           s->ping_pending || (s->ticket_pending && s->peer_keyed) ||
+           s->send_list.head != NULL;
 }
 
 /* --- packet assembly --- */
@@ -470,11 +475,25 @@ static bool out_may_elicit(const rudp_session *s, rudp_tstamp now) {
 static void out_fill_initial(rudp_session *s, out_ctx *c) {
     if (s->session_frame_pending || s->probes > 0)
         out_session_frame(s, c);
-    if (s->settings.psk_set && s->state < RUDP_SESS_DRAINING)
+    if (rudp_sess_initial_private(&s->settings) && s->state < RUDP_SESS_DRAINING)
         out_streams(s, c);
 }
 
 /* Fills the packet's frames after the ACK. */
+/* Server: a resumption ticket for the client, once it is validated and
+ * the packet is PROTECTED (docs/PROTOCOL.md "Resumption"). */
+static void out_ticket(rudp_session *s, out_ctx *c) {
+    if (!s->ticket_pending || !s->peer_keyed || !out_can_record(c))
+        return;
+    rudp_frame f = {.type = RUDP_FRAME_NEW_TICKET};
+    if (!rudp_hs_ticket_make(&f.u.ticket, s->settings.secret, s->settings.wall_ms,
+                             &s->peer_addr))
+        return;
+    if (out_put_recorded(c, &f, RUDP_SENT_TICKET, 0))
+        s->ticket_pending = false;
+    memset(&f, 0, sizeof(f));
+}
+
 static void out_fill(rudp_session *s, out_ctx *c, bool elicit) {
     if (rudp_sess_sends_initial(s)) {
         out_fill_initial(s, c);
@@ -491,6 +510,7 @@ static void out_fill(rudp_session *s, out_ctx *c, bool elicit) {
     }
     out_control(s, c);
     if (s->state < RUDP_SESS_DRAINING) {
+        out_ticket(s, c);
         out_lazy(s, c);
         out_streams(s, c);
     }

@@ -54,7 +54,9 @@ ssize_t rudp_sess_seal(rudp_session *s, uint8_t *buf, size_t len, size_t cap, ui
         return RUDP_ERR_NOBUF;
     rudp_aead *a = &s->tx;
     if (type == RUDP_PKT_INITIAL) {
-        uint8_t flags = s->settings.psk_set ? RUDP_INITIAL_F_PSK : 0;
+        uint8_t flags = s->settings.psk_set      ? RUDP_INITIAL_F_PSK
+                        : s->settings.ticket_set ? RUDP_INITIAL_F_TICKET
+                                                 : 0;
         rudp_wire_encode_initial_hdr(buf, hlen, s->peer_cid, pn, s->kp.pub, flags, s->token,
                                      s->token_len);
         a = &s->initial;
@@ -69,10 +71,30 @@ ssize_t rudp_sess_seal(rudp_session *s, uint8_t *buf, size_t len, size_t cap, ui
 
 /* --- keys --- */
 
+bool rudp_sess_initial_private(const rudp_settings *set) {
+    return set->psk_set || set->ticket_set;
+}
+
 bool rudp_sess_keys_client(rudp_session *s) {
+    if (s->settings.psk_set)
+        s->settings.ticket_set = false; /* the key is better */
+    if (s->settings.ticket_set) {
+        memcpy(s->token, s->settings.ticket.blob, RUDP_TICKET_LEN);
+        s->token_len = RUDP_TICKET_LEN;
+    }
     rudp_hs_early(s->early, &s->settings);
     return rudp_keypair_new(&s->kp) &&
            rudp_hs_initial_aead(&s->initial, s->early, s->initial_cid, s->kp.pub);
+}
+
+bool rudp_sess_drop_ticket(rudp_session *s) {
+    s->settings.ticket_set = false;
+    memset(&s->settings.ticket, 0, sizeof(s->settings.ticket));
+    s->token_len = 0;
+    rudp_hs_early(s->early, &s->settings);
+    rudp_aead_free(&s->initial);
+    s->session_frame_pending = true;
+    return rudp_hs_initial_aead(&s->initial, s->early, s->initial_cid, s->kp.pub);
 }
 
 bool rudp_sess_keys_server(rudp_session *s, const uint8_t client_share[RUDP_SHARE_LEN]) {
@@ -127,7 +149,8 @@ static ssize_t protect_open_first_handshake(rudp_session *s, uint8_t *pkt, size_
     s->tx = tx;
     s->rx = rx;
     s->keyed = true;
-    rudp_aead_free(&s->initial); /* the client sends no INITIAL any more */
+    s->resumed = s->settings.ticket_set; /* the server used the ticket's key */
+    rudp_aead_free(&s->initial);         /* the client sends no INITIAL any more */
     return n;
 }
 
@@ -159,7 +182,7 @@ int rudp_sess_initial_frames(const rudp_settings *set, const rudp_decoded_pkt *d
         const rudp_frame *f = &d->frames[i];
         if (f->type == RUDP_FRAME_SESSION && f->u.session.flags == RUDP_FLAG_SYN)
             continue;
-        if (f->type == RUDP_FRAME_DATA && set->psk_set)
+        if (f->type == RUDP_FRAME_DATA && rudp_sess_initial_private(set))
             continue;
         return RUDP_ERR_MALFORMED;
     }

@@ -295,6 +295,16 @@ static ssize_t listening_decode(const uint8_t *p, size_t len, uint8_t *v) {
     return RUDP_LISTENING_FRAME_LEN;
 }
 
+/* Decodes a NEW_TICKET frame; returns its size or RUDP_ERR_MALFORMED. */
+static ssize_t ticket_decode(const uint8_t *p, size_t len, rudp_ticket *t) {
+    if (len < RUDP_TICKET_FRAME_LEN) {
+        return RUDP_ERR_MALFORMED;
+    }
+    memcpy(t->psk, p + 1, sizeof(t->psk));
+    memcpy(t->blob, p + 1 + sizeof(t->psk), sizeof(t->blob));
+    return RUDP_TICKET_FRAME_LEN;
+}
+
 /* Decodes the frame at the start of |p| into *f.  Returns the bytes it
  * occupies (> 0), or RUDP_ERR_MALFORMED for empty input, an unknown type or
  * any reason listed at the per-type decoders; *f is unspecified then. */
@@ -327,6 +337,8 @@ ssize_t rudp_wire_decode_frame(const uint8_t *p, size_t len, rudp_frame *f) {
         return u64_decode(p, len, &f->u.path_data);
     case RUDP_FRAME_LISTENING:
         return listening_decode(p, len, &f->u.listening);
+    case RUDP_FRAME_NEW_TICKET:
+        return ticket_decode(p, len, &f->u.ticket);
     default:
         return RUDP_ERR_MALFORMED;
     }
@@ -394,6 +406,8 @@ size_t rudp_wire_frame_len(const rudp_frame *f) {
         return RUDP_PATH_FRAME_LEN;
     case RUDP_FRAME_LISTENING:
         return f->u.listening <= 1 ? RUDP_LISTENING_FRAME_LEN : 0;
+    case RUDP_FRAME_NEW_TICKET:
+        return RUDP_TICKET_FRAME_LEN;
     default:
         return 0;
     }
@@ -464,6 +478,10 @@ static void frame_write(uint8_t *p, const rudp_frame *f) {
         break;
     case RUDP_FRAME_LISTENING:
         p[1] = f->u.listening;
+        break;
+    case RUDP_FRAME_NEW_TICKET:
+        memcpy(p + 1, f->u.ticket.psk, sizeof(f->u.ticket.psk));
+        memcpy(p + 1 + sizeof(f->u.ticket.psk), f->u.ticket.blob, sizeof(f->u.ticket.blob));
         break;
     default: /* PADDING and PING are the type byte alone. */
         break;

@@ -41,6 +41,9 @@ enum rudp_pkt_type {
 
 /* INITIAL flags. */
 #define RUDP_INITIAL_F_PSK 0x01 /* sealed under a pre-shared key */
+#define RUDP_INITIAL_F_TICKET                                                              \
+    0x02 /* the token is a resumption ticket, whose key                                    \
+            seals it (docs/PROTOCOL.md "Resumption") */
 
 enum rudp_frame_type {
     RUDP_FRAME_PADDING = 0x00,
@@ -55,6 +58,7 @@ enum rudp_frame_type {
     RUDP_FRAME_PATH_CHALLENGE = 0x09,
     RUDP_FRAME_PATH_RESPONSE = 0x0a,
     RUDP_FRAME_LISTENING = 0x0b,
+    RUDP_FRAME_NEW_TICKET = 0x0c,
 };
 
 /* Flags of SESSION and DATA frames (yamux vocabulary). */
@@ -155,6 +159,7 @@ typedef struct rudp_frame {
         uint64_t max_streams;
         uint64_t path_data; /* PATH_CHALLENGE / PATH_RESPONSE */
         uint8_t listening;  /* LISTENING: 1 the port has a listener, 0 none */
+        rudp_ticket ticket; /* NEW_TICKET: the key, then the blob */
     } u;
 } rudp_frame;
 
@@ -184,6 +189,7 @@ typedef struct rudp_decoded_pkt {
 #define RUDP_MAX_STREAMS_FRAME_LEN 9
 #define RUDP_PATH_FRAME_LEN 9
 #define RUDP_LISTENING_FRAME_LEN 2
+#define RUDP_TICKET_FRAME_LEN (1 + 32 + RUDP_TICKET_LEN)
 
 /* Parses the clear header of a datagram.  Returns RUDP_OK,
  * RUDP_ERR_VERSION (another version: version, type and dcid are filled in

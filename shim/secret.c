@@ -92,11 +92,15 @@ static void secret_make(const char *path) {
     memset(bytes, 0, sizeof(bytes));
 }
 
+bool rudp_state_dir(char *buf, size_t cap) {
+    return secret_dir(buf, cap) && secret_dir_ok(buf);
+}
+
 /* Reads (making it first when missing) the stored secret; returns true. */
 static bool secret_stored(uint8_t out[32]) {
     char dir[PATH_MAX - 16], path[PATH_MAX];
 
-    if (!secret_dir(dir, sizeof(dir)) || !secret_dir_ok(dir))
+    if (!rudp_state_dir(dir, sizeof(dir)))
         return false;
     snprintf(path, sizeof(path), "%s/secret", dir);
     if (secret_read(path, out))

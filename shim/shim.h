@@ -233,10 +233,21 @@ void rudp_exec_import(void);
 int rudp_conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool fastopen);
 
 /* --- secret.c --- */
+/* Writes the user's state directory (RUDP_STATE_DIR, else
+ * $XDG_RUNTIME_DIR/rudp, else /var/tmp/rudp-UID) into |buf|, making it
+ * (0700) when missing; returns false when it does not fit or is not a
+ * directory of this user's that nobody else may enter. */
+bool rudp_state_dir(char *buf, size_t cap);
 
 /* Sets |out| to this endpoint's secret (rudp_settings.secret): derived from
  * the pre-shared key, else kept in the user's state directory so that a
  * restarted server still resets its old connections, else random. */
 void rudp_secret_load(const rudp_shim_config *c, uint8_t out[32]);
+
+/* --- tickets.c --- */
+/* The resumption tickets of this user's clients, one per server address in
+ * the state directory: rudp_rt_config.ticket_load and ticket_save. */
+bool rudp_ticket_load(const rudp_addr *server, rudp_ticket *t);
+void rudp_ticket_save(const rudp_addr *server, const rudp_ticket *t);
 
 #endif /* RUDP_SHIM_H */

@@ -102,6 +102,14 @@ typedef struct rudp_addr {
     unsigned char bytes[28];
 } rudp_addr;
 
+/* A server's resumption ticket (its NEW_TICKET frame): what lets a client
+ * send 0-RTT data to it in a later session without a pre-shared key. */
+#define RUDP_TICKET_LEN 64
+typedef struct rudp_ticket {
+    uint8_t psk[32];               /* the key it stands for, known to the client */
+    uint8_t blob[RUDP_TICKET_LEN]; /* that key sealed for the server: opaque */
+} rudp_ticket;
+
 /* Settings of one session; start from rudp_settings_default(). */
 typedef struct rudp_settings {
     uint32_t max_packet_size;        /* UDP payload per datagram to start with (>= 1200) */
@@ -122,15 +130,17 @@ typedef struct rudp_settings {
     bool pacing;                     /* pace sends (default on) */
     bool psk_set;                    /* |psk| authenticates both ends (RUDP_KEY_FILE) */
     uint8_t psk[32];                 /* the pre-shared key, when psk_set */
-    uint8_t secret[32];              /* this endpoint's own secret: reset and retry
-                                        tokens (random from rudp_settings_default;
-                                        one value for every session of an engine) */
-    uint64_t wall_ms;                /* the caller's wall clock (ms since the epoch)
-                                        when it makes a session with these; 0: unknown */
-    struct rudp_replay *replay;      /* server: the memory of openings already seen,
-                                        that lets 0-RTT data under the PSK reach the
-                                        program at once and a retry token validate
-                                        only once (NULL: neither); rudp_replay_new */
+    bool ticket_set;                 /* client: resume with |ticket| (no psk_set) */
+    rudp_ticket ticket;
+    uint8_t secret[32];         /* this endpoint's own secret: reset and retry
+                                   tokens (random from rudp_settings_default;
+                                   one value for every session of an engine) */
+    uint64_t wall_ms;           /* the caller's wall clock (ms since the epoch)
+                                   when it makes a session with these; 0: unknown */
+    struct rudp_replay *replay; /* server: the memory of openings already seen,
+                                   that lets 0-RTT data under the PSK reach the
+                                   program at once and a retry token validate
+                                   only once (NULL: neither); rudp_replay_new */
 } rudp_settings;
 
 /* The memory of openings a server accepted early or by a retry token
@@ -225,10 +235,12 @@ rudp_session *rudp_session_new_client(const rudp_settings *s, uint64_t seed,
  * packet; docs/PROTOCOL.md "REFUSE"). */
 enum rudp_refuse_reason {
     RUDP_REFUSE_NONE = 0,
-    RUDP_REFUSE_VERSION = 1,     /* the server speaks another protocol version */
-    RUDP_REFUSE_KEY_NEEDED = 2,  /* the server has a pre-shared key, the client none */
-    RUDP_REFUSE_NO_KEY = 3,      /* the client has a pre-shared key, the server none */
-    RUDP_REFUSE_KEY_MISMATCH = 4 /* both have one, and they differ */
+    RUDP_REFUSE_VERSION = 1,      /* the server speaks another protocol version */
+    RUDP_REFUSE_KEY_NEEDED = 2,   /* the server has a pre-shared key, the client none */
+    RUDP_REFUSE_NO_KEY = 3,       /* the client has a pre-shared key, the server none */
+    RUDP_REFUSE_KEY_MISMATCH = 4, /* both have one, and they differ */
+    RUDP_REFUSE_TICKET = 5        /* the server cannot open the client's ticket (the
+                                     client then connects without it, not refused) */
 };
 
 /* Returns a static description of a refuse reason. */
@@ -359,6 +371,17 @@ bool rudp_session_is_validated(const rudp_session *sess);
 /* Client: why the server refused the session (enum rudp_refuse_reason),
  * RUDP_REFUSE_NONE if it did not. */
 int rudp_session_refuse_reason(const rudp_session *sess);
+
+/* Client: copies into |t| a resumption ticket the server sent since the
+ * last call, and returns true; false when there is none.  Give it as
+ * settings.ticket to the next session with that server: its INITIAL then
+ * carries 0-RTT data sealed under the ticket's key (docs/PROTOCOL.md
+ * "Resumption"). */
+bool rudp_session_take_ticket(rudp_session *sess, rudp_ticket *t);
+
+/* Client: true when the session opened with a ticket the server accepted
+ * (known once established). */
+bool rudp_session_resumed(const rudp_session *sess);
 
 /* Fills |info|; walks every stream (O(streams)): not for the per-packet path. */
 void rudp_session_get_info(const rudp_session *sess, rudp_session_info *info);

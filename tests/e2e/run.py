@@ -701,6 +701,35 @@ def t_fastopen(t):
     echo_test(t, [], 10, 256 * 1024, client_env={"RUDP_FASTOPEN": "1"})
 
 
+@test("fastopen-resumed", limit=40)
+def t_fastopen_resumed(t):
+    """The server's resumption ticket, kept in the client's state
+    directory (0600), lets the next client process resume: its first bytes
+    ride its opening datagram (logged "session resumed"), where the first
+    process, without a ticket, could not.  Both echo intact."""
+    state = os.path.join(t.dir, "state")
+    env = {"RUDP_STATE_DIR": state, "RUDP_LOG": "2"}
+    srv = t.spawn("echo-server", t.tool("echo-server", t.port), env=env)
+    t.wait_listening(srv)
+    clients = []
+    for i in range(2):
+        cli = t.spawn(f"client-{i}", t.tool("threads-client", "127.0.0.1", t.port, 1, 65536),
+                      env={**env, "RUDP_FASTOPEN": "1"})
+        cli.wait_ok(t.remaining(), "ok 1")
+        clients.append(cli)
+    tickets = os.path.join(state, "tickets")
+    names = os.listdir(tickets) if os.path.isdir(tickets) else []
+    t.expect(names == [f"4-7f000001-{t.port}"], f"ticket files {names}, want one for "
+             f"127.0.0.1:{t.port}")
+    for n in names:
+        st = os.stat(os.path.join(tickets, n))
+        t.expect(st.st_mode & 0o777 == 0o600 and st.st_size == 96,
+                 f"ticket file mode {st.st_mode & 0o777:o}, {st.st_size} bytes (want 600, 96)")
+    resumed = ["session resumed" in c.err() for c in clients]
+    t.expect(resumed == [False, True], f"resumed per client process: {resumed}, want "
+             "[False, True]", *clients)
+
+
 @test("cc-cubic", limit=40)
 def t_cubic(t):
     """RUDP_CC=cubic on both ends: 4 clients x 4 MiB."""

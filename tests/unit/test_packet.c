@@ -247,8 +247,25 @@ Test(packet, unknown_type_is_malformed) {
     }
 }
 
+Test(packet, a_ticket_flag_needs_a_ticket_and_no_key_flag) {
+    /* RUDP_INITIAL_F_TICKET: the token is a ticket, exactly
+     * RUDP_TICKET_LEN bytes; the key and the ticket exclude each other. */
+    built b;
+    rudp_pkt_hdr h;
+    build(S_INITIAL_TOKEN, &b); /* a token of RUDP_MAX_TOKEN == RUDP_TICKET_LEN */
+    cr_assert_eq(RUDP_MAX_TOKEN, RUDP_TICKET_LEN);
+    b.buf[50] = RUDP_INITIAL_F_TICKET;
+    cr_assert_eq(parse_exact(b.buf, b.len, &h), RUDP_OK);
+    cr_assert_eq(h.flags, RUDP_INITIAL_F_TICKET);
+    b.buf[50] = RUDP_INITIAL_F_TICKET | RUDP_INITIAL_F_PSK;
+    cr_assert_eq(parse_exact(b.buf, b.len, &h), RUDP_ERR_MALFORMED);
+    build(S_INITIAL, &b); /* no token */
+    b.buf[50] = RUDP_INITIAL_F_TICKET;
+    cr_assert_eq(parse_exact(b.buf, b.len, &h), RUDP_ERR_MALFORMED);
+}
+
 Test(packet, unknown_initial_flags_are_malformed) {
-    for (unsigned bit = 1; bit < 8; bit++) {
+    for (unsigned bit = 2; bit < 8; bit++) {
         built b;
         rudp_pkt_hdr h;
         build(S_INITIAL, &b);

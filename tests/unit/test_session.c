@@ -2458,3 +2458,212 @@ Test(session, data_injected_into_a_public_initial_is_refused) {
     cr_assert_eq(rudp_stream_get_info(p.srv, 1, &si), RUDP_ERR_NO_STREAM);
     test_pair_free(&p);
 }
+
+/* --- resumption tickets (docs/PROTOCOL.md "Resumption") --- */
+
+#define WALL_MS 1800000000000ull /* a wall clock both ends agree on */
+
+/* Fills |cs| and |ss| for sessions that issue and take tickets: no key,
+ * wall clocks set, a replay memory at the server (free it). */
+static void ticket_settings(rudp_settings *cs, rudp_settings *ss) {
+    rudp_settings_default(cs);
+    rudp_settings_default(ss);
+    cs->wall_ms = ss->wall_ms = WALL_MS;
+    ss->replay = rudp_replay_new(64);
+}
+
+/* Runs a whole session with |cs| and |ss| and returns the ticket its
+ * client was given. */
+static rudp_ticket ticket_from_a_session(const rudp_settings *cs, const rudp_settings *ss) {
+    test_pair p;
+    rudp_ticket t;
+    test_pair_init(&p, cs, ss, DELAY);
+    establish(&p);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    cr_assert(rudp_session_take_ticket(p.cli, &t), "no ticket after the handshake");
+    cr_assert_not(rudp_session_take_ticket(p.cli, &t), "the same ticket twice");
+    cr_assert_not(rudp_session_resumed(p.cli));
+    test_pair_free(&p);
+    return t;
+}
+
+/* Makes the server of |p| from the client's first datagram (|d|, |n|
+ * bytes, kept intact) at |p|'s time; returns it. */
+static rudp_session *server_from(test_pair *p, const uint8_t *d, size_t n) {
+    static uint8_t copy[TEST_MAX_DGRAM];
+    rudp_reply r;
+    int err;
+    memcpy(copy, d, n);
+    rudp_session *s =
+        rudp_session_new_server(&p->sset, 22, copy, n, &p->caddr, p->now, false, &r, &err);
+    cr_assert_not_null(s, "no session: %d", err);
+    return s;
+}
+
+Test(session, a_ticket_carries_the_next_sessions_first_bytes_in_its_initial) {
+    /* The server's NEW_TICKET lets the next session's INITIAL carry the
+     * request, sealed under the ticket's key: the server program gets the
+     * connection and its bytes from that one datagram (the ticket, bound to
+     * the client's address, proves it as a TCP Fast Open cookie does). */
+    rudp_settings cs, ss;
+    ticket_settings(&cs, &ss);
+    cs.ticket = ticket_from_a_session(&cs, &ss);
+    cs.ticket_set = true;
+    test_pair p;
+    test_pair_init(&p, &cs, &ss, DELAY);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "resumed request");
+    uint8_t d[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    cr_assert_eq(d[1], RUDP_PKT_INITIAL);
+    p.srv = server_from(&p, d, n);
+    cr_assert(rudp_session_is_validated(p.srv));
+    cr_assert_eq(next_event(p.srv).type, RUDP_EV_SESSION_ESTABLISHED);
+    rudp_event ev = next_event(p.srv);
+    cr_assert(ev.type == RUDP_EV_STREAM_OPENED && ev.sid == sid);
+    char got[32];
+    cr_assert_eq(rudp_stream_read(p.srv, sid, got, sizeof(got)), 15);
+    cr_assert_eq(memcmp(got, "resumed request", 15), 0);
+    cr_assert(test_pair_run_until(&p, both_established, LIMIT(&p)));
+    cr_assert(rudp_session_resumed(p.cli));
+    test_pair_free(&p);
+    rudp_replay_del(ss.replay);
+}
+
+Test(session, a_ticket_opens_only_from_the_address_it_was_given_to) {
+    /* Like a TCP Fast Open cookie, a ticket is bound to the client's IP
+     * address: the same INITIAL from elsewhere (a spoofer that got hold of
+     * one) makes no session and is refused, cheaply. */
+    rudp_settings cs, ss;
+    ticket_settings(&cs, &ss);
+    cs.ticket = ticket_from_a_session(&cs, &ss);
+    cs.ticket_set = true;
+    test_pair p;
+    test_pair_init(&p, &cs, &ss, DELAY);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "GET");
+    uint8_t d[TEST_MAX_DGRAM], copy[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    rudp_addr elsewhere = p.caddr;
+    elsewhere.bytes[0] ^= 0x40;
+    rudp_reply r;
+    int err;
+    memcpy(copy, d, n);
+    cr_assert_null(
+        rudp_session_new_server(&p.sset, 22, copy, n, &elsewhere, p.now, false, &r, &err));
+    rudp_pkt_hdr h;
+    cr_assert_eq(rudp_wire_parse(r.buf, r.len, &h), RUDP_OK);
+    cr_assert(h.type == RUDP_PKT_REFUSE && h.reason == RUDP_REFUSE_TICKET);
+    cr_assert_lt(r.len, n);
+    p.srv = server_from(&p, d, n); /* from the right address it opens */
+    cr_assert(rudp_session_is_validated(p.srv));
+    test_pair_free(&p);
+    rudp_replay_del(ss.replay);
+}
+
+Test(session, a_replayed_resumed_initial_delivers_nothing_again) {
+    /* Whoever saw the INITIAL can send it again: the copy makes a session
+     * that reports nothing (its data waits for a validation no replayer
+     * can bring). */
+    rudp_settings cs, ss;
+    ticket_settings(&cs, &ss);
+    cs.ticket = ticket_from_a_session(&cs, &ss);
+    cs.ticket_set = true;
+    test_pair p;
+    test_pair_init(&p, &cs, &ss, DELAY);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "pay 100");
+    uint8_t d[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    rudp_session *first = server_from(&p, d, n);
+    cr_assert_eq(next_event(first).type, RUDP_EV_SESSION_ESTABLISHED);
+    p.now += RUDP_SEC(1);
+    rudp_session *again = server_from(&p, d, n);
+    rudp_event ev;
+    cr_assert_not(rudp_session_poll_event(again, &ev), "event %d from a replay", ev.type);
+    rudp_session_del(first);
+    rudp_session_del(again);
+    test_pair_free(&p);
+    rudp_replay_del(ss.replay);
+}
+
+/* Connects with ticket |t| to a server with the settings |server| (its
+ * secret) whose wall clock is |wall|, and checks that the bytes written
+ * before the handshake arrive whole, without resumption. */
+static void check_ticket_refused(const rudp_settings *server, const rudp_ticket *t,
+                                 uint64_t wall) {
+    rudp_settings cs, ss = *server;
+    ticket_settings(&cs, &ss);
+    memcpy(ss.secret, server->secret, sizeof(ss.secret));
+    ss.wall_ms = wall;
+    cs.ticket = *t;
+    cs.ticket_set = true;
+    test_pair p;
+    test_pair_init(&p, &cs, &ss, DELAY);
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "still arrives");
+    cr_assert_eq(rudp_stream_shutdown_write(p.cli, sid), RUDP_OK);
+    static uint8_t got[32];
+    bool eof;
+    cr_assert(test_pair_run_until(&p, both_established, LIMIT(&p)));
+    cr_assert_eq(read_to_eof(&p, sid, got, sizeof(got), LIMIT(&p), &eof), 13);
+    cr_assert(eof && memcmp(got, "still arrives", 13) == 0);
+    cr_assert_not(rudp_session_resumed(p.cli));
+    cr_assert_eq(rudp_session_refuse_reason(p.cli), RUDP_REFUSE_NONE);
+    test_pair_free(&p);
+    rudp_replay_del(ss.replay);
+}
+
+Test(session, a_ticket_the_server_cannot_open_costs_a_round_trip_not_the_connection) {
+    /* A ticket changed by one bit, one made under another server's secret
+     * and an expired one are refused (REFUSE(ticket)); the client connects
+     * without it and its 0-RTT bytes go again after the handshake. */
+    rudp_settings cs, ss, other;
+    ticket_settings(&cs, &ss);
+    rudp_ticket t = ticket_from_a_session(&cs, &ss), forged = t;
+    forged.blob[20] ^= 1;
+    check_ticket_refused(&ss, &forged, WALL_MS);
+    rudp_settings_default(&other); /* another random secret */
+    check_ticket_refused(&other, &t, WALL_MS);
+    check_ticket_refused(&ss, &t, WALL_MS + 25ull * 3600 * 1000); /* a day and an hour on */
+    rudp_replay_del(ss.replay);
+}
+
+Test(session, a_psk_client_ignores_tickets) {
+    /* Under a pre-shared key no ticket is sent or used: the key does more. */
+    rudp_settings cs, ss;
+    psk_settings(&cs, &ss);
+    cs.wall_ms = ss.wall_ms = WALL_MS;
+    test_pair p;
+    rudp_ticket t;
+    test_pair_init(&p, &cs, &ss, DELAY);
+    establish(&p);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    cr_assert_not(rudp_session_take_ticket(p.cli, &t));
+    test_pair_free(&p);
+}
+
+Test(session, a_busy_server_retries_a_ticket_client_into_the_full_handshake) {
+    /* A RETRY, tagged under the ticket's key, makes the client drop its
+     * ticket: it connects with the token and no ticket, and its bytes
+     * arrive. */
+    rudp_settings cs, ss;
+    ticket_settings(&cs, &ss);
+    cs.ticket = ticket_from_a_session(&cs, &ss);
+    cs.ticket_set = true;
+    test_pair p;
+    test_pair_init(&p, &cs, &ss, DELAY);
+    p.srv_busy = true;
+    uint64_t sid;
+    open_and_write(p.cli, &sid, "after a retry");
+    cr_assert_eq(rudp_stream_shutdown_write(p.cli, sid), RUDP_OK);
+    static uint8_t got[32];
+    bool eof;
+    cr_assert(test_pair_run_until(&p, both_established, LIMIT(&p)));
+    cr_assert_eq(read_to_eof(&p, sid, got, sizeof(got), LIMIT(&p), &eof), 13);
+    cr_assert(eof && memcmp(got, "after a retry", 13) == 0);
+    cr_assert_not(rudp_session_resumed(p.cli));
+    cr_assert(p.cli->retried);
+    test_pair_free(&p);
+    rudp_replay_del(ss.replay);
+}

@@ -510,8 +510,8 @@ Test(wire, decode_rejects_a_truncated_frame) {
 }
 
 Test(wire, unknown_frame_types_are_rejected) {
-    uint8_t buf[64] = {0};
-    for (unsigned t = RUDP_FRAME_LISTENING + 1; t < 256; t++) {
+    uint8_t buf[128] = {0};
+    for (unsigned t = RUDP_FRAME_NEW_TICKET + 1; t < 256; t++) {
         buf[0] = (uint8_t)t;
         cr_assert_eq(decode_raw(buf, sizeof(buf)), RUDP_ERR_MALFORMED, "type %u", t);
         rudp_frame f = {.type = (uint8_t)t};
@@ -533,6 +533,24 @@ Test(wire, listening_frame) {
     cr_assert_eq(rudp_wire_encode_frame(buf, sizeof(buf), &f), 2);
     cr_assert_eq(rudp_wire_decode_frame(buf, 2, &g), 2);
     cr_assert_eq(g.u.listening, 1);
+}
+
+Test(wire, new_ticket_frame) {
+    /* NEW_TICKET: the key, then the blob; every byte of both round-trips,
+     * and a frame one byte short is malformed. */
+    uint8_t buf[RUDP_TICKET_FRAME_LEN + 4];
+    rudp_frame f = {.type = RUDP_FRAME_NEW_TICKET}, g;
+    for (size_t i = 0; i < sizeof(f.u.ticket.psk); i++)
+        f.u.ticket.psk[i] = (uint8_t)(i + 1);
+    for (size_t i = 0; i < sizeof(f.u.ticket.blob); i++)
+        f.u.ticket.blob[i] = (uint8_t)(200 - i);
+    cr_assert_eq(rudp_wire_encode_frame(buf, sizeof(buf), &f), RUDP_TICKET_FRAME_LEN);
+    cr_assert_eq(rudp_wire_encode_frame(buf, RUDP_TICKET_FRAME_LEN - 1, &f),
+                 RUDP_ERR_NOBUF);
+    cr_assert_eq(rudp_wire_decode_frame(buf, RUDP_TICKET_FRAME_LEN, &g),
+                 RUDP_TICKET_FRAME_LEN);
+    cr_assert_eq(memcmp(&g.u.ticket, &f.u.ticket, sizeof(f.u.ticket)), 0);
+    cr_assert_eq(decode_raw(buf, RUDP_TICKET_FRAME_LEN - 1), RUDP_ERR_MALFORMED);
 }
 
 Test(wire, session_flags_and_packet_size) {
