@@ -332,6 +332,18 @@ def flow(cap, src, dst, port, kind=None):
             port in (d.sport, d.dport) and (kind is None or rudp_type(d) == kind)]
 
 
+def read_records(path):
+    """Returns the datagrams of a record file (u16 length, datagram)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    out, i = [], 0
+    while i + 2 <= len(data):
+        n = struct.unpack("!H", data[i:i + 2])[0]
+        out.append(data[i + 2:i + 2 + n])
+        i += 2 + n
+    return out
+
+
 def write_records(path, payloads):
     """Writes datagrams as rudp-attack-tool records (u16 length first)."""
     with open(path, "wb") as f:
@@ -499,16 +511,19 @@ class Test:
         p.wait_line("ready", 10)
         return p, path
 
-    def initials(self, n, retransmit=0, stream=False, name="initials"):
+    def initials(self, n, retransmit=0, stream=False, name="initials", ticket=None):
         """Makes |n| genuine INITIALs (each with |retransmit| retransmissions;
-        opening a stream when |stream|) toward the server; returns the
-        record file's path."""
+        opening a stream when |stream|; resuming with the ticket file
+        |ticket| when given) toward the server; returns the record file's
+        path."""
         path = os.path.join(self.dir, f"{name}.bin")
         cmd = [self.runner.attack_tool, "initials", str(n), path, SRV, str(self.port)]
         if retransmit:
             cmd += ["--retransmit", str(retransmit)]
         if stream:
             cmd += ["--stream"]
+        if ticket:
+            cmd += ["--ticket", ticket]
         out = must(cmd, timeout=60)
         if not out.startswith(f"ok {n} "):
             raise Failure(f"rudp-attack-tool: {out.strip()!r}")
@@ -936,6 +951,51 @@ def t_capture(t):
              "public initial key (anyone can open them)", cli)
     t.expect(tcp_hits > 0, f"control: the marker is in none of {len(tcp)} plain TCP segments "
              "(the capture does not work)", ctl)
+
+
+def wait_for(cond, seconds):
+    """Polls |cond| every 20 ms until it holds or |seconds| pass; returns
+    its last value."""
+    end = time.monotonic() + seconds
+    while not cond() and time.monotonic() < end:
+        time.sleep(0.02)
+    return cond()
+
+
+@test("ticket-spoofing", limit=60)
+def t_ticket_spoofing(t):
+    """An attacker that is a client of the server holds a genuine
+    resumption ticket, bound to its own address.  INITIALs resumed with it,
+    carrying 0-RTT data, from spoofed addresses: no connection, nothing
+    delivered, only REFUSEs far smaller than what came.  The same INITIAL
+    from the attacker's own address is accepted at once (it was good)."""
+    srv = t.server()
+    t.count("s", "INPUT", "in-spoofed", "-s", SPOOF_NET, "-p", "udp", "--dport", t.port)
+    t.count("s", "OUTPUT", "out-spoofed", "-d", SPOOF_NET, "-p", "udp", "--sport", t.port)
+    own = t.spawn("a", "attacker-client", t.agent("once-client", SRV, t.port, "get a ticket"),
+                  shim=True)
+    own.wait_ok(20, "ok")
+    tickets = os.path.join(t.state_dir("a"), "tickets")
+    names = os.listdir(tickets) if os.path.isdir(tickets) else []
+    t.expect(len(names) == 1, f"the attacker's client kept tickets {names}, want one", own)
+    records = t.initials(300, stream=True, name="resumed", ticket=os.path.join(tickets, names[0]))
+    t.flood(records, 1.0, name="flood").wait_ok(20, "sent 300 ")
+    wait_for(lambda: t.counter("s", "OUTPUT", "out-spoofed")[0] >= 300, 5)
+    (pin, bin_), (pout, bout) = t.counter("s", "INPUT", "in-spoofed"), \
+        t.counter("s", "OUTPUT", "out-spoofed")
+    t.note(f"spoofed: {pin} datagrams, {bin_} bytes in; {pout} datagrams, {bout} bytes out "
+           f"({bout / max(bin_, 1):.3f}x)")
+    t.expect(pin == 300, f"{pin} of 300 spoofed INITIALs reached the server", srv)
+    t.expect(pout <= pin and bout * 20 <= bin_, f"the server sent {pout} datagrams, {bout} "
+             f"bytes to spoofed addresses for {pin}, {bin_} bytes (want only small refusals)",
+             srv)
+    t.expect(accepts(srv) == [(t.port, ATK)], f"accepted {accepts(srv)}, want only the "
+             "attacker's own first connection", srv)
+    first = read_records(records)[0]
+    t.inject([datagram(ATK, 40100, SRV, t.port, first)], name="inject-own")
+    got = wait_for(lambda: accepts(srv) == [(t.port, ATK)] * 2, 5)
+    t.expect(got, f"control: the resumed INITIAL from the ticket's own address was not "
+             f"accepted at once (accepted {accepts(srv)})", srv)
 
 
 def write_key(t, name, data):

@@ -31,6 +31,13 @@
  * "Packet protection"); the tool opens it, clears the key flag and seals
  * it again, so it is a valid INITIAL without a key that carries DATA.
  *
+ * With --ticket FILE (a ticket file of the shim's state directory: the
+ * ticket's key, then its blob, 96 bytes) each session resumes with that
+ * ticket, as the client it was given to would: its INITIAL is sealed under
+ * the ticket's key and, with --stream, carries the stream's first bytes as
+ * it may.  An attacker that is a client of the server gets a ticket for its
+ * own address, and tries it from addresses it does not own.
+ *
  *     rudp-attack-tool open-initials INFILE OUTFILE
  *
  * is what a passive observer can do with the INITIALs it captured (records
@@ -53,6 +60,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -146,11 +154,12 @@ static bool open_stream(rudp_session *s) {
 }
 
 /* Makes one client session toward |peer| and writes its INITIAL and |k|
- * retransmissions of it to |out| (with a stream: see the file comment),
+ * retransmissions of it to |out| (with a stream: see the file comment;
+ * |strip|: made under a zero key, turned into INITIALs without one),
  * adding the bytes written to *bytes.  Returns the number of records
  * written, or -1 when the engine or the write fails. */
 static long emit_session(FILE *out, const rudp_settings *set, const rudp_addr *peer,
-                         unsigned long k, bool stream, uint64_t *bytes) {
+                         unsigned long k, bool stream, bool strip, uint64_t *bytes) {
     static uint8_t buf[DGRAM_MAX];
     rudp_tstamp now = RUDP_SEC(1);
     rudp_session *s = rudp_session_new_client(set, random64(), peer, now);
@@ -163,7 +172,7 @@ static long emit_session(FILE *out, const rudp_settings *set, const rudp_addr *p
     while (records <= (long)k) {
         rudp_addr to;
         ssize_t n = rudp_session_write_pkt(s, buf, sizeof(buf), &to, now);
-        if (n < 0 || (n > 0 && stream && !strip_key_flag(buf, (size_t)n)) ||
+        if (n < 0 || (n > 0 && strip && !strip_key_flag(buf, (size_t)n)) ||
             (n > 0 && !put_record(out, buf, (size_t)n)))
             break;
         if (n > 0) {
@@ -181,14 +190,37 @@ static long emit_session(FILE *out, const rudp_settings *set, const rudp_addr *p
     return records == (long)k + 1 ? records : -1;
 }
 
-/* Parses the options of initials (from argv[0]) into *k and *stream.
- * Returns false on an unknown or malformed option. */
-static bool initials_options(int argc, char **argv, unsigned long *k, bool *stream) {
+/* Reads the ticket file |path| (96 bytes: key, blob) into |set| and sets
+ * its wall clock.  Returns false when it is not one. */
+static bool read_ticket(const char *path, rudp_settings *set) {
+    uint8_t buf[sizeof(set->ticket.psk) + RUDP_TICKET_LEN + 1];
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
+    if (f)
+        fclose(f);
+    if (n != sizeof(buf) - 1)
+        return false;
+    memcpy(set->ticket.psk, buf, sizeof(set->ticket.psk));
+    memcpy(set->ticket.blob, buf + sizeof(set->ticket.psk), RUDP_TICKET_LEN);
+    set->ticket_set = true;
+    set->wall_ms = (uint64_t)time(NULL) * 1000;
+    return true;
+}
+
+/* Parses the options of initials (from argv[0]) into *k, *stream and
+ * |set| (a ticket).  Returns false on an unknown or malformed option. */
+static bool initials_options(int argc, char **argv, unsigned long *k, bool *stream,
+                             rudp_settings *set) {
     for (int i = 0; i < argc; i++) {
+        bool ok;
         if (strcmp(argv[i], "--stream") == 0)
-            *stream = true;
-        else if (strcmp(argv[i], "--retransmit") != 0 || i + 1 == argc ||
-                 !parse_count(argv[++i], MAX_RETRANSMIT, k))
+            ok = *stream = true;
+        else if (strcmp(argv[i], "--ticket") == 0)
+            ok = i + 1 < argc && read_ticket(argv[++i], set);
+        else
+            ok = strcmp(argv[i], "--retransmit") == 0 && i + 1 < argc &&
+                 parse_count(argv[++i], MAX_RETRANSMIT, k);
+        if (!ok)
             return false;
     }
     return true;
@@ -202,19 +234,19 @@ static int cmd_initials(int argc, char **argv) {
     bool stream = false;
     rudp_addr peer;
     rudp_settings set;
+    rudp_settings_default(&set);
     if (argc < 4 || !parse_count(argv[0], MAX_SESSIONS, &n) ||
         !make_addr(argv[2], argv[3], &peer) ||
-        !initials_options(argc - 4, argv + 4, &k, &stream))
+        !initials_options(argc - 4, argv + 4, &k, &stream, &set))
         return EXIT_USAGE;
     FILE *out = fopen(argv[1], "wb");
     if (!out) {
         perror(argv[1]);
         return EXIT_FAIL;
     }
-    rudp_settings_default(&set);
-    set.psk_set = stream; /* a zero key: the public early secret */
+    set.psk_set = stream && !set.ticket_set; /* a zero key: the public early secret */
     for (unsigned long i = 0; i < n; i++) {
-        long r = emit_session(out, &set, &peer, k, stream, &bytes);
+        long r = emit_session(out, &set, &peer, k, stream, set.psk_set, &bytes);
         if (r < 0) {
             fprintf(stderr, "rudp-attack-tool: session %lu made no INITIAL\n", i);
             fclose(out);
@@ -294,6 +326,7 @@ int main(int argc, char **argv) {
     fprintf(
         stderr,
         "usage: rudp-attack-tool initials N OUTFILE HOST PORT [--retransmit K] [--stream]\n"
+        "                                [--ticket FILE]\n"
         "       rudp-attack-tool open-initials INFILE OUTFILE\n");
     return EXIT_USAGE;
 }
