@@ -461,9 +461,13 @@ void rudp_sess_consume(rudp_session *s, uint64_t n, rudp_tstamp now) {
     rudp_fc_on_consume(&s->fc, n, s->rec.rtt.smoothed, now);
 }
 
+static rudp_tstamp sess_idle_timeout(const rudp_session *s);
+
 rudp_tstamp rudp_sess_close_wait(const rudp_session *s) {
     rudp_tstamp t = RUDP_DRAIN_PTOS * rudp_recovery_pto(&s->rec);
-    return t > RUDP_CLOSE_MIN_WAIT ? t : RUDP_CLOSE_MIN_WAIT;
+    if (t < RUDP_CLOSE_MIN_WAIT)
+        t = RUDP_CLOSE_MIN_WAIT;
+    return t > sess_idle_timeout(s) ? t : sess_idle_timeout(s);
 }
 
 void rudp_sess_check_close(rudp_session *s, rudp_tstamp now) {
@@ -515,6 +519,13 @@ void rudp_session_on_path_error(rudp_session *s, rudp_tstamp now) {
 }
 
 void rudp_session_on_stateless_reset(rudp_session *s, rudp_tstamp now) {
+    if (s->state == RUDP_SESS_CLOSING && s->goaway_sent) {
+        /* Our GoAway went out with every stream finished, and the peer
+         * holds no session any more: the close is complete. */
+        rudp_sess_note_closed(s, RUDP_OK);
+        s->state = RUDP_SESS_DONE;
+        return;
+    }
     rudp_sess_die(s, RUDP_ERR_PEER_RESET, now);
 }
 
@@ -608,7 +619,8 @@ rudp_tstamp rudp_session_deadline(const rudp_session *s) {
         return tmin(tmin(t, s->drain_end), sess_send_time(s, s->now));
     t = tmin(t, rudp_recovery_deadline(&s->rec, sess_client_unconfirmed(s)));
     t = tmin(t, sess_send_time(s, s->now));
-    t = tmin(t, s->last_recv + sess_idle_timeout(s));
+    if (!s->goaway_sent) /* a closer's deadline is close_deadline */
+        t = tmin(t, s->last_recv + sess_idle_timeout(s));
     t = tmin(t, sess_keepalive_time(s));
     t = tmin(t, s->close_deadline);
     if (sess_handshaking(s))
@@ -633,12 +645,13 @@ static void sess_run_timers(rudp_session *s, rudp_tstamp now) {
         return;
     }
     if (now >= s->close_deadline) {
-        /* Our GoAway went unacknowledged for 3 PTOs: the close is over. */
+        /* Our GoAway went unacknowledged as long as the peer may be
+         * silent: the close is over. */
         rudp_sess_note_closed(s, RUDP_OK);
         s->state = RUDP_SESS_DONE;
         return;
     }
-    if (now >= s->last_recv + sess_idle_timeout(s)) {
+    if (!s->goaway_sent && now >= s->last_recv + sess_idle_timeout(s)) {
         rudp_sess_die(s, RUDP_ERR_TIMEDOUT, now);
         return;
     }

@@ -182,8 +182,10 @@ void rudp_sess_start_draining(rudp_session *s, rudp_tstamp now);
 void rudp_sess_stream_abort(rudp_session *s, rudp_stream *st, uint32_t code, int error);
 /* Credits |n| consumed bytes to the session window. */
 void rudp_sess_consume(rudp_session *s, uint64_t n, rudp_tstamp now);
-/* Returns how long a closer waits for the ACK of its GoAway from now:
- * RUDP_DRAIN_PTOS PTOs, at least RUDP_CLOSE_MIN_WAIT. */
+/* Returns how long a closer goes on sending its GoAway, from now, for an
+ * ACK: as long as the peer may be silent (the idle timeout), at least
+ * RUDP_DRAIN_PTOS PTOs and RUDP_CLOSE_MIN_WAIT.  A close on a lossy path
+ * then ends at the peer too, instead of leaving it to idle out. */
 rudp_tstamp rudp_sess_close_wait(const rudp_session *s);
 /* Checks whether a requested close may send its GoAway now. */
 void rudp_sess_check_close(rudp_session *s, rudp_tstamp now);

@@ -801,6 +801,40 @@ Test(session, goaway_closes_both_sessions) {
     test_pair_free(&p);
 }
 
+/* Drops every client datagram until p->user's time. */
+static bool drop_client_until(test_pair *p, int dir, uint8_t *pkt, size_t len) {
+    (void)pkt;
+    (void)len;
+    return dir != TEST_DIR_C2S || p->now >= *(rudp_tstamp *)p->user;
+}
+
+/* Returns the error the SESSION_CLOSED event of |s| carried (1: none). */
+static int closed_error(rudp_session *s) {
+    rudp_event ev;
+    int err = 1;
+    while (rudp_session_poll_event(s, &ev))
+        if (ev.type == RUDP_EV_SESSION_CLOSED)
+            err = ev.error;
+    return err;
+}
+
+Test(session, a_goaway_lost_for_seconds_still_closes_the_peer) {
+    /* The path loses everything the closer sends for 10 s: the GoAway goes
+     * on until it is acknowledged, and the peer closes normally instead of
+     * idling out 30 s later with a timeout. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    rudp_tstamp until = p.now + RUDP_SEC(10);
+    p.user = &until;
+    p.filter = drop_client_until;
+    cr_assert_eq(rudp_session_close(p.cli, 0, p.now), RUDP_OK);
+    cr_assert(test_pair_run_until(&p, both_done, p.now + RUDP_SEC(25)));
+    cr_assert_eq(closed_error(p.cli), RUDP_OK);
+    cr_assert_eq(closed_error(p.srv), RUDP_ERR_PEER_CLOSED);
+    test_pair_free(&p);
+}
+
 Test(session, close_waits_for_streams_to_finish) {
     test_pair p;
     test_pair_init(&p, NULL, NULL, DELAY);
@@ -2666,4 +2700,45 @@ Test(session, a_busy_server_retries_a_ticket_client_into_the_full_handshake) {
     cr_assert(p.cli->retried);
     test_pair_free(&p);
     rudp_replay_del(ss.replay);
+}
+
+Test(session, a_closer_whose_peer_is_gone_ends_its_close_without_error) {
+    /* Nothing comes back at all: the close ends after the idle timeout, as
+     * a close (RUDP_OK), not a timeout. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    rudp_session_del(p.srv);
+    p.srv = NULL;
+    p.filter = NULL;
+    rudp_tstamp start = p.now;
+    cr_assert_eq(rudp_session_close(p.cli, 0, p.now), RUDP_OK);
+    while (!rudp_session_is_done(p.cli)) {
+        rudp_tstamp t = rudp_session_deadline(p.cli);
+        cr_assert_lt(t, start + RUDP_SEC(60));
+        p.now = t;
+        rudp_session_handle_timeout(p.cli, p.now);
+        static out_dgram out[16];
+        write_all(p.cli, out, 16, p.now); /* into the void */
+    }
+    cr_assert_geq(p.now - start, p.cset.idle_timeout - RUDP_SEC(1));
+    cr_assert_eq(closed_error(p.cli), RUDP_OK);
+    test_pair_free(&p);
+}
+
+Test(session, a_stateless_reset_after_our_goaway_completes_the_close) {
+    /* The peer forgot the session after our GoAway went out (every stream
+     * was finished): its reset ends our close as a close, not an error. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    establish(&p);
+    rudp_session_info ci;
+    rudp_session_get_info(p.cli, &ci);
+    cr_assert_eq(rudp_session_close(p.cli, 0, p.now), RUDP_OK);
+    static out_dgram out[16];
+    cr_assert_gt(write_all(p.cli, out, 16, p.now), 0); /* the GoAway, lost */
+    cr_assert_eq(send_reset(&p, ci.peer_cid, p.sset.secret, false), RUDP_OK);
+    cr_assert(rudp_session_is_done(p.cli));
+    cr_assert_eq(closed_error(p.cli), RUDP_OK);
+    test_pair_free(&p);
 }
