@@ -2534,21 +2534,30 @@ static rudp_session *server_from(test_pair *p, const uint8_t *d, size_t n) {
     return s;
 }
 
+/* Sets up |p| as a client resuming with the ticket of an earlier session
+ * (server settings in |ss|: free ss->replay), opens stream *sid with |msg|
+ * and puts its first datagram in |d|; returns its length. */
+static size_t resumed_first_dgram(test_pair *p, rudp_settings *ss, const char *msg,
+                                  uint64_t *sid, uint8_t *d) {
+    rudp_settings cs;
+    ticket_settings(&cs, ss);
+    cs.ticket = ticket_from_a_session(&cs, ss);
+    cs.ticket_set = true;
+    test_pair_init(p, &cs, ss, DELAY);
+    open_and_write(p->cli, sid, msg);
+    return one_dgram(p->cli, d, p->now);
+}
+
 Test(session, a_ticket_carries_the_next_sessions_first_bytes_in_its_initial) {
     /* The server's NEW_TICKET lets the next session's INITIAL carry the
      * request, sealed under the ticket's key: the server program gets the
      * connection and its bytes from that one datagram (the ticket, bound to
      * the client's address, proves it as a TCP Fast Open cookie does). */
-    rudp_settings cs, ss;
-    ticket_settings(&cs, &ss);
-    cs.ticket = ticket_from_a_session(&cs, &ss);
-    cs.ticket_set = true;
+    rudp_settings ss;
     test_pair p;
-    test_pair_init(&p, &cs, &ss, DELAY);
     uint64_t sid;
-    open_and_write(p.cli, &sid, "resumed request");
     uint8_t d[TEST_MAX_DGRAM];
-    size_t n = one_dgram(p.cli, d, p.now);
+    size_t n = resumed_first_dgram(&p, &ss, "resumed request", &sid, d);
     cr_assert_eq(d[1], RUDP_PKT_INITIAL);
     p.srv = server_from(&p, d, n);
     cr_assert(rudp_session_is_validated(p.srv));
@@ -2568,16 +2577,11 @@ Test(session, a_ticket_opens_only_from_the_address_it_was_given_to) {
     /* Like a TCP Fast Open cookie, a ticket is bound to the client's IP
      * address: the same INITIAL from elsewhere (a spoofer that got hold of
      * one) makes no session and is refused, cheaply. */
-    rudp_settings cs, ss;
-    ticket_settings(&cs, &ss);
-    cs.ticket = ticket_from_a_session(&cs, &ss);
-    cs.ticket_set = true;
+    rudp_settings ss;
     test_pair p;
-    test_pair_init(&p, &cs, &ss, DELAY);
     uint64_t sid;
-    open_and_write(p.cli, &sid, "GET");
     uint8_t d[TEST_MAX_DGRAM], copy[TEST_MAX_DGRAM];
-    size_t n = one_dgram(p.cli, d, p.now);
+    size_t n = resumed_first_dgram(&p, &ss, "GET", &sid, d);
     rudp_addr elsewhere = p.caddr;
     elsewhere.bytes[0] ^= 0x40;
     rudp_reply r;
@@ -2599,16 +2603,11 @@ Test(session, a_replayed_resumed_initial_delivers_nothing_again) {
     /* Whoever saw the INITIAL can send it again: the copy makes a session
      * that reports nothing (its data waits for a validation no replayer
      * can bring). */
-    rudp_settings cs, ss;
-    ticket_settings(&cs, &ss);
-    cs.ticket = ticket_from_a_session(&cs, &ss);
-    cs.ticket_set = true;
+    rudp_settings ss;
     test_pair p;
-    test_pair_init(&p, &cs, &ss, DELAY);
     uint64_t sid;
-    open_and_write(p.cli, &sid, "pay 100");
     uint8_t d[TEST_MAX_DGRAM];
-    size_t n = one_dgram(p.cli, d, p.now);
+    size_t n = resumed_first_dgram(&p, &ss, "pay 100", &sid, d);
     rudp_session *first = server_from(&p, d, n);
     cr_assert_eq(next_event(first).type, RUDP_EV_SESSION_ESTABLISHED);
     p.now += RUDP_SEC(1);
