@@ -429,13 +429,20 @@ Test(session, four_way_close_passes_through_every_state) {
     test_pair_free(&p);
 }
 
+/* Sets up |p| with an established session whose client wrote "a" on
+ * stream *sid a second ago (everything delivered): where the migration
+ * tests start. */
+static void pair_with_traffic(test_pair *p, uint64_t *sid) {
+    test_pair_init(p, NULL, NULL, DELAY);
+    establish(p);
+    open_and_write(p->cli, sid, "a");
+    test_pair_run(p, p->now + RUDP_SEC(1));
+}
+
 Test(session, simultaneous_close) {
     test_pair p;
-    test_pair_init(&p, NULL, NULL, DELAY);
-    establish(&p);
     uint64_t sid;
-    open_and_write(p.cli, &sid, "a");
-    test_pair_run(&p, p.now + RUDP_SEC(1));
+    pair_with_traffic(&p, &sid);
     cr_assert_eq(rudp_stream_write(p.srv, sid, "b", 1), 1);
     /* Both FINs cross on the wire. */
     rudp_stream_shutdown_write(p.cli, sid);
@@ -1385,11 +1392,8 @@ Test(session, zero_copy_commit_of_zero_is_a_noop) {
      * sends nothing and leaves the idle stream holding no chunk; the next
      * commit still lands after the old bytes. */
     test_pair p;
-    test_pair_init(&p, NULL, NULL, DELAY);
-    establish(&p);
     uint64_t sid;
-    open_and_write(p.cli, &sid, "a");
-    test_pair_run(&p, p.now + RUDP_SEC(1));
+    pair_with_traffic(&p, &sid);
     uint8_t d[TEST_MAX_DGRAM];
     struct iovec iov[2];
     cr_assert_eq(rudp_stream_write_reserve(p.cli, sid, 100, iov, 2), 1);
@@ -2228,11 +2232,8 @@ Test(session, migration_moves_only_once_the_new_address_answers) {
      * the answer from the new address moves it.  The client's datagram
      * replayed from a third address after that is a duplicate. */
     test_pair p;
-    test_pair_init(&p, NULL, NULL, DELAY);
-    establish(&p);
     uint64_t sid, data;
-    open_and_write(p.cli, &sid, "a");
-    test_pair_run(&p, p.now + RUDP_SEC(1));
+    pair_with_traffic(&p, &sid);
     rudp_addr old = p.caddr, moved = addr_with(p.caddr, 9), third = addr_with(p.caddr, 7);
     static out_dgram out[16];
     static seen s;
@@ -2274,11 +2275,8 @@ Test(session, a_path_response_by_another_path_moves_nothing) {
     /* The answer to the challenge sent to the new address arrives from the
      * old one: it proves nothing about the new address, the session stays. */
     test_pair p;
-    test_pair_init(&p, NULL, NULL, DELAY);
-    establish(&p);
     uint64_t sid, data;
-    open_and_write(p.cli, &sid, "a");
-    test_pair_run(&p, p.now + RUDP_SEC(1));
+    pair_with_traffic(&p, &sid);
     rudp_addr old = p.caddr, moved = addr_with(p.caddr, 9);
     static out_dgram out[16];
     static seen s;
@@ -2305,11 +2303,8 @@ Test(session, an_older_datagram_from_another_address_challenges_nothing) {
     /* Only the newest packet can move a session (RFC 9000 §9.3): an older
      * one, reordered, arriving from elsewhere is taken and nothing more. */
     test_pair p;
-    test_pair_init(&p, NULL, NULL, DELAY);
-    establish(&p);
     uint64_t sid, data;
-    open_and_write(p.cli, &sid, "a");
-    test_pair_run(&p, p.now + RUDP_SEC(1));
+    pair_with_traffic(&p, &sid);
     rudp_addr old = p.caddr, third = addr_with(p.caddr, 7);
     static out_dgram out[16];
     uint8_t d1[TEST_MAX_DGRAM], d2[TEST_MAX_DGRAM];
@@ -2333,11 +2328,8 @@ Test(session, a_datagram_raced_from_another_address_moves_nothing) {
      * own address: the data counts (it is genuine), the attacker's address
      * gets one PATH_CHALLENGE it cannot answer, and the session stays. */
     test_pair p;
-    test_pair_init(&p, NULL, NULL, DELAY);
-    establish(&p);
     uint64_t sid, data;
-    open_and_write(p.cli, &sid, "a");
-    test_pair_run(&p, p.now + RUDP_SEC(1));
+    pair_with_traffic(&p, &sid);
     rudp_addr old = p.caddr, third = addr_with(p.caddr, 7);
     static out_dgram out[16];
     uint8_t d[TEST_MAX_DGRAM];
@@ -2414,11 +2406,8 @@ Test(session, a_lost_path_challenge_is_sent_again) {
      * PATH_CHALLENGE to the new one is lost: the server must challenge
      * again, or it keeps sending to the dead address for good. */
     test_pair p;
-    test_pair_init(&p, NULL, NULL, DELAY);
-    establish(&p);
     uint64_t sid;
-    open_and_write(p.cli, &sid, "a");
-    test_pair_run(&p, p.now + RUDP_SEC(1));
+    pair_with_traffic(&p, &sid);
     rudp_addr moved = addr_with(p.caddr, 9);
     static out_dgram out[16];
     uint8_t d[TEST_MAX_DGRAM];
