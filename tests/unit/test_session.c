@@ -430,8 +430,8 @@ Test(session, four_way_close_passes_through_every_state) {
 }
 
 /* Sets up |p| with an established session whose client wrote "a" on
- * stream *sid a second ago (everything delivered): where the migration
- * tests start. */
+ * stream *sid a second ago (everything delivered): where the close, the
+ * zero-copy and the migration tests start. */
 static void pair_with_traffic(test_pair *p, uint64_t *sid) {
     test_pair_init(p, NULL, NULL, DELAY);
     establish(p);
