@@ -173,7 +173,7 @@ rudp_recovery_handler rudp_sess_recovery_handler(rudp_session *s) {
 bool rudp_sess_has_pending(const rudp_session *s) {
     if (s->state == RUDP_SESS_DONE)
         return false;
-    if (rudp_sess_sends_initial(s)) /* only the SYN, and 0-RTT data under a PSK */
+    if (rudp_sess_sends_initial(s)) /* the SYN, and 0-RTT data under a key or ticket */
         return s->state < RUDP_SESS_DRAINING &&
                (s->session_frame_pending ||
                 (rudp_sess_initial_private(&s->settings) && s->send_list.head));
@@ -479,7 +479,6 @@ static void out_fill_initial(rudp_session *s, out_ctx *c) {
         out_streams(s, c);
 }
 
-/* Fills the packet's frames after the ACK. */
 /* Server: a resumption ticket for the client, once it is validated and
  * the packet is PROTECTED (docs/PROTOCOL.md "Resumption"). */
 static void out_ticket(rudp_session *s, out_ctx *c) {
@@ -494,6 +493,7 @@ static void out_ticket(rudp_session *s, out_ctx *c) {
     memset(&f, 0, sizeof(f));
 }
 
+/* Fills the packet's frames after the ACK. */
 static void out_fill(rudp_session *s, out_ctx *c, bool elicit) {
     if (rudp_sess_sends_initial(s)) {
         out_fill_initial(s, c);
