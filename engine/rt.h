@@ -52,6 +52,11 @@ typedef struct rt_cmd rt_cmd;
 /* The longest abstract AF_UNIX name (sun_path). */
 #define RT_UNIX_NAME_MAX 108
 
+/* After this many sessions have ended, the next 1 s tick gives the heap's
+ * free pages back to the system (malloc_trim): a burst of sessions, such
+ * as a flood of spoofed openings, leaves no RSS behind. */
+#define RT_TRIM_AFTER 64
+
 /* A listener answers new clients with a RETRY (stateless) while this many
  * of its sessions wait for their client to prove its address. */
 #define RT_MAX_UNVALIDATED 256
@@ -88,6 +93,7 @@ struct rt_engine {
     rt_exit *exit;          /* rt_exit.c */
     bool keeper;            /* a keeper's engine, after an exec (rt_keeper.c) */
     uint64_t dropped;       /* datagrams no session took (rt_listen.c) */
+    uint32_t freed;         /* rt_sess.c: sessions freed since the last heap trim */
 };
 
 /* Called for each descriptor a part of the engine holds. */

@@ -23,6 +23,7 @@
  */
 #include "rt.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -322,6 +323,7 @@ static void sess_destroy(rt_sess *rs) {
     if (!rs->listener)
         rt_udp_free(rs->udp);
     free(rs);
+    e->freed++;
 }
 
 /* Handles events, sends and re-arms one session, or destroys it when it is
@@ -383,6 +385,10 @@ void rt_sess_tick(rt_engine *e) {
     for (rt_sess *rs = e->sessions; rs; rs = rs->next) {
         sess_idle_check(rs, now);
         rt_sess_touch(rs);
+    }
+    if (e->freed >= RT_TRIM_AFTER) { /* at most once a second */
+        malloc_trim(0);
+        e->freed = 0;
     }
 }
 
