@@ -117,6 +117,9 @@ extern rudp_rt_sys rt_sys;
 
 /* Returns true once rudp_rt_init has run. */
 bool rt_os_ready(void);
+/* Returns true when two IPv4 or IPv6 socket addresses name the same
+ * address and port. */
+bool rt_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 /* Returns the log descriptor (-1: stderr). */
 int rt_os_log_fd(void);
 /* Sets where log lines go and up to which level (any thread). */

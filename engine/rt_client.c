@@ -67,19 +67,6 @@ static void addr_unmap(struct sockaddr_storage *a, socklen_t *len) {
     *len = sizeof(v4);
 }
 
-/* Returns true when two socket addresses name the same IP and port. */
-static bool addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return x->sin6_port == y->sin6_port &&
-           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-}
-
 /* --- the table --- */
 
 /* Returns the entry of |rs|, or NULL.  Under the lock. */
@@ -152,7 +139,7 @@ static rt_sess *clients_find(rt_clients *c, const struct sockaddr_storage *serve
     rt_sess *rs = NULL;
     pthread_mutex_lock(&c->lock);
     for (uint32_t i = 0; i < c->n && !rs; i++) {
-        if (c->ent[i].closing || !addr_same(&c->ent[i].server, server))
+        if (c->ent[i].closing || !rt_addr_same(&c->ent[i].server, server))
             continue;
         rs = c->ent[i].rs;
         if (local)
@@ -173,7 +160,7 @@ bool rudp_rt_peer_warm(const struct sockaddr *dst, socklen_t len) {
     bool warm = false;
     pthread_mutex_lock(&e->clients->lock);
     for (uint32_t i = 0; i < e->clients->n && !warm; i++)
-        warm = e->clients->ent[i].warm && addr_same(&e->clients->ent[i].server, &a);
+        warm = e->clients->ent[i].warm && rt_addr_same(&e->clients->ent[i].server, &a);
     pthread_mutex_unlock(&e->clients->lock);
     return warm;
 }

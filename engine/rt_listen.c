@@ -225,25 +225,10 @@ void rt_listen_forget_session(rt_listener *l, rt_sess *rs) {
     listen_maybe_free(l);
 }
 
-/* Returns true when two bound addresses are the same (family, address,
- * port). */
-static bool listen_same(const struct sockaddr_storage *a,
-                        const struct sockaddr_storage *b) {
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return x->sin6_port == y->sin6_port &&
-           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-}
-
 /* Returns this engine's port bound to |addr|, or NULL. */
 static rt_listener *listen_find(rt_engine *e, const struct sockaddr_storage *addr) {
     for (rt_listener *l = e->listeners; l; l = l->next)
-        if (listen_same(&l->addr, addr))
+        if (rt_addr_same(&l->addr, addr))
             return l;
     return NULL;
 }

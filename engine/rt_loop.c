@@ -341,14 +341,11 @@ rudp_board *rudp_rt_board(void) {
     return e ? e->board : NULL;
 }
 
-int rt_loop_try_send(rt_engine *e, rt_cmd *c, bool try_lock) {
+/* Appends |c| to the command queue, whose lock the caller holds; unlocks
+ * it and wakes the engine. */
+static void loop_enqueue_locked(rt_engine *e, rt_cmd *c) {
     rt_ctl *ctl = e->ctl;
-    if (ctl->threadless)
-        return RUDP_ERR_WOULDBLOCK; /* a keeper's fork: no thread to run it */
     c->next = NULL;
-    if (try_lock ? pthread_mutex_trylock(&ctl->lock) != 0
-                 : pthread_mutex_lock(&ctl->lock) != 0)
-        return RUDP_ERR_WOULDBLOCK;
     if (ctl->tail)
         ctl->tail->next = c;
     else
@@ -356,6 +353,16 @@ int rt_loop_try_send(rt_engine *e, rt_cmd *c, bool try_lock) {
     ctl->tail = c;
     pthread_mutex_unlock(&ctl->lock);
     ev_async_send(e->loop, &ctl->wake);
+}
+
+int rt_loop_try_send(rt_engine *e, rt_cmd *c, bool try_lock) {
+    rt_ctl *ctl = e->ctl;
+    if (ctl->threadless)
+        return RUDP_ERR_WOULDBLOCK; /* a keeper's fork: no thread to run it */
+    if (try_lock ? pthread_mutex_trylock(&ctl->lock) != 0
+                 : pthread_mutex_lock(&ctl->lock) != 0)
+        return RUDP_ERR_WOULDBLOCK;
+    loop_enqueue_locked(e, c);
     return RUDP_OK;
 }
 
@@ -365,16 +372,8 @@ rt_engine *rt_loop_own_engine(void) {
 }
 
 void rt_loop_send(rt_engine *e, rt_cmd *c) {
-    rt_ctl *ctl = e->ctl;
-    c->next = NULL;
-    pthread_mutex_lock(&ctl->lock);
-    if (ctl->tail)
-        ctl->tail->next = c;
-    else
-        ctl->head = c;
-    ctl->tail = c;
-    pthread_mutex_unlock(&ctl->lock);
-    ev_async_send(e->loop, &ctl->wake);
+    pthread_mutex_lock(&e->ctl->lock);
+    loop_enqueue_locked(e, c);
 }
 
 int rt_loop_call(rt_engine *e, rt_cmd *c) {

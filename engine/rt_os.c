@@ -42,6 +42,18 @@ void rudp_rt_init(const rudp_rt_sys *sys) {
     atomic_store_explicit(&sys_ready, true, memory_order_release);
 }
 
+bool rt_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port &&
+           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
 bool rt_os_ready(void) {
     return atomic_load_explicit(&sys_ready, memory_order_acquire);
 }
