@@ -176,8 +176,9 @@ void rt_sess_touch_on(rt_engine *e, const rt_udp *u) {
 static void sess_keep_ticket(rt_sess *rs, const rudp_addr *peer) {
     rudp_ticket t;
     rt_engine *e = rs->eng;
-    if (!rs->listener && e->cfg.ticket_save && rudp_session_take_ticket(rs->s, &t))
-        e->cfg.ticket_save(peer, &t);
+    if (rs->listener || !e->cfg.ticket_save || !rudp_session_take_ticket(rs->s, &t))
+        return; /* the common case, every datagram: nothing to do */
+    e->cfg.ticket_save(peer, &t);
     memset(&t, 0, sizeof(t));
 }
 
