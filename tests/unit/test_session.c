@@ -1975,13 +1975,17 @@ Test(session, a_psk_on_the_client_only_is_refused_as_no_key) {
 }
 
 Test(session, a_refuse_counts_only_for_the_clients_attempt) {
-    /* A REFUSE naming another connection ID, or arriving once the session
-     * is established, is dropped. */
+    /* A REFUSE naming another connection ID, refusing a ticket the client
+     * did not send, or arriving once the session is established, is
+     * dropped. */
     test_pair p;
     test_pair_init(&p, NULL, NULL, DELAY);
     uint8_t r[RUDP_REFUSE_LEN];
     uint64_t cid = p.cli->initial_cid;
     rudp_wire_encode_refuse(r, sizeof(r), cid ^ 1, RUDP_REFUSE_KEY_MISMATCH);
+    cr_assert_eq(deliver(p.cli, r, sizeof(r), &p.saddr, p.now), RUDP_ERR_UNKNOWN_CID);
+    /* A refused ticket, forged for a client that sent none, changes nothing. */
+    rudp_wire_encode_refuse(r, sizeof(r), cid, RUDP_REFUSE_TICKET);
     cr_assert_eq(deliver(p.cli, r, sizeof(r), &p.saddr, p.now), RUDP_ERR_UNKNOWN_CID);
     establish(&p);
     rudp_wire_encode_refuse(r, sizeof(r), cid, RUDP_REFUSE_KEY_MISMATCH);
