@@ -63,6 +63,10 @@ import time
 SKIP = 77
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
+from nstest import (LIVE_NAMESPACES, LIVE_PROCS, Interrupted, cleanup_all,  # noqa: E402
+                    clean_env, ns_delete, on_signal, quiet)
+
 BASE_PORT = 7600
 RUN_LIMIT = 60  # seconds for one run of a case (the tool's watchdog is 40 s)
 
@@ -78,30 +82,6 @@ SHIM_ENV = {
 }
 
 
-class Interrupted(BaseException):
-    """Raised from a signal handler so that every finally block runs."""
-
-
-LIVE_NAMESPACES = set()  # namespaces made and not yet deleted
-LIVE_PROCS = []          # Popen objects not yet reaped
-
-
-def clean_env():
-    """Returns this process's environment without LD_PRELOAD or RUDP_*."""
-    return {k: v for k, v in os.environ.items()
-            if k != "LD_PRELOAD" and not k.startswith("RUDP_")}
-
-
-def quiet(cmd, timeout=20):
-    """Runs a harness command (no shim) and returns (status, output)."""
-    try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=timeout, env=clean_env())
-        return p.returncode, p.stdout.decode(errors="replace")
-    except subprocess.TimeoutExpired:
-        return -1, f"timed out after {timeout} s: {' '.join(cmd)}"
-
-
 class HarnessError(Exception):
     """A harness command failed (not a difference in traces)."""
 
@@ -113,50 +93,6 @@ def must(cmd, timeout=20):
         raise HarnessError(f"harness command failed ({rc}): {' '.join(cmd)}: "
                            f"{out.strip()[-300:]}")
     return out
-
-
-def netns_kill_all(ns):
-    """SIGKILLs every process still inside namespace |ns| (only our own
-    namespaces are ever passed here)."""
-    for _ in range(3):
-        rc, out = quiet(["ip", "netns", "pids", ns], timeout=10)
-        pids = [int(x) for x in out.split() if x.isdigit()] if rc == 0 else []
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.1)
-
-
-def ns_delete(ns):
-    """Kills what runs in namespace |ns| and deletes it."""
-    netns_kill_all(ns)
-    quiet(["ip", "netns", "del", ns])
-    LIVE_NAMESPACES.discard(ns)
-
-
-def cleanup_all():
-    """Kills every process and deletes every namespace this runner made."""
-    while LIVE_PROCS:
-        p = LIVE_PROCS.pop()
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-    for ns in list(LIVE_NAMESPACES):
-        ns_delete(ns)
-
-
-def on_signal(signum, frame):
-    """Turns SIGTERM/SIGINT/SIGHUP into an exception so cleanup runs."""
-    raise Interrupted(f"signal {signum}")
 
 
 # ------------------------------------------------------------- namespaces

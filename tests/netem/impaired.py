@@ -60,46 +60,13 @@ MIB = 1 << 20
 BASE_PORT = 7600
 PYTHON = sys.executable or "python3"
 SELF = os.path.abspath(__file__)
-
-
-class Failure(Exception):
-    """A test's check failed: the message is the reason, details the evidence."""
-
-    def __init__(self, reason, details=()):
-        super().__init__(reason)
-        self.details = list(details)
-
-
-class Interrupted(BaseException):
-    """Raised by the signal handler so every finally block runs."""
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(SELF)), "lib"))
+from nstest import Failure, Interrupted, clean_env, kill_group, on_signal  # noqa: E402
+from nstest import quiet as run  # noqa: E402
 
 
 LIVE = []  # Popen objects not yet reaped: programs and scripts/netem runs
 NAMESPACES = set()  # namespaces asked of scripts/netem and not yet seen gone
-
-
-def clean_env():
-    """Returns our environment without LD_PRELOAD and RUDP_*."""
-    return {k: v for k, v in os.environ.items()
-            if k != "LD_PRELOAD" and not k.startswith("RUDP_")}
-
-
-def run(cmd, timeout=20):
-    """Runs a harness command without the shim; returns (status, output)."""
-    try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=timeout, env=clean_env())
-        return p.returncode, p.stdout.decode(errors="replace")
-    except subprocess.TimeoutExpired:
-        return -1, f"timed out: {' '.join(cmd)}"
-
-
-def kill_group(p, sig=signal.SIGKILL):
-    """Signals the process group that Popen |p| leads."""
-    try:
-        os.killpg(p.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def reap(p, timeout=5):
@@ -132,11 +99,6 @@ def cleanup_all():
         reap(p)
     for ns in list(NAMESPACES):
         delete_namespace(ns)
-
-
-def on_signal(signum, frame):
-    """Turns SIGTERM/SIGINT/SIGHUP (meson's timeout) into an exception."""
-    raise Interrupted(f"signal {signum}")
 
 
 def sha256_file(path):
