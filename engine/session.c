@@ -551,7 +551,9 @@ bool rudp_session_take_ticket(rudp_session *s, rudp_ticket *t) {
 }
 
 bool rudp_session_resumed(const rudp_session *s) {
-    return s->resumed;
+    /* A refused ticket is dropped before the keys come (rudp_sess_drop_ticket):
+     * keys made while it is still set are the ticket's. */
+    return s->is_client && s->keyed && s->settings.ticket_set;
 }
 
 int rudp_session_refuse_reason(const rudp_session *s) {

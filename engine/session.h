@@ -96,7 +96,6 @@ struct rudp_session {
     bool listening_pending;      /* server: LISTENING frame to send */
     bool ticket_pending;         /* server: NEW_TICKET frame to send */
     bool ticket_ready;           /* client: |ticket| came, not yet taken */
-    bool resumed;                /* client: the server took its ticket */
     rudp_ticket ticket;          /* client: the newest NEW_TICKET */
     bool peer_listening;         /* client: the server's port has a listener */
     bool ev_listening;           /* client: report a change of peer_listening */

@@ -149,8 +149,7 @@ static ssize_t protect_open_first_handshake(rudp_session *s, uint8_t *pkt, size_
     s->tx = tx;
     s->rx = rx;
     s->keyed = true;
-    s->resumed = s->settings.ticket_set; /* the server used the ticket's key */
-    rudp_aead_free(&s->initial);         /* the client sends no INITIAL any more */
+    rudp_aead_free(&s->initial); /* the client sends no INITIAL any more */
     return n;
 }
 
