@@ -38,6 +38,10 @@ struct rudp_slot {
     _Atomic uint64_t bytes_sent, bytes_retrans, bytes_acked, bytes_received;
     _Atomic uint64_t delivery_rate, pacing_rate;
     _Atomic uint64_t updated_ns;
+    /* The program's liveness options (rudp_slot_opts), and their
+     * generation: odd while the shim is writing them. */
+    _Atomic uint32_t opt_gen;
+    _Atomic uint32_t user_timeout_ms, ka_idle_s, ka_intvl_s, ka_cnt;
 };
 
 struct rudp_board {
@@ -153,6 +157,7 @@ static void board_slot_reset(rudp_slot *s, uint32_t state) {
     atomic_store(&s->error, 0);
     atomic_store(&s->so_error, 0);
     atomic_store(&s->flags, 0);
+    atomic_store(&s->opt_gen, 0);
     rudp_slot_publish(s, &zero);
     atomic_store_explicit(&s->state, state, memory_order_release);
 }
@@ -219,6 +224,31 @@ void rudp_slot_set_flags(rudp_slot *s, uint32_t flags) {
 
 uint32_t rudp_slot_flags(const rudp_slot *s) {
     return atomic_load_explicit(&s->flags, memory_order_acquire);
+}
+
+void rudp_slot_set_opts(rudp_slot *s, const rudp_slot_opts *o) {
+    /* A seqlock: the generation is odd while the fields change. */
+    uint32_t gen = atomic_load(&s->opt_gen);
+    atomic_store(&s->opt_gen, gen | 1u);
+    atomic_store(&s->user_timeout_ms, o->user_timeout_ms);
+    atomic_store(&s->ka_idle_s, o->ka_idle_s);
+    atomic_store(&s->ka_intvl_s, o->ka_intvl_s);
+    atomic_store(&s->ka_cnt, o->ka_cnt);
+    atomic_store(&s->opt_gen, (gen | 1u) + 1u);
+}
+
+bool rudp_slot_take_opts(const rudp_slot *s, uint32_t *gen, rudp_slot_opts *out) {
+    uint32_t g = atomic_load(&s->opt_gen);
+    if (g == *gen || (g & 1u))
+        return false; /* unchanged, or being written: the next look sees it */
+    out->user_timeout_ms = atomic_load(&s->user_timeout_ms);
+    out->ka_idle_s = atomic_load(&s->ka_idle_s);
+    out->ka_intvl_s = atomic_load(&s->ka_intvl_s);
+    out->ka_cnt = atomic_load(&s->ka_cnt);
+    if (atomic_load(&s->opt_gen) != g)
+        return false;
+    *gen = g;
+    return true;
 }
 
 /* Stores one figure with relaxed ordering: figures need no order among

@@ -11,7 +11,8 @@
  * process that shares a listening port (rt_group.c) maps it from the file
  * it is sent.  The shim reads the
  * slot when a read ends at EOF (to turn it into ECONNRESET or ETIMEDOUT),
- * for SO_ERROR and TCP_INFO, and writes a flag into it for SO_LINGER {1,0}.
+ * for SO_ERROR and TCP_INFO, and writes into it a flag for SO_LINGER {1,0}
+ * and the liveness options (TCP_USER_TIMEOUT, SO_KEEPALIVE, TCP_KEEP*).
  * Errors are stored as rudp_error codes; the shim turns them into errno
  * values (the runtime does not speak errno).  The slot's layout is private
  * to board.c: everyone else goes through the rudp_slot_* functions.
@@ -131,6 +132,22 @@ void rudp_slot_set_flags(rudp_slot *s, uint32_t flags);
 
 /* Returns the slot's flags. */
 uint32_t rudp_slot_flags(const rudp_slot *s);
+
+/* The program's liveness options for the connection (TCP_USER_TIMEOUT,
+ * SO_KEEPALIVE with TCP_KEEPIDLE/INTVL/CNT), as the engine applies them. */
+typedef struct rudp_slot_opts {
+    uint32_t user_timeout_ms; /* 0: none */
+    uint32_t ka_idle_s;       /* 0: SO_KEEPALIVE is off */
+    uint32_t ka_intvl_s, ka_cnt;
+} rudp_slot_opts;
+
+/* Stores the options (shim, one writer at a time per connection). */
+void rudp_slot_set_opts(rudp_slot *s, const rudp_slot_opts *o);
+
+/* Copies the options into *out and returns true when they changed since
+ * generation *gen (then updated); false when they did not, or are being
+ * written (engine; it looks again later). */
+bool rudp_slot_take_opts(const rudp_slot *s, uint32_t *gen, rudp_slot_opts *out);
 
 /* Copies |st| into the slot (engine).  Each figure is stored atomically on
  * its own; a reader may see a mix of two copies, as TCP_INFO may. */

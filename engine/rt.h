@@ -56,6 +56,11 @@ typedef struct rt_cmd rt_cmd;
  * free pages back to the system (malloc_trim): a burst of sessions, such
  * as a flood of spoofed openings, leaves no RSS behind. */
 #define RT_TRIM_AFTER 64
+/* How long a client keeps a session no stream uses, for the next connect. */
+#define RT_WARM_SESSION RUDP_SEC(15)
+/* A loop that has not run its watchers for this long was stopped: its 1 s
+ * tick would have run them. */
+#define RT_PAUSE_MIN RUDP_SEC(3)
 
 /* A listener answers new clients with a RETRY (stateless) while this many
  * of its sessions wait for their client to prove its address. */
@@ -94,6 +99,7 @@ struct rt_engine {
     bool keeper;            /* a keeper's engine, after an exec (rt_keeper.c) */
     uint64_t dropped;       /* datagrams no session took (rt_listen.c) */
     uint32_t freed;         /* rt_sess.c: sessions freed since the last heap trim */
+    rudp_tstamp last_run;   /* rt_loop.c: when the loop last ran its watchers */
 };
 
 /* Called for each descriptor a part of the engine holds. */
@@ -246,9 +252,12 @@ void rt_sess_input(rt_sess *rs, uint8_t *pkt, size_t len,
                    rudp_tstamp now);
 /* The client socket reported an ICMP error |errno_val|. */
 void rt_sess_path_error(rt_sess *rs, int errno_val);
-/* The 1 s tick: closes client sessions unused for half the idle timeout
- * and touches every session. */
+/* The 1 s tick: closes client sessions unused for RT_WARM_SESSION (or half
+ * the idle timeout, when that is shorter), applies the options programs
+ * set on their sockets, and touches every session. */
 void rt_sess_tick(rt_engine *e);
+/* The process did not run for |gap| (stopped): tells every session. */
+void rt_sess_on_pause(rt_engine *e, rudp_tstamp gap);
 /* Exit flush: every bridge reads its program's end to EOF. */
 void rt_sess_exit_drain_all(rt_engine *e);
 /* Returns true when every program end has been read to EOF and every
@@ -417,6 +426,9 @@ void rt_bridge_session_closed(rt_bridge *b, int rudp_err);
 void rt_bridge_free(rt_bridge *b);
 /* Publishes the session's figures into the bridge's slot. */
 void rt_bridge_publish(rt_bridge *b, const rudp_session_info *info);
+/* Applies the liveness options the program set on its socket since the
+ * last look (the shim writes them into the slot; the 1 s tick looks). */
+void rt_bridge_sync_opts(rt_bridge *b, rudp_tstamp now);
 /* Exit flush: reads everything the program wrote (as the send buffer
  * frees) and then ends the stream with a FIN.  May free |b|. */
 void rt_bridge_exit_drain(rt_bridge *b);

@@ -57,6 +57,7 @@ struct rt_bridge {
     bool orphan;            /* the peer had finished and its session is gone:
                                the program's next byte meets a reset */
     int sess_err;           /* why (rudp_error), reported after the last byte */
+    uint32_t opt_gen;       /* generation of the slot's options applied */
     rt_bridge *next, *prev; /* in the session's list */
 };
 
@@ -94,7 +95,22 @@ rt_bridge *rt_bridge_new(rt_sess *rs, uint64_t sid, int fd, const rudp_slot_ref 
     rudp_stream_set_user(b->s, sid, b);
     if (filler == 0) /* fast open: the first bytes ride the opening datagram */
         ev_io_start(b->eng->loop, &b->rio);
+    rt_bridge_sync_opts(b, rt_now());
     return b;
+}
+
+void rt_bridge_sync_opts(rt_bridge *b, rudp_tstamp now) {
+    rudp_slot_opts o;
+    if (b->dead || !b->slot.slot || !rudp_slot_take_opts(b->slot.slot, &b->opt_gen, &o))
+        return;
+    rudp_liveness l = {
+        .user_timeout = RUDP_MS(o.user_timeout_ms),
+        .ka_idle = RUDP_SEC(o.ka_idle_s),
+        .ka_intvl = RUDP_SEC(o.ka_intvl_s),
+        .ka_cnt = o.ka_cnt,
+    };
+    if (rudp_stream_set_liveness(b->s, b->sid, &l, now) == RUDP_OK)
+        rt_sess_touch(b->rs); /* the session's deadline may be sooner */
 }
 
 rt_bridge *rt_bridge_next(const rt_bridge *b) {

@@ -122,6 +122,19 @@ static void loop_on_tick(struct ev_loop *loop, ev_timer *w, int revents) {
     rt_sess_tick(w->data);
 }
 
+/* Runs the pending watchers; first, when the loop has not run for
+ * RT_PAUSE_MIN (the process was stopped: SIGSTOP, a debugger), tells the
+ * sessions, so time this process could not listen is not held against
+ * their peers before the datagrams that waited are read. */
+static void loop_invoke(struct ev_loop *loop) {
+    rt_engine *e = ev_userdata(loop);
+    rudp_tstamp now = rt_now();
+    if (e->last_run && now - e->last_run >= RT_PAUSE_MIN)
+        rt_sess_on_pause(e, now - e->last_run - RUDP_SEC(1));
+    ev_invoke_pending(loop);
+    e->last_run = rt_now();
+}
+
 static void *loop_main(void *arg) {
     rt_engine *e = arg;
     ev_run(e->loop, 0);
@@ -137,6 +150,8 @@ static void loop_watchers(rt_engine *e) {
     ev_prepare_init(&c->prepare, loop_on_prepare);
     c->prepare.data = e;
     ev_prepare_start(e->loop, &c->prepare);
+    ev_set_userdata(e->loop, e);
+    ev_set_invoke_pending_cb(e->loop, loop_invoke);
     ev_timer_init(&c->tick, loop_on_tick, 1.0, 1.0);
     c->tick.data = e;
     ev_timer_start(e->loop, &c->tick);

@@ -363,8 +363,14 @@ void rt_sess_flush_dirty(rt_engine *e) {
 
 /* --- the whole engine --- */
 
-/* Closes a client session that carried no stream for half the idle
- * timeout: a warm session nobody uses. */
+/* Returns how long a client keeps an unused session. */
+static rudp_tstamp sess_warm_time(const rt_engine *e) {
+    rudp_tstamp idle = e->cfg.settings.idle_timeout;
+    return idle && idle / 2 < RT_WARM_SESSION ? idle / 2 : RT_WARM_SESSION;
+}
+
+/* Closes a client session that carried no stream for RT_WARM_SESSION (or
+ * half the idle timeout, if set and shorter): a warm session nobody uses. */
 static void sess_idle_check(rt_sess *rs, rudp_tstamp now) {
     if (rs->listener || rs->closing)
         return;
@@ -374,7 +380,7 @@ static void sess_idle_check(rt_sess *rs, rudp_tstamp now) {
     }
     if (rs->idle_since == RUDP_TSTAMP_NEVER) {
         rs->idle_since = now;
-    } else if (now - rs->idle_since >= rs->eng->cfg.settings.idle_timeout / 2) {
+    } else if (now - rs->idle_since >= sess_warm_time(rs->eng)) {
         rs->closing = true;
         rt_client_closing(rs);
         rudp_session_close(rs->s, 0, now);
@@ -385,11 +391,22 @@ void rt_sess_tick(rt_engine *e) {
     rudp_tstamp now = rt_now();
     for (rt_sess *rs = e->sessions; rs; rs = rs->next) {
         sess_idle_check(rs, now);
+        for (rt_bridge *b = rs->bridges; b; b = rt_bridge_next(b))
+            rt_bridge_sync_opts(b, now);
         rt_sess_touch(rs);
     }
     if (e->freed >= RT_TRIM_AFTER) { /* at most once a second */
         malloc_trim(0);
         e->freed = 0;
+    }
+}
+
+void rt_sess_on_pause(rt_engine *e, rudp_tstamp gap) {
+    rt_log(2, "the process did not run for %.1f s: not held against the peers",
+           (double)gap / (double)RUDP_SEC(1));
+    for (rt_sess *rs = e->sessions; rs; rs = rs->next) {
+        rudp_session_on_pause(rs->s, gap);
+        rt_sess_touch(rs);
     }
 }
 

@@ -33,7 +33,8 @@ void rudp_settings_default(rudp_settings *s) {
     s->max_session_window = 64 * 1024 * 1024;
     s->stream_send_buffer = 4 * 1024 * 1024;
     s->max_streams = 65536;
-    s->idle_timeout = RUDP_SEC(30);
+    s->idle_timeout = 0;                /* silence alone is not death (TCP) */
+    s->retry_timeout = RUDP_MS(924600); /* Linux's tcp_retries2 = 15, 200 ms RTO */
     s->keepalive_interval = RUDP_SEC(10);
     s->handshake_timeout = RUDP_SEC(15);
     s->max_ack_delay = RUDP_MS(25);
@@ -55,7 +56,7 @@ int rudp_settings_check(const rudp_settings *s) {
         return RUDP_ERR_INVAL;
     if (s->stream_send_buffer == 0 || s->max_streams == 0)
         return RUDP_ERR_INVAL;
-    if (s->idle_timeout == 0 || s->handshake_timeout == 0 || s->initial_rtt == 0)
+    if (s->retry_timeout == 0 || s->handshake_timeout == 0 || s->initial_rtt == 0)
         return RUDP_ERR_INVAL;
     if (s->max_ack_delay > RUDP_MS(16383) || s->idle_timeout / RUDP_MS(1) > UINT32_MAX)
         return RUDP_ERR_INVAL;
@@ -310,7 +311,7 @@ int rudp_sess_init(rudp_session *s, const rudp_settings *set, uint64_t seed,
     s->prng = seed;
     s->local_cid = sess_new_cid(s);
     s->now = s->created = s->last_recv = s->last_activity = now;
-    s->drain_end = s->close_deadline = RUDP_TSTAMP_NEVER;
+    s->drain_end = s->close_deadline = s->live_check = RUDP_TSTAMP_NEVER;
     s->max_packet_size = set->max_packet_size;
     s->peer_max_udp = set->max_packet_size; /* until the peer says more */
     s->probe_failed = UINT32_MAX;
@@ -465,9 +466,10 @@ static rudp_tstamp sess_idle_timeout(const rudp_session *s);
 
 rudp_tstamp rudp_sess_close_wait(const rudp_session *s) {
     rudp_tstamp t = RUDP_DRAIN_PTOS * rudp_recovery_pto(&s->rec);
+    rudp_tstamp silence = sess_idle_timeout(s) ? sess_idle_timeout(s) : RUDP_CLOSE_TIMEOUT;
     if (t < RUDP_CLOSE_MIN_WAIT)
         t = RUDP_CLOSE_MIN_WAIT;
-    return t > sess_idle_timeout(s) ? t : sess_idle_timeout(s);
+    return t > silence ? t : silence;
 }
 
 void rudp_sess_check_close(rudp_session *s, rudp_tstamp now) {
@@ -562,11 +564,26 @@ int rudp_session_refuse_reason(const rudp_session *s) {
 
 /* --- timers --- */
 
-/* Returns the idle timeout both sides agreed on (the smaller). */
+/* Returns the idle timeout both sides agreed on (the smaller that is set),
+ * or 0 when neither caps silence. */
 static rudp_tstamp sess_idle_timeout(const rudp_session *s) {
     rudp_tstamp t = s->settings.idle_timeout;
-    if (s->peer_idle_timeout && s->peer_idle_timeout < t)
+    if (s->peer_idle_timeout && (!t || s->peer_idle_timeout < t))
         t = s->peer_idle_timeout;
+    return t;
+}
+
+/* Returns when silence ends the session, or NEVER: the idle timeout, if
+ * one is set, and RUDP_EMPTY_TIMEOUT once no stream is left. */
+static rudp_tstamp sess_silence_deadline(const rudp_session *s) {
+    rudp_tstamp t = RUDP_TSTAMP_NEVER;
+    if (s->goaway_sent) /* a closer's deadline is close_deadline */
+        return t;
+    if (sess_idle_timeout(s))
+        t = s->last_recv + sess_idle_timeout(s);
+    if (s->nstreams == 0 && s->state == RUDP_SESS_ESTABLISHED &&
+        s->last_recv + RUDP_EMPTY_TIMEOUT < t)
+        t = s->last_recv + RUDP_EMPTY_TIMEOUT;
     return t;
 }
 
@@ -581,12 +598,16 @@ static bool sess_handshaking(const rudp_session *s) {
     return sess_client_unconfirmed(s) || (!s->validated && s->state < RUDP_SESS_DRAINING);
 }
 
-/* Returns when a keepalive Ping is due, or NEVER. */
+/* Returns when a keepalive Ping is due, or NEVER: every keepalive_interval
+ * of idleness while streams are open (NAT bindings), and as the streams'
+ * SO_KEEPALIVE asks (rudp_sess_probe_time). */
 static rudp_tstamp sess_keepalive_time(const rudp_session *s) {
+    rudp_tstamp probe = rudp_sess_probe_time(s);
     if (!s->settings.keepalive_interval || s->nstreams == 0 || s->ping_pending ||
         s->state != RUDP_SESS_ESTABLISHED)
-        return RUDP_TSTAMP_NEVER;
-    return s->last_activity + s->settings.keepalive_interval;
+        return probe;
+    rudp_tstamp t = s->last_activity + s->settings.keepalive_interval;
+    return t < probe ? t : probe;
 }
 
 /* Returns the earliest time write_pkt could send something ack-eliciting,
@@ -621,8 +642,8 @@ rudp_tstamp rudp_session_deadline(const rudp_session *s) {
         return tmin(tmin(t, s->drain_end), sess_send_time(s, s->now));
     t = tmin(t, rudp_recovery_deadline(&s->rec, sess_client_unconfirmed(s)));
     t = tmin(t, sess_send_time(s, s->now));
-    if (!s->goaway_sent) /* a closer's deadline is close_deadline */
-        t = tmin(t, s->last_recv + sess_idle_timeout(s));
+    t = tmin(t, sess_silence_deadline(s));
+    t = tmin(t, s->live_check);
     t = tmin(t, sess_keepalive_time(s));
     t = tmin(t, s->close_deadline);
     if (sess_handshaking(s))
@@ -653,10 +674,15 @@ static void sess_run_timers(rudp_session *s, rudp_tstamp now) {
         s->state = RUDP_SESS_DONE;
         return;
     }
-    if (!s->goaway_sent && now >= s->last_recv + sess_idle_timeout(s)) {
-        rudp_sess_die(s, RUDP_ERR_TIMEDOUT, now);
-        return;
+    if (now >= sess_silence_deadline(s)) {
+        if (sess_idle_timeout(s) && now >= s->last_recv + sess_idle_timeout(s)) {
+            rudp_sess_die(s, RUDP_ERR_TIMEDOUT, now);
+            return;
+        }
+        rudp_session_close(s, RUDP_GOAWAY_NORMAL, now); /* no stream left: tell the peer */
     }
+    if (now >= s->live_check)
+        rudp_sess_check_liveness(s, now);
     if (now >= rudp_recovery_deadline(&s->rec, sess_client_unconfirmed(s))) {
         rudp_recovery_handler h = rudp_sess_recovery_handler(s);
         int probes = rudp_recovery_on_timeout(&s->rec, now, sess_client_unconfirmed(s), &h);
@@ -665,8 +691,11 @@ static void sess_run_timers(rudp_session *s, rudp_tstamp now) {
             sess_requeue_oldest(s, now);
         }
     }
-    if (now >= sess_keepalive_time(s))
+    if (now >= sess_keepalive_time(s)) {
         s->ping_pending = true;
+        if (now >= rudp_sess_probe_time(s))
+            s->ka_probe = now;
+    }
 }
 
 int rudp_session_handle_timeout(rudp_session *s, rudp_tstamp now) {

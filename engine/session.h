@@ -35,6 +35,14 @@ enum rudp_session_state {
 /* The least time a closer waits for the ACK of its GoAway (several PTO
  * attempts even on a short path). */
 #define RUDP_CLOSE_MIN_WAIT RUDP_SEC(2)
+/* The longest a closer waits for that ACK when no idle timeout bounds how
+ * long the peer may be silent. */
+#define RUDP_CLOSE_TIMEOUT RUDP_SEC(60)
+/* How long a stream the program closed retries its unacknowledged data
+ * (Linux's orphan retries give up after about as long). */
+#define RUDP_ORPHAN_TIMEOUT RUDP_SEC(60)
+/* Silence after which a session with no stream left closes itself. */
+#define RUDP_EMPTY_TIMEOUT RUDP_SEC(60)
 
 typedef struct rudp_list {
     rudp_stream *head, *tail;
@@ -134,6 +142,10 @@ struct rudp_session {
     rudp_tstamp last_activity;  /* last packet sent or received (keepalive) */
     rudp_tstamp drain_end;      /* DRAINING ends, or NEVER */
     rudp_tstamp close_deadline; /* CLOSING: stop waiting for the GoAway's ACK, or NEVER */
+    rudp_tstamp live_check;     /* when a stream may have to give up (session_live.c) */
+    rudp_tstamp ka_idle;        /* the shortest keepalive idle of the streams (0: none) */
+    rudp_tstamp ka_intvl;       /* and interval */
+    rudp_tstamp ka_probe;       /* the last keepalive probe */
 
     /* Session events not yet polled. */
     bool ev_established, ev_closed;
@@ -188,6 +200,17 @@ void rudp_sess_consume(rudp_session *s, uint64_t n, rudp_tstamp now);
 rudp_tstamp rudp_sess_close_wait(const rudp_session *s);
 /* Checks whether a requested close may send its GoAway now. */
 void rudp_sess_check_close(rudp_session *s, rudp_tstamp now);
+
+/* --- session_live.c --- */
+/* Ends the streams whose peer has been silent too long (with
+ * RUDP_ERR_TIMEDOUT) and sets live_check to the next such time. */
+void rudp_sess_check_liveness(rudp_session *s, rudp_tstamp now);
+/* Notes that |st| is about to send data: the start of a wait for progress
+ * when nothing of it was unacknowledged. */
+void rudp_sess_on_stream_sent(rudp_session *s, rudp_stream *st, rudp_tstamp now);
+/* Returns when a keepalive probe of the streams' SO_KEEPALIVE is due, or
+ * NEVER. */
+rudp_tstamp rudp_sess_probe_time(const rudp_session *s);
 
 /* --- session_input.c --- */
 /* Applies a datagram opened by rudp_sess_open (|len| bytes on the wire):

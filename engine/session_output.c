@@ -24,11 +24,12 @@
 
 /* --- acknowledged and lost packets --- */
 
-/* Routes an acknowledged DATA frame to its stream. */
-static void out_data_acked(rudp_session *s, const rudp_sent_frame *fr) {
+/* Routes an acknowledged DATA frame to its stream: progress (session_live.c). */
+static void out_data_acked(rudp_session *s, const rudp_sent_frame *fr, rudp_tstamp now) {
     rudp_stream *st = rudp_sess_find(s, fr->sid);
     if (!st)
         return;
+    st->progress_at = now;
     uint64_t una = st->snd_una;
     rudp_stream_on_data_acked(st, fr->offset, fr->len, fr->flags);
     if (st->snd_una > una || rudp_stream_send_finished(st))
@@ -41,7 +42,7 @@ static void out_frame_acked(rudp_session *s, const rudp_sent_frame *fr, rudp_tst
     rudp_stream *st;
     switch (fr->kind) {
     case RUDP_SENT_DATA:
-        out_data_acked(s, fr);
+        out_data_acked(s, fr, now);
         break;
     case RUDP_SENT_RST:
         st = rudp_sess_find(s, fr->sid);
@@ -195,6 +196,8 @@ typedef struct out_ctx {
     size_t end; /* where the AEAD tag starts */
     rudp_sent_pkt *pkt;
     bool eliciting; /* an ack-eliciting frame was written */
+    bool tracked;   /* one that is not a keepalive Ping: recovery waits for its ACK */
+    rudp_tstamp now;
 } out_ctx;
 
 /* Returns true when one more frame can be recorded in the packet. */
@@ -209,7 +212,22 @@ static bool out_put(out_ctx *c, const rudp_frame *f) {
         return false;
     c->pos += (size_t)n;
     if (f->type != RUDP_FRAME_ACK && f->type != RUDP_FRAME_PADDING)
-        c->eliciting = true;
+        c->eliciting = c->tracked = true;
+    return true;
+}
+
+/* Encodes a keepalive Ping.  The peer acknowledges it like any Ping, which
+ * is all a keepalive asks; but recovery does not wait for that ACK, so a
+ * peer that stays silent for hours (a stopped process, a suspended laptop)
+ * costs one Ping an interval, not a probe timeout's backed-off retries,
+ * and is never "data unacknowledged" (TCP's keepalive probes are not
+ * retransmitted either). */
+static bool out_put_keepalive(out_ctx *c) {
+    rudp_frame f = {.type = RUDP_FRAME_PING};
+    bool tracked = c->tracked;
+    if (!out_put(c, &f))
+        return false;
+    c->tracked = tracked;
     return true;
 }
 
@@ -318,11 +336,8 @@ static void out_control(rudp_session *s, out_ctx *c) {
         if (out_put(c, &f))
             s->path_challenge_pending = false;
     }
-    if (s->ping_pending) {
-        f = (rudp_frame){.type = RUDP_FRAME_PING};
-        if (out_put(c, &f))
-            s->ping_pending = false;
-    }
+    if (s->ping_pending && out_put_keepalive(c))
+        s->ping_pending = false;
 }
 
 /* Returns the session flow-control credit left for new stream bytes. */
@@ -378,6 +393,7 @@ static bool out_stream_data(rudp_session *s, out_ctx *c, rudp_stream *st) {
     if (!out_put(c, &f))
         return false;
     out_record(c, RUDP_SENT_DATA, st->sid, off, len, flags);
+    rudp_sess_on_stream_sent(s, st, c->now);
     uint64_t fresh = rudp_stream_send_commit(st, off, len, flags);
     s->snd_sent += fresh;
     s->stream_bytes_sent += len;
@@ -528,8 +544,8 @@ static ssize_t out_finish(rudp_session *s, out_ctx *c, rudp_addr *to, rudp_tstam
     if (len < 0)
         return len;
     c->pkt->size = (uint32_t)len;
-    c->pkt->ack_eliciting = c->eliciting;
-    c->pkt->in_flight = c->eliciting && !probe;
+    c->pkt->ack_eliciting = c->tracked;
+    c->pkt->in_flight = c->tracked && !probe;
     if (probe) {
         s->probe_size = probe;
         s->probe_pn = c->pkt->pn;
@@ -597,7 +613,8 @@ ssize_t rudp_session_write_pkt(rudp_session *s, uint8_t *buf, size_t cap, rudp_a
         return 0;
     uint32_t probe = elicit ? out_probe_next(s, cap) : 0;
     size_t hdr = rudp_sess_hdr_len(s);
-    out_ctx c = {.buf = buf, .pos = hdr, .end = out_size(s, probe) - RUDP_TAG_LEN};
+    out_ctx c = {
+        .buf = buf, .pos = hdr, .end = out_size(s, probe) - RUDP_TAG_LEN, .now = now};
     c.pkt = rudp_recovery_prepare(&s->rec);
     if (!c.pkt)
         return RUDP_ERR_NOMEM;

@@ -92,6 +92,11 @@ struct rudp_stream {
     uint64_t rcv_fin;       /* final size, UINT64_MAX until known */
     rudp_fc fc;             /* this stream's receive window */
     int error;              /* why the stream died: rudp_error, or RUDP_OK */
+
+    /* Liveness (session_live.c). */
+    rudp_liveness live;      /* the program's options */
+    rudp_tstamp progress_at; /* last acknowledgement of its data, or when data
+                                went out with nothing unacknowledged */
 };
 
 /* Initialises a stream record owned by the caller.  |snd_limit| is the
@@ -108,6 +113,14 @@ static inline bool rudp_sid_is_client(uint64_t sid) {
 }
 
 /* --- send half --- */
+
+/* Returns true while bytes or the FIN went out and wait for the peer's
+ * acknowledgement (what TCP retransmits until tcp_retries2). */
+static inline bool rudp_stream_unacked(const rudp_stream *st) {
+    if (st->send_state == RUDP_SEND_RESET || st->send_state == RUDP_SEND_DONE)
+        return false;
+    return st->snd_next > st->snd_una || (st->fin_out && !st->fin_acked);
+}
 
 /* Describes up to |len| bytes of send-buffer space at the tail (bounded
  * by |buffer_limit| unacknowledged bytes) as at most |max| iovecs, to be

@@ -7,10 +7,11 @@
  * address is inside one of the listed prefixes.  Every other variable tunes
  * the engine: RUDP_FASTOPEN (0-RTT for every connect), RUDP_CC (newreno,
  * cubic or bbr), RUDP_LOG and RUDP_LOG_FILE, RUDP_LINGER_MS (how long process exit
- * waits for queued data), RUDP_IDLE_TIMEOUT_MS (when a silent peer is
- * declared dead), RUDP_KEY_FILE (a pre-shared key that authenticates both
- * ends: docs/SECURITY.md) and RUDP_RETRY (auto: listeners ask new clients
- * to prove their address only under load; always: every time).
+ * waits for queued data), RUDP_IDLE_TIMEOUT_MS (a cap on how long a peer
+ * may be silent; unset, only TCP's own rules end a connection: docs/COMPATIBILITY.md
+ * "Idle connections and dead peers"), RUDP_KEY_FILE (a pre-shared key that authenticates
+ * both ends: docs/SECURITY.md) and RUDP_RETRY (auto: listeners ask new clients to prove
+ * their address only under load; always: every time).
  *
  * A misconfigured preload must not silently fall back to TCP, so a value
  * that does not parse is fatal: one line naming the variable and the value

@@ -23,7 +23,7 @@
 
 /* Defaults of the numeric variables. */
 #define RUDP_CONFIG_DEFAULT_LINGER_MS 5000u
-#define RUDP_CONFIG_DEFAULT_IDLE_MS 30000u
+#define RUDP_CONFIG_DEFAULT_IDLE_MS 0u /* silence alone never kills, as in TCP */
 #define RUDP_CONFIG_DEFAULT_LOG 1
 
 /* One RUDP_HOSTS entry: an address and a prefix length.  An IPv4 prefix is

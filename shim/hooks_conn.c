@@ -170,6 +170,7 @@ static int conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool
     if ((r = conn_slot(&ref)) < 0)
         goto fail_pair;
     rudp_fd_apply_opts(sv[0], &tcp.opts);
+    rudp_opt_publish_liveness(&tcp.opts, ref.slot, false);
     if (!fastopen) {
         struct sockaddr_storage dst = peer;
         socklen_t dlen = rudp_addr_to_family(&dst, AF_INET);

@@ -353,6 +353,7 @@ static int accept_rerouted(int fd, const rudp_fd_entry *l, struct sockaddr *addr
     }
     c.nonblock = (flags & SOCK_NONBLOCK) != 0;
     rudp_fd_apply_opts(nfd, &c.opts);
+    rudp_opt_publish_liveness(&c.opts, c.ref.slot, false);
     rudp_fd_publish(nfd, &c);
     if (addr != NULL && rudp_addr_copy_out(addr, alen, &c.peer, c.peer_len) < 0) {
         saved = errno;

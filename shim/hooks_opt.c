@@ -380,6 +380,50 @@ static int opt_record_socket(rudp_fd_opts *o, int name, const void *val, socklen
     return 0;
 }
 
+/* Returns true for the options that say when a silent peer is dead. */
+static bool opt_is_liveness(int level, int name) {
+    if (level == SOL_SOCKET)
+        return name == SO_KEEPALIVE;
+    return level == IPPROTO_TCP && (name == TCP_USER_TIMEOUT || name == TCP_KEEPIDLE ||
+                                    name == TCP_KEEPINTVL || name == TCP_KEEPCNT);
+}
+
+/* Returns 0, or -EINVAL for a keepalive or user-timeout value the kernel
+ * refuses (net/ipv4/tcp.c: 1..32767 s, a count of 1..127, a timeout >= 0). */
+static int opt_liveness_range(int name, int v) {
+    switch (name) {
+    case TCP_KEEPIDLE:
+    case TCP_KEEPINTVL:
+        return v < 1 || v > 32767 ? -EINVAL : 0;
+    case TCP_KEEPCNT:
+        return v < 1 || v > 127 ? -EINVAL : 0;
+    case TCP_USER_TIMEOUT:
+        return v < 0 ? -EINVAL : 0;
+    default:
+        return 0;
+    }
+}
+
+void rudp_opt_publish_liveness(const rudp_fd_opts *o, rudp_slot *slot, bool always) {
+    rudp_slot_opts so = {0};
+    int v = 0;
+
+    if (slot == NULL)
+        return;
+    if (rudp_fd_opt_get(o, IPPROTO_TCP, TCP_USER_TIMEOUT, &v))
+        so.user_timeout_ms = (uint32_t)v;
+    if (rudp_fd_opt_get(o, SOL_SOCKET, SO_KEEPALIVE, &v) && v) {
+        /* The kernel's defaults when the program set only SO_KEEPALIVE. */
+        so.ka_idle_s =
+            rudp_fd_opt_get(o, IPPROTO_TCP, TCP_KEEPIDLE, &v) ? (uint32_t)v : 7200;
+        so.ka_intvl_s =
+            rudp_fd_opt_get(o, IPPROTO_TCP, TCP_KEEPINTVL, &v) ? (uint32_t)v : 75;
+        so.ka_cnt = rudp_fd_opt_get(o, IPPROTO_TCP, TCP_KEEPCNT, &v) ? (uint32_t)v : 9;
+    }
+    if (always || so.user_timeout_ms || so.ka_idle_s)
+        rudp_slot_set_opts(slot, &so);
+}
+
 /* Records option (level, name) in |o| when the shim keeps it.  Returns 0
  * or -errno (a value the kernel would refuse as too short). */
 static int opt_record(rudp_fd_opts *o, int level, int name, const void *val,
@@ -400,6 +444,8 @@ static int opt_record(rudp_fd_opts *o, int level, int name, const void *val,
     if (level != IPPROTO_TCP && level != IPPROTO_IP && level != IPPROTO_IPV6)
         return 0;
     if ((r = opt_int_arg(level, val, len, &v)) < 0)
+        return r;
+    if (level == IPPROTO_TCP && (r = opt_liveness_range(name, v)) < 0)
         return r;
     rudp_fd_opt_set(o, level, name, v);
     return 0;
@@ -433,6 +479,8 @@ static int opt_set_rerouted(int fd, rudp_fd_entry *e, int level, int name, const
         errno = -r;
         return -1;
     }
+    if (opt_is_liveness(level, name) && rudp_fd_kind(e) == RUDP_FD_CONN)
+        rudp_opt_publish_liveness(&e->opts, e->ref.slot, true);
     return 0;
 }
 

@@ -98,7 +98,8 @@ static void shim_rt_config(const rudp_shim_config *c, rudp_rt_config *rc) {
         rc->settings.cc = c->cc;
     rc->settings.idle_timeout = RUDP_MS(c->idle_timeout_ms);
     /* Keepalives must come well inside a short idle timeout. */
-    if (rc->settings.keepalive_interval * 3 > rc->settings.idle_timeout)
+    if (c->idle_timeout_ms &&
+        rc->settings.keepalive_interval * 3 > rc->settings.idle_timeout)
         rc->settings.keepalive_interval = rc->settings.idle_timeout / 3;
     rc->exit_linger = RUDP_MS(c->linger_ms);
     rc->log_level = c->log_level;
@@ -136,7 +137,7 @@ __attribute__((constructor)) static void rudp_shim_init(void) {
     shim_rt_config(&rudp_cfg, &rc);
     rudp_rt_configure(&rc);
     atomic_store_explicit(&rudp_shim_on, true, memory_order_release);
-    rudp_log(RUDP_LOG_DEBUG, "shim active (fastopen %d, linger %u ms, idle %u ms)",
+    rudp_log(RUDP_LOG_DEBUG, "shim active (fastopen %d, linger %u ms, idle cap %u ms)",
              (int)rudp_cfg.fastopen, rudp_cfg.linger_ms, rudp_cfg.idle_timeout_ms);
 }
 

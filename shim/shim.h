@@ -172,6 +172,10 @@ bool rudp_fd_still_ours(int fd, const rudp_fd_entry *e);
  * |o| to the AF_UNIX socket |fd| that replaces a TCP socket.  Errors are
  * ignored (best effort).  Preserves errno. */
 void rudp_fd_apply_opts(int fd, const rudp_fd_opts *o);
+/* Tells the engine, through the connection's slot, the liveness options
+ * recorded in |o| (TCP_USER_TIMEOUT, SO_KEEPALIVE, TCP_KEEP*): when any is
+ * set, or |always| (a change) (hooks_opt.c). */
+void rudp_opt_publish_liveness(const rudp_fd_opts *o, rudp_slot *slot, bool always);
 
 /* Runs what closing |fd| means for its entry, before the kernel closes it:
  * marks a connection with SO_LINGER {1, 0} for reset (the engine acts when

@@ -121,7 +121,12 @@ typedef struct rudp_settings {
     uint64_t max_session_window;     /* auto-tuning ceiling */
     uint64_t stream_send_buffer;     /* bytes a stream may queue unacked */
     uint64_t max_streams;            /* concurrent streams the peer may open */
-    rudp_tstamp idle_timeout;        /* silence after which the session dies */
+    rudp_tstamp idle_timeout;        /* silence after which the session dies
+                                        (0, the default: silence alone never
+                                        kills; see rudp_liveness) */
+    rudp_tstamp retry_timeout;       /* unacknowledged stream data dies after
+                                        this long without progress (TCP's
+                                        tcp_retries2: about 15 minutes) */
     rudp_tstamp keepalive_interval;  /* Ping after this much idleness (0: off) */
     rudp_tstamp handshake_timeout;   /* give up a cold connect after this */
     rudp_tstamp max_ack_delay;       /* delay of ACKs we promise the peer */
@@ -452,6 +457,29 @@ int rudp_stream_reset(rudp_session *sess, uint64_t sid, uint32_t code);
 int rudp_stream_release(rudp_session *sess, uint64_t sid);
 
 int rudp_stream_get_info(const rudp_session *sess, uint64_t sid, rudp_stream_info *info);
+
+/* When a stream gives up on a silent peer (docs/PROTOCOL.md "When a peer is
+ * dead"), as TCP's per-socket options say.  All zero is TCP's default: only
+ * data left unacknowledged for the session's retry_timeout kills it. */
+typedef struct rudp_liveness {
+    rudp_tstamp user_timeout; /* TCP_USER_TIMEOUT: unacknowledged data (and,
+                                 with keepalive, unanswered probes) die after
+                                 this long; 0: retry_timeout */
+    rudp_tstamp ka_idle;      /* SO_KEEPALIVE + TCP_KEEPIDLE: probe the peer
+                                 after this much silence; 0: no probes */
+    rudp_tstamp ka_intvl;     /* TCP_KEEPINTVL: between probes */
+    uint32_t ka_cnt;          /* TCP_KEEPCNT: unanswered probes before death */
+} rudp_liveness;
+
+/* Sets stream |sid|'s liveness options.  Returns RUDP_OK,
+ * RUDP_ERR_NO_STREAM or RUDP_ERR_INVAL (keepalive without an interval or
+ * a count). */
+int rudp_stream_set_liveness(rudp_session *sess, uint64_t sid, const rudp_liveness *live,
+                             rudp_tstamp now);
+
+/* The caller did not run for |gap| (its process was stopped): time it
+ * could not spend listening is not held against the peer. */
+void rudp_session_on_pause(rudp_session *sess, rudp_tstamp gap);
 
 /* Attaches an opaque pointer of the caller to stream |sid| (O(1) lookup
  * from events).  Returns RUDP_OK or RUDP_ERR_NO_STREAM. */

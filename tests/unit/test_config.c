@@ -261,7 +261,7 @@ Test(config, defaults) {
     cr_assert_null(cfg.log_file);
     cr_assert_eq(cfg.log_fd, -1);
     cr_assert_eq(cfg.linger_ms, 5000);
-    cr_assert_eq(cfg.idle_timeout_ms, 30000);
+    cr_assert_eq(cfg.idle_timeout_ms, 0, "no cap on silence unless asked");
     cr_assert_eq(cfg.nhosts, 0);
 }
 

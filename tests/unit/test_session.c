@@ -2695,8 +2695,9 @@ Test(session, a_busy_server_retries_a_ticket_client_into_the_full_handshake) {
 }
 
 Test(session, a_closer_whose_peer_is_gone_ends_its_close_without_error) {
-    /* Nothing comes back at all: the close ends after the idle timeout, as
-     * a close (RUDP_OK), not a timeout. */
+    /* Nothing comes back at all: with no idle timeout to say how long the
+     * peer may be silent, the close ends after RUDP_CLOSE_TIMEOUT, as a
+     * close (RUDP_OK), not a timeout. */
     test_pair p;
     test_pair_init(&p, NULL, NULL, DELAY);
     establish(&p);
@@ -2707,13 +2708,13 @@ Test(session, a_closer_whose_peer_is_gone_ends_its_close_without_error) {
     cr_assert_eq(rudp_session_close(p.cli, 0, p.now), RUDP_OK);
     while (!rudp_session_is_done(p.cli)) {
         rudp_tstamp t = rudp_session_deadline(p.cli);
-        cr_assert_lt(t, start + RUDP_SEC(60));
+        cr_assert_leq(t, start + RUDP_CLOSE_TIMEOUT + RUDP_SEC(1));
         p.now = t;
         rudp_session_handle_timeout(p.cli, p.now);
         static out_dgram out[16];
         write_all(p.cli, out, 16, p.now); /* into the void */
     }
-    cr_assert_geq(p.now - start, p.cset.idle_timeout - RUDP_SEC(1));
+    cr_assert_geq(p.now - start, RUDP_CLOSE_TIMEOUT);
     cr_assert_eq(closed_error(p.cli), RUDP_OK);
     test_pair_free(&p);
 }
@@ -2732,5 +2733,228 @@ Test(session, a_stateless_reset_after_our_goaway_completes_the_close) {
     cr_assert_eq(send_reset(&p, ci.peer_cid, p.sset.secret, false), RUDP_OK);
     cr_assert(rudp_session_is_done(p.cli));
     cr_assert_eq(closed_error(p.cli), RUDP_OK);
+    test_pair_free(&p);
+}
+
+/* --- liveness: TCP's idle semantics (session_live.c) --- */
+
+/* Returns the error of the first STREAM_RESET event of |sid| on |s| (other
+ * events drained), or 1 when none is pending. */
+static int reset_error(rudp_session *s, uint64_t sid) {
+    rudp_event ev;
+    int err = 1;
+    while (rudp_session_poll_event(s, &ev))
+        if (ev.type == RUDP_EV_STREAM_RESET && ev.sid == sid && err == 1)
+            err = ev.error;
+    return err;
+}
+
+/* Opens a client stream, writes and delivers |msg|, and reads it on the
+ * server: an established, idle connection.  Returns the stream ID. */
+static uint64_t idle_stream(test_pair *p, const char *msg) {
+    uint64_t sid;
+    uint8_t buf[64];
+    bool eof;
+    int err;
+    establish(p);
+    open_and_write(p->cli, &sid, msg);
+    test_pair_run(p, p->now + RUDP_SEC(1));
+    cr_assert_eq(test_read_all(p->srv, sid, buf, sizeof(buf), &eof, &err), strlen(msg));
+    return sid;
+}
+
+/* Runs the pair until |s|'s stream |sid| is reset or |limit| passes;
+ * returns when it was reset (or NEVER). */
+static rudp_tstamp run_until_reset(test_pair *p, rudp_session *s, uint64_t sid,
+                                   rudp_tstamp limit) {
+    while (state_of(s, sid) != RUDP_STREAM_RESET)
+        if (!test_pair_step(p, limit))
+            return RUDP_TSTAMP_NEVER;
+    return p->now;
+}
+
+Test(session, an_idle_connection_outlives_hours_of_silence) {
+    /* The server stops answering; nothing is unacknowledged and no
+     * keepalive option is set: as with TCP, the connection lives on, and
+     * the client spends one keepalive Ping per interval, not retries. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint64_t sid = idle_stream(&p, "hello");
+    p.filter = drop_all;
+    uint64_t before = p.sent[TEST_DIR_C2S];
+    rudp_tstamp start = p.now;
+    cr_assert_eq(run_until_reset(&p, p.cli, sid, start + RUDP_SEC(7200)),
+                 RUDP_TSTAMP_NEVER);
+    cr_assert_not(rudp_session_is_done(p.cli));
+    cr_assert_eq(state_of(p.cli, sid), RUDP_STREAM_ESTABLISHED);
+    uint64_t pings = p.sent[TEST_DIR_C2S] - before;
+    uint64_t intervals = RUDP_SEC(7200) / p.cset.keepalive_interval;
+    cr_assert_leq(pings, intervals + 1, "%llu datagrams in %llu intervals",
+                  (unsigned long long)pings, (unsigned long long)intervals);
+    cr_assert_geq(pings, intervals - 1, "keepalives stopped");
+    /* The server comes back: the connection still carries bytes. */
+    p.filter = NULL;
+    cr_assert_eq(rudp_stream_write(p.srv, sid, "back", 4), 4);
+    test_pair_run(&p, p.now + RUDP_SEC(12));
+    uint8_t buf[8];
+    bool eof;
+    int err;
+    cr_assert_eq(test_read_all(p.cli, sid, buf, sizeof(buf), &eof, &err), 4);
+    cr_assert_eq(memcmp(buf, "back", 4), 0);
+    test_pair_free(&p);
+}
+
+Test(session, unacknowledged_data_times_out_after_the_retry_timeout) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint64_t sid = idle_stream(&p, "hello");
+    p.filter = drop_s2c;
+    rudp_tstamp start = p.now;
+    cr_assert_eq(rudp_stream_write(p.cli, sid, "more", 4), 4);
+    rudp_tstamp t = run_until_reset(&p, p.cli, sid, start + RUDP_SEC(3600));
+    cr_assert_neq(t, RUDP_TSTAMP_NEVER);
+    cr_assert_geq(t - start, p.cset.retry_timeout);
+    cr_assert_leq(t - start, p.cset.retry_timeout + RUDP_SEC(1));
+    cr_assert_eq(reset_error(p.cli, sid), RUDP_ERR_TIMEDOUT);
+    uint8_t b[4];
+    cr_assert_eq(rudp_stream_read(p.cli, sid, b, 4), RUDP_ERR_TIMEDOUT);
+    test_pair_free(&p);
+}
+
+Test(session, user_timeout_ends_unacknowledged_data_sooner) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint64_t sid = idle_stream(&p, "hello");
+    rudp_liveness l = {.user_timeout = RUDP_SEC(2)};
+    cr_assert_eq(rudp_stream_set_liveness(p.cli, sid, &l, p.now), RUDP_OK);
+    /* Idle, it is not affected. */
+    p.filter = drop_s2c;
+    cr_assert_eq(run_until_reset(&p, p.cli, sid, p.now + RUDP_SEC(30)), RUDP_TSTAMP_NEVER);
+    rudp_tstamp start = p.now;
+    cr_assert_eq(rudp_stream_write(p.cli, sid, "more", 4), 4);
+    rudp_tstamp t = run_until_reset(&p, p.cli, sid, start + RUDP_SEC(60));
+    cr_assert_geq(t - start, RUDP_SEC(2));
+    cr_assert_leq(t - start, RUDP_SEC(2) + RUDP_MS(1));
+    cr_assert_eq(reset_error(p.cli, sid), RUDP_ERR_TIMEDOUT);
+    cr_assert_not(rudp_session_is_done(p.cli), "the session outlives the stream");
+    test_pair_free(&p);
+}
+
+Test(session, acknowledgements_hold_the_user_timeout_off) {
+    /* A slow, lossy transfer that keeps making progress is never cut off
+     * by a user timeout shorter than the transfer. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint64_t sid = idle_stream(&p, "hello");
+    rudp_liveness l = {.user_timeout = RUDP_SEC(1)};
+    cr_assert_eq(rudp_stream_set_liveness(p.cli, sid, &l, p.now), RUDP_OK);
+    static uint8_t data[64 * 1024], got[64 * 1024];
+    test_fill_pattern(data, sizeof(data), 7);
+    size_t sent = 0, recvd = 0;
+    bool eof;
+    int err;
+    for (int i = 0; i < 40; i++) { /* 40 s of 1.6 KiB/s */
+        ssize_t n = rudp_stream_write(p.cli, sid, data + sent, 1600);
+        cr_assert_eq(n, 1600);
+        sent += 1600;
+        test_pair_run(&p, p.now + RUDP_SEC(1));
+        recvd += test_read_all(p.srv, sid, got + recvd, sizeof(got) - recvd, &eof, &err);
+    }
+    cr_assert_eq(state_of(p.cli, sid), RUDP_STREAM_ESTABLISHED);
+    cr_assert_eq(recvd, sent);
+    cr_assert_eq(memcmp(got, data, sent), 0);
+    test_pair_free(&p);
+}
+
+Test(session, keepalive_options_end_a_silent_peer_as_tcp_does) {
+    /* SO_KEEPALIVE, TCP_KEEPIDLE 2, TCP_KEEPINTVL 1, TCP_KEEPCNT 3: probes
+     * at 2, 3 and 4 s of silence, and the end at 5 s. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint64_t sid = idle_stream(&p, "hello");
+    rudp_liveness l = {.ka_idle = RUDP_SEC(2), .ka_intvl = RUDP_SEC(1), .ka_cnt = 3};
+    cr_assert_eq(rudp_stream_set_liveness(p.cli, sid, &l, p.now), RUDP_OK);
+    test_pair_run(&p, p.now + RUDP_SEC(20)); /* the peer answers: it lives */
+    cr_assert_eq(state_of(p.cli, sid), RUDP_STREAM_ESTABLISHED);
+    p.filter = drop_all;
+    rudp_tstamp silent_from = p.cli->last_recv;
+    uint64_t before = p.sent[TEST_DIR_C2S];
+    rudp_tstamp t = run_until_reset(&p, p.cli, sid, p.now + RUDP_SEC(60));
+    cr_assert_eq(t - silent_from, RUDP_SEC(5), "ended %lld ms after the last packet",
+                 (long long)((t - silent_from) / RUDP_MS(1)));
+    cr_assert_geq(p.sent[TEST_DIR_C2S] - before, 3, "three probes");
+    cr_assert_eq(reset_error(p.cli, sid), RUDP_ERR_TIMEDOUT);
+    test_pair_free(&p);
+}
+
+Test(session, keepalive_with_a_user_timeout_ends_when_that_much_silence_passed) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint64_t sid = idle_stream(&p, "hello");
+    rudp_liveness l = {.user_timeout = RUDP_SEC(9),
+                       .ka_idle = RUDP_SEC(2),
+                       .ka_intvl = RUDP_SEC(1),
+                       .ka_cnt = 3};
+    cr_assert_eq(rudp_stream_set_liveness(p.cli, sid, &l, p.now), RUDP_OK);
+    rudp_tstamp silent_from = p.cli->last_recv;
+    p.filter = drop_all;
+    rudp_tstamp t = run_until_reset(&p, p.cli, sid, p.now + RUDP_SEC(60));
+    cr_assert_geq(t - silent_from, RUDP_SEC(9));
+    cr_assert_leq(t - silent_from, RUDP_SEC(10));
+    test_pair_free(&p);
+}
+
+Test(session, keepalive_needs_an_interval_and_a_count) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint64_t sid = idle_stream(&p, "hello");
+    rudp_liveness l = {.ka_idle = RUDP_SEC(2)};
+    cr_assert_eq(rudp_stream_set_liveness(p.cli, sid, &l, p.now), RUDP_ERR_INVAL);
+    cr_assert_eq(rudp_stream_set_liveness(p.cli, sid + 4, &l, p.now), RUDP_ERR_NO_STREAM);
+    test_pair_free(&p);
+}
+
+Test(session, a_pause_of_our_own_is_not_held_against_the_peer) {
+    /* This process was stopped for a minute with data unacknowledged:
+     * when it runs again the user timeout counts from where it stopped. */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint64_t sid = idle_stream(&p, "hello");
+    rudp_liveness l = {.user_timeout = RUDP_SEC(2)};
+    cr_assert_eq(rudp_stream_set_liveness(p.cli, sid, &l, p.now), RUDP_OK);
+    p.filter = drop_all; /* nothing gets through until the pause ends */
+    cr_assert_eq(rudp_stream_write(p.cli, sid, "more", 4), 4);
+    test_pair_flush(&p);
+    p.now += RUDP_SEC(60);
+    rudp_session_on_pause(p.cli, RUDP_SEC(60));
+    rudp_session_handle_timeout(p.cli, p.now);
+    cr_assert_eq(state_of(p.cli, sid), RUDP_STREAM_ESTABLISHED);
+    p.filter = NULL; /* the retransmission is acknowledged in time */
+    test_pair_run(&p, p.now + RUDP_SEC(3));
+    cr_assert_eq(state_of(p.cli, sid), RUDP_STREAM_ESTABLISHED);
+    uint8_t buf[16];
+    bool eof;
+    int err;
+    cr_assert_eq(test_read_all(p.srv, sid, buf, sizeof(buf), &eof, &err), 4);
+    test_pair_free(&p);
+}
+
+/* Returns true when the server's session has ended. */
+static bool srv_done(test_pair *p) {
+    return rudp_session_is_done(p->srv);
+}
+
+Test(session, a_session_with_no_stream_left_closes_after_a_minute_of_silence) {
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint64_t sid = idle_stream(&p, "hello");
+    cr_assert_eq(rudp_stream_release(p.cli, sid), RUDP_OK);
+    cr_assert_eq(rudp_stream_release(p.srv, sid), RUDP_OK);
+    test_pair_run(&p, p.now + RUDP_SEC(1));
+    p.filter = drop_c2s; /* the client vanished */
+    rudp_tstamp start = p.now;
+    cr_assert(test_pair_run_until(&p, srv_done, start + RUDP_SEC(300)));
+    cr_assert_geq(p.now - start, RUDP_EMPTY_TIMEOUT - RUDP_SEC(2));
+    cr_assert_leq(p.now - start, RUDP_EMPTY_TIMEOUT + RUDP_CLOSE_TIMEOUT + RUDP_SEC(2));
     test_pair_free(&p);
 }
