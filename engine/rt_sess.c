@@ -23,6 +23,7 @@
  */
 #include "rt.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@ struct rt_sess {
     bool closing;             /* GoAway sent or session dying */
     bool dirty;               /* in eng->dirty */
     bool publish_pending;     /* a copy was skipped as too soon after the last */
+    bool soft_error_logged;   /* a soft path error was logged (once) */
     int close_err;            /* once closing: why (rudp_error) */
     rudp_tstamp idle_since;   /* client: no stream since then */
     rudp_tstamp last_publish; /* statistics last copied to the slots */
@@ -199,6 +201,17 @@ void rt_sess_input(rt_sess *rs, uint8_t *pkt, size_t len,
 }
 
 void rt_sess_path_error(rt_sess *rs, int errno_val) {
+    if (errno_val != ECONNREFUSED && rudp_session_is_established(rs->s)) {
+        /* No route, or an ICMP host or net unreachable: TCP takes these
+         * as soft errors on an established connection, and so do we (a
+         * laptop between networks, a peer behind a NAT that moved).  The
+         * lost datagrams are retransmitted; a peer that is really gone
+         * ends as TCP's rules say (session_live.c). */
+        if (!rs->soft_error_logged)
+            rt_log(3, "path error ignored: %s", strerror(errno_val));
+        rs->soft_error_logged = true;
+        return;
+    }
     rt_log(2, "path error: %s", strerror(errno_val));
     rudp_session_on_path_error(rs->s, rt_now());
     rt_sess_touch(rs);
