@@ -106,13 +106,19 @@ void rudp_recovery_free(rudp_recovery *r) {
  * for it: its time threshold again, plus the peer's ACK delay. */
 static rudp_tstamp rec_lost_hold(const rudp_recovery *r);
 
-/* Moves oldest_pn past the records that are DONE, and past LOST ones held
- * long enough (an ACK for them would have come). */
+/* Moves oldest_pn past the records that are DONE, past LOST ones held
+ * long enough (an ACK for them would have come), and past packets nothing
+ * waits for (ACKs, keepalive PINGs) that went unacknowledged for a probe
+ * timeout's ceiling more: a peer silent for hours must not make the ring
+ * grow by one record per keepalive. */
 static void rec_advance_oldest(rudp_recovery *r) {
     rudp_tstamp hold = rec_lost_hold(r);
     while (r->oldest_pn < r->next_pn) {
         rudp_sent_pkt *p = rec_slot(r, r->oldest_pn);
         if (p->state == RUDP_SENT_LOST && p->time_sent + hold <= r->now)
+            p->state = RUDP_SENT_DONE;
+        if (p->state == RUDP_SENT_OUTSTANDING && !p->ack_eliciting &&
+            p->time_sent + hold + RUDP_MAX_PTO <= r->now)
             p->state = RUDP_SENT_DONE;
         if (p->state != RUDP_SENT_DONE)
             return;

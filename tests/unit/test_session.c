@@ -2792,6 +2792,8 @@ Test(session, an_idle_connection_outlives_hours_of_silence) {
     cr_assert_leq(pings, intervals + 1, "%llu datagrams in %llu intervals",
                   (unsigned long long)pings, (unsigned long long)intervals);
     cr_assert_geq(pings, intervals - 1, "keepalives stopped");
+    cr_assert_leq(p.cli->rec.cap, 16, "the sent-packet ring grew to %llu records",
+                  (unsigned long long)p.cli->rec.cap);
     /* The server comes back: the connection still carries bytes. */
     p.filter = NULL;
     cr_assert_eq(rudp_stream_write(p.srv, sid, "back", 4), 4);
