@@ -1413,6 +1413,368 @@ static int cmd_read_until_error(int argc, char **argv) {
     }
 }
 
+/* ---------------------------------------------- idle-server / idle-client */
+
+/* The idle protocol of idle-server and idle-client (tests idle-sigstop-60s,
+ * keepalive-options and suspend-roam).  Each side writes its own pattern
+ * (the client seed 21, the server seed 22) while it reads and checks the
+ * peer's: IDLE_WARM bytes at once; then, once all it sent is acknowledged
+ * (nothing in flight either way), it prints "idle" and waits for FLAGFILE
+ * while watching the connection, as the suite stops and resumes a peer;
+ * then IDLE_BULK more bytes each way, continuing the same streams, a
+ * half-close each way and EOF.  Whatever the connection does while idle
+ * (data, EOF, an error) ends the run as "broken <ERRNAME|EOF|DATA> <ms
+ * idle>". */
+#define IDLE_CLIENT_SEED 21
+#define IDLE_SERVER_SEED 22
+#define IDLE_WARM (64 * 1024)
+#define IDLE_BULK (1024 * 1024)
+
+/* One connection of the idle protocol. */
+typedef struct idle_conn {
+    int fd;
+    uint64_t my_seed, peer_seed;
+    uint64_t off, bytes; /* the current phase: stream offset and size */
+    int write_errno;     /* errno of a failed write, or 0 */
+    int64_t idle_ms, exchange_ms;
+    char failure[160]; /* empty while the connection checks out */
+} idle_conn;
+
+/* Writes the phase's bytes of this side's pattern.  Runs in its own thread
+ * beside idle_read_check. */
+static void *idle_writer(void *arg) {
+    idle_conn *c = arg;
+    uint8_t buf[CHUNK];
+    for (uint64_t done = 0; done < c->bytes;) {
+        size_t n = c->bytes - done < CHUNK ? (size_t)(c->bytes - done) : CHUNK;
+        pattern_fill(c->my_seed, c->off + done, buf, n);
+        if (write_all(c->fd, buf, n) < 0) {
+            c->write_errno = errno;
+            return NULL;
+        }
+        done += n;
+    }
+    return NULL;
+}
+
+/* Reads exactly the phase's bytes of the peer's pattern and checks each at
+ * its stream offset.  Records a failure in |c| when anything differs. */
+static void idle_read_check(idle_conn *c) {
+    uint8_t buf[CHUNK];
+    for (uint64_t got = 0; got < c->bytes;) {
+        size_t want = c->bytes - got < CHUNK ? (size_t)(c->bytes - got) : CHUNK;
+        ssize_t n = read(c->fd, buf, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            snprintf(c->failure, sizeof c->failure, "read %s at %llu",
+                     n == 0 ? "EOF" : errname(errno), (unsigned long long)(c->off + got));
+            return;
+        }
+        int64_t bad = pattern_check(c->peer_seed, c->off + got, buf, (size_t)n);
+        if (bad >= 0) {
+            snprintf(c->failure, sizeof c->failure, "byte %lld differs", (long long)bad);
+            return;
+        }
+        got += (uint64_t)n;
+    }
+}
+
+/* Moves |bytes| each way at the current offsets (a writer thread beside the
+ * reader, so neither side's buffers can deadlock them).  Returns true when
+ * both directions arrived intact. */
+static bool idle_exchange(idle_conn *c, uint64_t bytes) {
+    pthread_t w;
+    c->bytes = bytes;
+    c->write_errno = 0;
+    if (pthread_create(&w, NULL, idle_writer, c) != 0)
+        die_sys("pthread_create");
+    idle_read_check(c);
+    if (c->failure[0])
+        shutdown(c->fd, SHUT_RDWR); /* releases a writer blocked on a dead peer */
+    pthread_join(w, NULL);
+    if (!c->failure[0] && c->write_errno)
+        snprintf(c->failure, sizeof c->failure, "write %s at %llu", errname(c->write_errno),
+                 (unsigned long long)c->off);
+    c->off += bytes;
+    return !c->failure[0];
+}
+
+/* Reads one byte from |fd|: returns the errno name of a failure, "EOF" or
+ * "DATA". */
+static const char *probe_read(int fd) {
+    uint8_t b;
+    ssize_t n;
+    while ((n = read(fd, &b, 1)) < 0 && errno == EINTR) {
+    }
+    if (n < 0)
+        return errname(errno);
+    return n == 0 ? "EOF" : "DATA";
+}
+
+/* Waits until the file |flag| exists while watching |fd|, which must stay
+ * silent until then (the peer too starts only once it exists).  Returns the milliseconds
+ * waited, or -1 with "broken <ERRNAME|EOF|DATA> <ms>" in |failure| when the connection said
+ * anything first. */
+static int64_t watch_idle(int fd, const char *flag, char *failure, size_t len) {
+    int64_t t0 = now_ms();
+    while (access(flag, F_OK) != 0) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, 20);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            die_sys("poll");
+        if (r == 0 || access(flag, F_OK) == 0) /* the peer may be first to start */
+            continue;
+        const char *what = probe_read(fd);
+        snprintf(failure, len, "broken %s %lld", what, (long long)(now_ms() - t0));
+        return -1;
+    }
+    return now_ms() - t0;
+}
+
+/* Half-closes |c| and expects the peer's EOF next.  Returns true when it
+ * came with no byte before it. */
+static bool idle_finish(idle_conn *c) {
+    if (shutdown(c->fd, SHUT_WR) < 0) {
+        snprintf(c->failure, sizeof c->failure, "shutdown %s", errname(errno));
+        return false;
+    }
+    const char *end = probe_read(c->fd);
+    if (strcmp(end, "EOF") != 0)
+        snprintf(c->failure, sizeof c->failure, "%s where the peer's EOF was due", end);
+    return !c->failure[0];
+}
+
+/* Runs the idle protocol on |c| (see above); prints "idle<tag>" once idle.
+ * Returns true when every byte arrived intact; else |c|'s failure says
+ * why. */
+static bool idle_run(idle_conn *c, const char *flag, const char *tag) {
+    if (!idle_exchange(c, IDLE_WARM))
+        return false;
+    if (!wait_acked(c->fd, c->off, 10000)) {
+        snprintf(c->failure, sizeof c->failure, "the warm-up was not acknowledged");
+        return false;
+    }
+    result("idle%s", tag);
+    c->idle_ms = watch_idle(c->fd, flag, c->failure, sizeof c->failure);
+    if (c->idle_ms < 0)
+        return false;
+    int64_t t0 = now_ms();
+    if (!idle_exchange(c, IDLE_BULK) || !idle_finish(c))
+        return false;
+    c->exchange_ms = now_ms() - t0;
+    return true;
+}
+
+/* Sets SO_KEEPALIVE on |fd|, and with |idle| > 0 TCP_KEEPIDLE, TCP_KEEPINTVL
+ * and TCP_KEEPCNT; reads each back.  Exits with EXIT_SYS when one fails. */
+static void set_keepalive(int fd, int idle, int intvl, int cnt) {
+    const struct {
+        int level, name, value;
+        const char *what;
+    } opts[] = {{SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE"},
+                {IPPROTO_TCP, TCP_KEEPIDLE, idle, "TCP_KEEPIDLE"},
+                {IPPROTO_TCP, TCP_KEEPINTVL, intvl, "TCP_KEEPINTVL"},
+                {IPPROTO_TCP, TCP_KEEPCNT, cnt, "TCP_KEEPCNT"}};
+    for (size_t i = 0; i < (idle > 0 ? 4u : 1u); i++) {
+        int v = opts[i].value;
+        socklen_t len = sizeof v;
+        if (setsockopt(fd, opts[i].level, opts[i].name, &v, sizeof v) < 0)
+            die_sys(opts[i].what);
+        if (getsockopt(fd, opts[i].level, opts[i].name, &v, &len) < 0 || v != opts[i].value)
+            die_sys(opts[i].what);
+    }
+}
+
+/* idle-client HOST PORT FLAGFILE [--keepalive [IDLE INTVL CNT]]: runs the
+ * idle protocol as the client, with SO_KEEPALIVE (at the kernel's defaults,
+ * or with the three TCP keepalive options) when asked.  Prints "idle",
+ * then "ok idle=MS exchange=MS", or "broken ..." / "FAIL ..." (status 1). */
+static int cmd_idle_client(int argc, char **argv) {
+    uint16_t port;
+    uint64_t ka[3] = {0, 0, 0};
+    bool keepalive = argc >= 4 && strcmp(argv[3], "--keepalive") == 0;
+    if ((argc != 3 && argc != 4 && argc != 7) || (argc > 3 && !keepalive) ||
+        !parse_port(argv[1], &port))
+        return EXIT_USAGE;
+    for (int i = 0; argc == 7 && i < 3; i++)
+        if (!parse_size(argv[4 + i], &ka[i]) || ka[i] == 0 || ka[i] > 32767)
+            return EXIT_USAGE;
+    signal(SIGPIPE, SIG_IGN);
+    int fd = tcp_connect(argv[0], port);
+    if (fd < 0) {
+        result("connect %s", errname(errno));
+        return EXIT_CHECK;
+    }
+    if (keepalive)
+        set_keepalive(fd, (int)ka[0], (int)ka[1], (int)ka[2]);
+    idle_conn c = {.fd = fd, .my_seed = IDLE_CLIENT_SEED, .peer_seed = IDLE_SERVER_SEED};
+    if (!idle_run(&c, argv[2], "")) {
+        result("%s%s", strncmp(c.failure, "broken", 6) == 0 ? "" : "FAIL ", c.failure);
+        return EXIT_CHECK;
+    }
+    result("ok idle=%lld exchange=%lld", (long long)c.idle_ms, (long long)c.exchange_ms);
+    return EXIT_OK;
+}
+
+/* The arguments of one idle-server connection thread. */
+typedef struct idle_served {
+    idle_conn c;
+    const char *flag;
+    unsigned index;
+    pthread_t thread;
+} idle_served;
+
+/* Serves one idle-server connection: the idle protocol, then a result line
+ * "conn I ok ..." or "conn I <failure>". */
+static void *idle_serve(void *arg) {
+    idle_served *s = arg;
+    char tag[32];
+    snprintf(tag, sizeof tag, " %u", s->index);
+    if (idle_run(&s->c, s->flag, tag))
+        result("conn %u ok idle=%lld exchange=%lld", s->index, (long long)s->c.idle_ms,
+               (long long)s->c.exchange_ms);
+    else
+        result("conn %u %s", s->index, s->c.failure);
+    close(s->c.fd);
+    return NULL;
+}
+
+/* idle-server PORT NCONN FLAGFILE: accepts NCONN connections and runs the
+ * idle protocol on each in its own thread (printing "idle I" for each);
+ * prints "ok NCONN" when all checked out, else "FAIL N of NCONN". */
+static int cmd_idle_server(int argc, char **argv) {
+    uint16_t port;
+    uint64_t n;
+    if (argc != 3 || !parse_port(argv[0], &port) || !parse_size(argv[1], &n) || n == 0 ||
+        n > 64)
+        return EXIT_USAGE;
+    signal(SIGPIPE, SIG_IGN);
+    int lfd = tcp_listen(port, false);
+    result("listening %u", port);
+    idle_served *conns = calloc(n, sizeof *conns);
+    if (!conns)
+        die_sys("calloc");
+    for (unsigned i = 0; i < n; i++) {
+        int fd;
+        while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0 && errno == EINTR) {
+        }
+        if (fd < 0)
+            die_sys("accept4");
+        conns[i] = (idle_served){.flag = argv[2], .index = i};
+        conns[i].c = (idle_conn){
+            .fd = fd, .my_seed = IDLE_SERVER_SEED, .peer_seed = IDLE_CLIENT_SEED};
+        if (pthread_create(&conns[i].thread, NULL, idle_serve, &conns[i]) != 0)
+            die_sys("pthread_create");
+    }
+    unsigned failed = 0;
+    for (unsigned i = 0; i < n; i++) {
+        pthread_join(conns[i].thread, NULL);
+        failed += conns[i].c.failure[0] != 0;
+    }
+    if (failed) {
+        result("FAIL %u of %llu", failed, (unsigned long long)n);
+        return EXIT_CHECK;
+    }
+    result("ok %llu", (unsigned long long)n);
+    return EXIT_OK;
+}
+
+/* --------------------------------------------------------- timeout-writer */
+
+/* Reads one byte from the non-blocking |fd| of a peer that never writes.
+ * Returns -1 when nothing is there yet, else how the connection ended: its
+ * errno, 0 for EOF, or EBADMSG when a byte came. */
+static int read_end(int fd) {
+    uint8_t b;
+    ssize_t n = read(fd, &b, 1);
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? -1 : errno;
+    return n == 0 ? 0 : EBADMSG;
+}
+
+/* Writes the pattern of seed 31 non-blocking on |fd| from offset |*off|
+ * until a write (or, once the socket reports readable, a read) fails with
+ * anything but EAGAIN, polling while the buffers are full; records in
+ * |*stalled_ms| when the first EAGAIN came (ms after |t0|).  Returns the
+ * errno (0 for EOF) and the call in |*via|. */
+static int flood_until_error(int fd, uint64_t *off, int64_t t0, int64_t *stalled_ms,
+                             const char **via) {
+    uint8_t buf[CHUNK];
+    short revents = 0;
+    for (;;) {
+        pattern_fill(31, *off, buf, CHUNK);
+        ssize_t n = write(fd, buf, CHUNK);
+        if (n > 0) {
+            *off += (uint64_t)n;
+            continue;
+        }
+        *via = "write";
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return errno;
+        if (*stalled_ms < 0)
+            *stalled_ms = now_ms() - t0;
+        int e = revents & POLLIN ? read_end(fd) : -1;
+        if (e >= 0) {
+            *via = "read";
+            return e;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN | POLLOUT};
+        if (poll(&p, 1, -1) < 0 && errno != EINTR)
+            die_sys("poll");
+        revents = p.revents;
+    }
+}
+
+/* timeout-writer HOST PORT FLAGFILE MS: connects, sets TCP_USER_TIMEOUT to
+ * MS, writes 64 KiB and waits until they are acknowledged, prints
+ * "connected", then stays idle until FLAGFILE exists (the suite stops the
+ * peer meanwhile; the connection must stay silent).  Then it writes
+ * without pause until a call fails and prints "error ERRNAME MS via CALL
+ * bytes=N stalled=MS": MS counted from its first write after the flag
+ * ("EOF" for an end without error). */
+static int cmd_timeout_writer(int argc, char **argv) {
+    uint16_t port;
+    uint64_t ms, off = 0;
+    if (argc != 4 || !parse_port(argv[1], &port) || !parse_size(argv[3], &ms) || ms == 0 ||
+        ms > INT32_MAX)
+        return EXIT_USAGE;
+    signal(SIGPIPE, SIG_IGN);
+    int fd = tcp_connect(argv[0], port);
+    if (fd < 0) {
+        result("connect %s", errname(errno));
+        return EXIT_CHECK;
+    }
+    unsigned v = (unsigned)ms;
+    socklen_t len = sizeof v;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, sizeof v) < 0 ||
+        getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, &len) < 0 || v != ms)
+        die_sys("TCP_USER_TIMEOUT");
+    uint8_t buf[CHUNK];
+    pattern_fill(31, 0, buf, CHUNK);
+    if (write_all(fd, buf, CHUNK) < 0)
+        die_sys("write");
+    off = CHUNK;
+    if (!wait_acked(fd, off, 10000))
+        return EXIT_CHECK;
+    result("connected");
+    char failure[160];
+    if (watch_idle(fd, argv[2], failure, sizeof failure) < 0) {
+        result("%s", failure);
+        return EXIT_CHECK;
+    }
+    set_nonblock(fd);
+    int64_t t0 = now_ms(), stalled = -1;
+    const char *via = "write";
+    int e = flood_until_error(fd, &off, t0, &stalled, &via);
+    result("error %s %lld via %s bytes=%llu stalled=%lld", e ? errname(e) : "EOF",
+           (long long)(now_ms() - t0), via, (unsigned long long)(off - CHUNK),
+           (long long)stalled);
+    return EXIT_OK;
+}
+
 /* -------------------------------------------------------------- sockopts */
 
 static int g_checks_failed;
@@ -1685,6 +2047,9 @@ static const command commands[] = {
     {"abort", cmd_abort, "HOST PORT BYTES"},
     {"stream-server", cmd_stream_server, "PORT"},
     {"read-until-error", cmd_read_until_error, "HOST PORT"},
+    {"idle-server", cmd_idle_server, "PORT NCONN FLAGFILE"},
+    {"idle-client", cmd_idle_client, "HOST PORT FLAGFILE [--keepalive [IDLE INTVL CNT]]"},
+    {"timeout-writer", cmd_timeout_writer, "HOST PORT FLAGFILE MS"},
     {"stall-server", cmd_stall_server, "PORT NSTALL"},
     {"dup-client", cmd_dup_client, "HOST PORT"},
     {"reset-server", cmd_reset_server, "PORT"},
