@@ -23,9 +23,10 @@ silently fell back to TCP fails the test."  This runner does exactly that:
   status, the count of lines.
 
 Output: one line per test, "PASS name (1.2s)" or "FAIL name: reason" with a
-few indented lines of evidence, and last "N passed, N failed".  Exit status
-0 when all passed, 1 when any failed, 77 (meson's skip) when not root or
-when this kernel cannot make network namespaces.
+few indented lines of evidence, "measured: ..." lines where a test reports
+numbers (timings beside kernel TCP's), and last "N passed, N failed".  Exit
+status 0 when all passed, 1 when any failed, 77 (meson's skip) when not
+root or when this kernel cannot make network namespaces.
 
     run.py --shim build/shim/librudp_shim.so --tool build/tests/e2e/rudp-e2e-tool
            [--only NAME...] [--list] [--log LEVEL] [--keep] [--verbose]
@@ -69,11 +70,17 @@ class Test:
         self.ns = f"rudp-e2e-{os.getpid()}-{Test.counter}"
         self.dir = os.path.join(runner.tmp, name)
         self.procs = []
+        self.notes = []
         os.makedirs(self.dir, exist_ok=True)
 
     def remaining(self):
         """Returns the seconds left before this test's deadline (>= 0)."""
         return max(self.deadline - time.monotonic(), 0.0)
+
+    def note(self, text):
+        """Records a measured number for the report (printed under the
+        test's result line, pass or fail)."""
+        self.notes.append(f"measured: {text}")
 
     def setup(self):
         """Makes the namespace, brings up lo and drops TCP on the port."""
@@ -1036,10 +1043,10 @@ class Runner:
             t.setup()
             fn(t)
             t.check_traffic(fn.traffic)
-            return True, f"PASS {name} ({time.monotonic() - start:.1f}s)", []
+            return True, f"PASS {name} ({time.monotonic() - start:.1f}s)", t.notes
         except Failure as f:
             return (False, f"FAIL {name}: {f} ({time.monotonic() - start:.1f}s)",
-                    f.details + t.sockets())
+                    t.notes + f.details + t.sockets())
         except Exception as e:  # a bug in the test itself: report, go on
             return False, f"FAIL {name}: harness error {e!r}", []
         finally:
@@ -1120,8 +1127,8 @@ def main(argv):
         for name, limit, fn in selected:
             ok, line, details = runner.run_one(name, limit, fn)
             print(line, flush=True)
-            if not ok or args.verbose:
-                for d in details:
+            for d in details:
+                if not ok or args.verbose or d.startswith("measured: "):
                     print(f"    {d}", flush=True)
             passed, failed = passed + ok, failed + (not ok)
     except Interrupted as e:
