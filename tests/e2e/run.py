@@ -845,6 +845,224 @@ def t_killed(t):
     t.expect(took < 3.0 + 2.0, f"client noticed after {took:.1f} s (idle timeout 3 s)", cli)
 
 
+# ------------------------------------ idle connections and roaming (issue 13)
+#
+# TCP's idle semantics: an idle connection is never declared dead because
+# the peer was silent, unless the program asked (keepalive options with
+# their TCP meaning, TCP_USER_TIMEOUT); a killed peer is still reported at
+# once (peer-killed above).  Each test stops a peer with SIGSTOP.  Under
+# kernel TCP a stopped process's kernel still acknowledges, answers
+# keepalive probes and advertises a closing window; under the shim the
+# stopped process's engine is stopped too, so the peer is silent.
+
+IDLE_STOP_S = 60     # idle-sigstop-60s: how long the server stays stopped
+USER_TIMEOUT_MS = 2000
+
+
+def task_states(pid):
+    """Returns the state letters of every thread of process |pid| (empty
+    when it is gone)."""
+    states = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return states
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except (OSError, IndexError):
+            pass
+    return states
+
+
+def signal_group(proc, sig, stopped):
+    """Sends |sig| (SIGSTOP or SIGCONT) to the process group of |proc| and
+    waits until every thread of it is (|stopped|) or is no longer in state
+    T.  Returns the monotonic time the signal was sent.  Raises Failure when
+    that does not happen within 5 s."""
+    sent = time.monotonic()
+    os.killpg(proc.pid, sig)
+    end = sent + 5
+    while time.monotonic() < end:
+        states = task_states(proc.pid)
+        if not states:
+            raise Failure(f"{proc.name} is gone ({signal.Signals(sig).name})",
+                          proc.evidence())
+        if all((s in "Tt") == stopped for s in states):
+            return sent
+        time.sleep(0.01)
+    raise Failure(f"{proc.name}: threads {''.join(task_states(proc.pid))} after "
+                  f"{signal.Signals(sig).name}", proc.evidence())
+
+
+def hold_stopped(t, stopped, watched, seconds, why):
+    """Keeps |stopped| stopped (checked) for |seconds| from now, while every
+    process of |watched| must keep running quietly: one that exits fails
+    the test with |why| and its last line."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for p in watched:
+            if p.popen.poll() is not None:
+                last = (p.out().strip().splitlines() or [""])[-1]
+                raise Failure(f"{p.name} ended {seconds - (end - time.monotonic()):.1f} s "
+                              f"into the stop with {last!r}: {why}", p.evidence())
+        if any(s not in "Tt" for s in task_states(stopped.pid)):
+            raise Failure(f"{stopped.name} is no longer stopped", stopped.evidence())
+        time.sleep(min(0.1, max(end - time.monotonic(), 0)))
+
+
+def wait_lines(t, proc, prefix, n, timeout):
+    """Waits until |proc| printed |n| stdout lines starting with |prefix|.
+    Raises Failure when it exits first or the time passes."""
+    end = time.monotonic() + min(timeout, t.remaining())
+    while len(proc.lines(prefix)) < n:
+        if proc.popen.poll() is not None or time.monotonic() > end:
+            raise Failure(f"{proc.name}: {len(proc.lines(prefix))} of {n} {prefix!r} lines",
+                          proc.evidence())
+        time.sleep(0.02)
+
+
+def last_words(proc):
+    """Returns the words of the last stdout line of |proc|."""
+    return (proc.out().strip().splitlines() or [""])[-1].split()
+
+
+def idle_sigstop(t, shim):
+    """Body of idle-sigstop-60s(-tcp): see their docstrings."""
+    port = t.port if shim else t.port + 1000
+    label = "rudp" if shim else "kernel TCP"
+    flag = os.path.join(t.dir, "resumed")
+    srv = t.spawn("idle-server", t.tool("idle-server", port, 2, flag), shim=shim)
+    t.wait_listening(srv, port=port)
+    clients = [t.spawn(f"client-{name}", t.tool("idle-client", "127.0.0.1", port, flag, *args),
+                       shim=shim)
+               for name, args in (("plain", []), ("keepalive", ["--keepalive"]))]
+    for c in clients:
+        c.wait_line("idle", 15)
+    wait_lines(t, srv, "idle", 2, 15)
+    signal_group(srv, signal.SIGSTOP, True)
+    hold_stopped(t, srv, clients, IDLE_STOP_S,
+                 "an idle connection must outlive a stopped peer")
+    signal_group(srv, signal.SIGCONT, False)
+    open(flag, "w").close()
+    for c in clients:
+        c.wait_ok(30, "ok")
+    srv.wait_ok(30, "ok 2")
+    t.note(f"{label}: both connections carried 1 MiB each way after a {IDLE_STOP_S} s "
+           f"stop ({'; '.join(' '.join(last_words(c)[1:]) for c in clients)})")
+
+
+@test("idle-sigstop-60s-tcp", limit=IDLE_STOP_S + 40, traffic="none")
+def t_idle_sigstop_tcp(t):
+    """Kernel TCP (no shim; the test's port + 1000, not dropped), the
+    reference for idle-sigstop-60s: the server of two idle connections (one
+    plain, one with SO_KEEPALIVE at its defaults; all bytes acknowledged)
+    is SIGSTOPped for 60 s; neither client notices anything, and after
+    SIGCONT 1 MiB each way, then a half-close each way, arrive intact."""
+    idle_sigstop(t, shim=False)
+
+
+@test("idle-sigstop-60s", limit=IDLE_STOP_S + 40)
+def t_idle_sigstop(t):
+    """The server of two idle connections (one plain, one with SO_KEEPALIVE
+    at its defaults) is SIGSTOPped for 60 s, its engine with it: as with
+    TCP, neither client sees an error, data or EOF meanwhile (no silence
+    cap by default), and after SIGCONT 1 MiB each way, then a half-close
+    each way, arrive intact on both connections."""
+    idle_sigstop(t, shim=True)
+
+
+def user_timeout_run(t, port, shim, label):
+    """One run of user-timeout: returns (the writer's words, seconds from
+    the flag to its exit, seconds from the sink's SIGSTOP)."""
+    flag = os.path.join(t.dir, f"flood-{label}")
+    sink = t.spawn(f"sink-{label}", t.tool("sink-server", port, os.devnull), shim=shim)
+    t.wait_listening(sink, port=port)
+    w = t.spawn(f"writer-{label}", t.tool("timeout-writer", "127.0.0.1", port, flag,
+                                          USER_TIMEOUT_MS), shim=shim)
+    w.wait_line("connected", 15)
+    stopped = signal_group(sink, signal.SIGSTOP, True)
+    hold_stopped(t, sink, [w], 2 * USER_TIMEOUT_MS / 1000,
+                 f"{label}: with no unacknowledged data TCP_USER_TIMEOUT changes nothing")
+    open(flag, "w").close()
+    flooded = time.monotonic()
+    w.wait_ok(40, "error")
+    end = time.monotonic()
+    sink.stop()
+    return last_words(w), end - flooded, end - stopped
+
+
+@test("user-timeout", limit=90)
+def t_user_timeout(t):
+    """TCP_USER_TIMEOUT=2000 on an idle connection whose peer (a sink) is
+    SIGSTOPped: nothing happens for 4 s (no data outstanding, no
+    keepalive); then the program writes without pause until a call fails:
+    ETIMEDOUT, at least 2 s and less than 10 s after its first write (the
+    default would be minutes).  First under kernel TCP (port + 1000; the
+    stopped sink's kernel still acknowledges, so its window closes and the
+    zero-window probes time out), then under the shim (the sink's engine is
+    stopped: the bytes stay unacknowledged).  Both times are reported."""
+    results = []
+    for label, port, shim in (("kernel TCP", t.port + 1000, False), ("rudp", t.port, True)):
+        words, flood_s, stop_s = user_timeout_run(t, port, shim, label.split()[-1].lower())
+        line = " ".join(words)
+        t.note(f"{label}: {line} (runner: {flood_s:.2f} s after the flag, {stop_s:.2f} s "
+               "after SIGSTOP)")
+        results.append((label, words, line))
+    for label, words, line in results:
+        t.expect(len(words) >= 3 and words[:2] == ["error", "ETIMEDOUT"],
+                 f"{label}: the writer ended with {line!r}, want 'error ETIMEDOUT ...'")
+        ms = int(words[2])
+        t.expect(USER_TIMEOUT_MS <= ms < 10000,
+                 f"{label}: ETIMEDOUT {ms} ms after the first write, want 2000-9999")
+
+
+def keepalive_run(t, port, shim, label):
+    """One run of keepalive-options: returns (the client's status, its
+    words, seconds from the peer's silence to its exit)."""
+    flag = os.path.join(t.dir, f"never-{label}")
+    srv = t.spawn(f"idle-server-{label}", t.tool("idle-server", port, 1, flag), shim=shim)
+    t.wait_listening(srv, port=port)
+    cli = t.spawn(f"client-{label}", t.tool("idle-client", "127.0.0.1", port, flag,
+                                            "--keepalive", 2, 1, 3), shim=shim)
+    cli.wait_line("idle", 15)
+    wait_lines(t, srv, "idle", 1, 15)
+    if not shim:
+        # A stopped process's kernel answers keepalive probes: silence it.
+        must(["ip", "netns", "exec", t.ns, "iptables", "-w", "5", "-I", "INPUT", "1", "-p",
+              "tcp", "--sport", str(port), "-j", "DROP"])
+    silent = signal_group(srv, signal.SIGSTOP, True)
+    rc = cli.wait(40)
+    took = time.monotonic() - silent
+    srv.stop()
+    return rc, last_words(cli), took
+
+
+@test("keepalive-options", limit=100)
+def t_keepalive(t):
+    """SO_KEEPALIVE with TCP_KEEPIDLE=2, TCP_KEEPINTVL=1, TCP_KEEPCNT=3 on an
+    idle connection whose peer goes silent: the client's connection ends
+    with ETIMEDOUT 3-15 s after its last exchange (TCP's meaning: about
+    idle + intvl x cnt = 5 s).  Kernel TCP (port + 1000): the peer is
+    SIGSTOPped and its packets dropped, since a stopped process's kernel
+    answers the probes; under the shim the SIGSTOP alone silences it.  (The
+    same idle connection without these options outlives a 60 s stop:
+    idle-sigstop-60s.)"""
+    results = []
+    for label, port, shim in (("kernel TCP", t.port + 1000, False), ("rudp", t.port, True)):
+        rc, words, took = keepalive_run(t, port, shim, label.split()[-1].lower())
+        line = " ".join(words)
+        t.note(f"{label}: {line} (status {rc}; runner: {took:.2f} s after the stop)")
+        results.append((label, rc, words, line))
+    for label, rc, words, line in results:
+        t.expect(rc == 1 and len(words) == 3 and words[:2] == ["broken", "ETIMEDOUT"],
+                 f"{label}: the client ended with {line!r} (status {rc}), "
+                 "want 'broken ETIMEDOUT MS'")
+        t.expect(3000 <= int(words[2]) <= 15000,
+                 f"{label}: ETIMEDOUT after {words[2]} ms idle, want 3000-15000")
+
+
 @test("server-restart", limit=40)
 def t_restart(t):
     """A long-lived client keeps its process (and engine) while the server
