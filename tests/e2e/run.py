@@ -11,6 +11,8 @@ silently fell back to TCP fails the test."  This runner does exactly that:
   that talked real TCP on that port would see its connect fail (EPERM) or
   hang; only the shim's UDP gets through.  The `control-tcp-blocked` test
   proves it: the same socat transfer without the shim must fail.
+  suspend-roam adds a client and a NAT router namespace around the test's
+  (which is then the server's), so the client's address can change.
 * Every process runs through `ip netns exec NS env LD_PRELOAD=... RUDP_...`
   (the variables go through env(1) so `ip` itself never loads the shim) and
   only talks to 127.0.0.1 or ::1 inside that namespace.
@@ -859,6 +861,19 @@ IDLE_STOP_S = 60     # idle-sigstop-60s: how long the server stays stopped
 USER_TIMEOUT_MS = 2000
 
 
+def roam_stop_seconds():
+    """Returns RUDP_E2E_ROAM_STOP_S (seconds, default 60): how long
+    suspend-roam keeps the client stopped.  Exits with a one-line error
+    when it is not an integer from 1 to 3600."""
+    raw = os.environ.get("RUDP_E2E_ROAM_STOP_S", "60")
+    if not raw.isdigit() or not 1 <= int(raw) <= 3600:
+        sys.exit(f"run.py: RUDP_E2E_ROAM_STOP_S={raw!r}: expected an integer from 1 to 3600")
+    return int(raw)
+
+
+ROAM_STOP_S = roam_stop_seconds()
+
+
 def task_states(pid):
     """Returns the state letters of every thread of process |pid| (empty
     when it is gone)."""
@@ -1061,6 +1076,162 @@ def t_keepalive(t):
                  "want 'broken ETIMEDOUT MS'")
         t.expect(3000 <= int(words[2]) <= 15000,
                  f"{label}: ETIMEDOUT after {words[2]} ms idle, want 3000-15000")
+
+
+# suspend-roam's LAN: client -- router (SNAT) -- server.
+ROAM_CLIENT, ROAM_GW_C = "10.78.1.2", "10.78.1.1"
+ROAM_SERVER, ROAM_GW_S = "10.78.2.2", "10.78.2.1"
+ROAM_OLD, ROAM_OLD_PORTS = "10.78.2.11", (20000, 20999)
+ROAM_NEW, ROAM_NEW_PORTS = "10.78.2.12", (30000, 30999)
+
+
+def roam_lan(t):
+    """Builds suspend-roam's LAN around the test's namespace (the server's,
+    10.78.2.2): a client namespace (10.78.1.2) routed through a router
+    namespace that SNATs its UDP to 10.78.2.11:20000-20999 and silently
+    drops what reaches its own addresses (a stale mapping's packets).
+    Returns (client ns, router ns); both are in LIVE_NAMESPACES."""
+    cns, rns = f"{t.ns}-c", f"{t.ns}-r"
+    for ns in (cns, rns):
+        must(["ip", "netns", "add", ns])
+        LIVE_NAMESPACES.add(ns)
+        must(["ip", "-n", ns, "link", "set", "lo", "up"])
+    must(["ip", "-n", rns, "link", "add", "to-c", "type", "veth", "peer", "name", "eth0",
+          "netns", cns])
+    must(["ip", "-n", rns, "link", "add", "to-s", "type", "veth", "peer", "name", "eth0",
+          "netns", t.ns])
+    for ns, dev, addrs in ((rns, "to-c", [ROAM_GW_C]), (cns, "eth0", [ROAM_CLIENT]),
+                           (rns, "to-s", [ROAM_GW_S, ROAM_OLD, ROAM_NEW]),
+                           (t.ns, "eth0", [ROAM_SERVER])):
+        for a in addrs:
+            must(["ip", "-n", ns, "addr", "add", f"{a}/24", "dev", dev])
+        must(["ip", "-n", ns, "link", "set", dev, "up"])
+    must(["ip", "-n", cns, "route", "add", "default", "via", ROAM_GW_C])
+    for ns in (cns, rns):
+        must(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1",
+              "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
+    roam_snat(rns, "-A", ROAM_OLD, ROAM_OLD_PORTS)
+    must(["ip", "netns", "exec", rns, "iptables", "-w", "5", "-A", "INPUT", "-i", "to-s",
+          "-p", "udp", "-j", "DROP"])
+    for chain, flag in (("INPUT", "--dport"), ("INPUT", "--sport"), ("OUTPUT", "--dport"),
+                        ("OUTPUT", "--sport")):
+        must(["ip", "netns", "exec", cns, "iptables", "-w", "5", "-A", chain, "-p", "tcp",
+              flag, str(t.port), "-j", "DROP"])
+    return cns, rns
+
+
+def roam_snat(rns, op, addr, ports):
+    """Adds (op "-A") or replaces (op "-R", rule 1) the router's SNAT rule
+    for the client's UDP: source |addr|, ports |ports|."""
+    where = [op, "POSTROUTING"] + (["1"] if op == "-R" else [])
+    must(["ip", "netns", "exec", rns, "iptables", "-w", "5", "-t", "nat"] + where +
+         ["-o", "to-s", "-s", f"{ROAM_CLIENT}/32", "-p", "udp", "-j", "SNAT",
+          "--to-source", f"{addr}:{ports[0]}-{ports[1]}"])
+
+
+def roam_mappings(rns, port):
+    """Returns the router's conntrack mappings of the client's UDP to the
+    server's |port|, as "address:port" the server sees."""
+    out = must(["ip", "netns", "exec", rns, "conntrack", "-L", "-p", "udp", "-s",
+                ROAM_CLIENT])
+    seen = []
+    for line in out.splitlines():
+        kv = [w.split("=", 1) for w in line.split() if "=" in w]
+        reply = [v for k, v in kv if k in ("dst", "dport")][2:4]  # the reply tuple's
+        if f"dport={port}" in line and len(reply) == 2:
+            seen.append(f"{reply[0]}:{reply[1]}")
+    return seen
+
+
+def roam_count(t, name, addr, ports):
+    """Adds a counting rule |name| in the server's INPUT for the test's UDP
+    from |addr| with a source port in |ports|."""
+    must(["ip", "netns", "exec", t.ns, "iptables", "-w", "5", "-I", "INPUT", "1", "-p", "udp",
+          "-s", addr, "--sport", f"{ports[0]}:{ports[1]}", "--dport", str(t.port), "-m",
+          "comment", "--comment", name])
+
+
+def roam_counter(ns, name):
+    """Returns the packets counted by rule |name| in |ns|'s INPUT."""
+    out = must(["ip", "netns", "exec", ns, "iptables", "-w", "5", "-L", "INPUT", "-v", "-x",
+                "-n"])
+    for line in out.splitlines():
+        if f"/* {name} */" in line:
+            return int(line.split()[0])
+    raise Failure(f"no counting rule {name} in {ns}")
+
+
+def roam_tcp_dropped(ns):
+    """Returns the TCP packets the client namespace's DROP rules caught."""
+    out = must(["ip", "netns", "exec", ns, "iptables", "-w", "5", "-L", "-v", "-x", "-n"])
+    return sum(int(f[0]) for f in (l.split() for l in out.splitlines())
+               if f and f[0].isdigit() and "DROP" in f and "tcp" in f)
+
+
+@test("suspend-roam", limit=ROAM_STOP_S + 60)
+def t_suspend_roam(t):
+    """A client behind a NAT (client ns -- router ns SNAT -- server ns) has an
+    idle connection; its process is SIGSTOPped, and while it is stopped the
+    router's SNAT moves from 10.78.2.11:20000-20999 to 10.78.2.12:30000-30999
+    and its conntrack table is flushed (packets to the old mapping now die
+    silently).  After SIGCONT the same connection carries 1 MiB each way,
+    then a half-close each way, intact; the server saw the client's UDP
+    from the new address and port range (iptables counters; conntrack shows
+    the mappings) and none from the old one after the move.  The stop lasts
+    RUDP_E2E_ROAM_STOP_S seconds (default 60, CI's); for the issue's
+    10-minute suspend run by hand:
+    RUDP_E2E_ROAM_STOP_S=600 run.py --only suspend-roam."""
+    if shutil.which("conntrack") is None:
+        raise Failure("conntrack is not installed (scripts/setup installs it)")
+    cns, rns = f"{t.ns}-c", f"{t.ns}-r"
+    try:
+        roam_suspend(t, *roam_lan(t))
+    finally:
+        ns_delete(cns)
+        ns_delete(rns)
+
+
+def roam_suspend(t, cns, rns):
+    """Body of suspend-roam in the LAN roam_lan built."""
+    roam_count(t, "roam-old", ROAM_OLD, ROAM_OLD_PORTS)
+    roam_count(t, "roam-new", ROAM_NEW, ROAM_NEW_PORTS)
+    flag = os.path.join(t.dir, "resumed")
+    srv = t.spawn("idle-server", t.tool("idle-server", t.port, 1, flag))
+    t.wait_listening(srv)
+    cli = Proc(t, cns, "idle-client", t.tool("idle-client", ROAM_SERVER, t.port, flag),
+               t.shim_env())
+    t.procs.append(cli)
+    cli.wait_line("idle", 15)
+    wait_lines(t, srv, "idle", 1, 15)
+    before = roam_mappings(rns, t.port)
+    t.expect(len(before) == 1 and before[0].startswith(ROAM_OLD + ":"),
+             f"the router's mapping before the stop: {before}, want one from {ROAM_OLD}")
+    signal_group(cli, signal.SIGSTOP, True)
+    stopped = time.monotonic()
+    roam_snat(rns, "-R", ROAM_NEW, ROAM_NEW_PORTS)
+    must(["ip", "netns", "exec", rns, "conntrack", "-F"])
+    hold_stopped(t, cli, [srv], ROAM_STOP_S - (time.monotonic() - stopped),
+                 "the server must keep the idle connection of a suspended client")
+    old_at_resume = roam_counter(t.ns, "roam-old")
+    t.expect(roam_counter(t.ns, "roam-new") == 0, "packets from the new address before "
+             "the client resumed")
+    signal_group(cli, signal.SIGCONT, False)
+    open(flag, "w").close()
+    cli.wait_ok(30, "ok")
+    srv.wait_ok(30, "ok 1")
+    after = roam_mappings(rns, t.port)
+    old, new = roam_counter(t.ns, "roam-old"), roam_counter(t.ns, "roam-new")
+    t.note(f"mapping {before[0]} before the stop, {', '.join(after) or 'none'} after; "
+           f"server counted {old_at_resume} packets from the old, {new} from the new")
+    t.note("client: " + " ".join(last_words(cli)) + f" after a {ROAM_STOP_S} s stop")
+    t.expect(new > 0 and old == old_at_resume and old > 0,
+             f"the server counted {old} packets from {ROAM_OLD} ({old_at_resume} before the "
+             f"resume) and {new} from {ROAM_NEW}: no move seen")
+    t.expect(after and all(a.startswith(ROAM_NEW + ":") for a in after),
+             f"the router's mappings after the move: {after}, want {ROAM_NEW} only")
+    dropped = roam_tcp_dropped(cns)
+    t.expect(dropped == 0, f"{dropped} TCP packets dropped in the client's namespace: "
+             "something fell back to TCP")
 
 
 @test("server-restart", limit=40)
