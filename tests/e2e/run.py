@@ -15,7 +15,10 @@ silently fell back to TCP fails the test."  This runner does exactly that:
   (which is then the server's), so the client's address can change.
 * Every process runs through `ip netns exec NS env LD_PRELOAD=... RUDP_...`
   (the variables go through env(1) so `ip` itself never loads the shim) and
-  only talks to 127.0.0.1 or ::1 inside that namespace.
+  only talks to 127.0.0.1 or ::1 inside that namespace.  The rudp-run tests
+  start theirs through the wrapper instead; installed-rudp-run first
+  installs the build (--build) into a scratch DESTDIR with meson install
+  and uses the installed rudp-run, library and man pages.
 * Every wait is bounded; each test has a deadline.  Whatever happens, its
   processes are killed (their process groups, then every pid left in the
   namespace) and the namespace deleted: try/finally, atexit, and handlers
@@ -31,12 +34,13 @@ status 0 when all passed, 1 when any failed, 77 (meson's skip) when not
 root or when this kernel cannot make network namespaces.
 
     run.py --shim build/shim/librudp_shim.so --tool build/tests/e2e/rudp-e2e-tool
-           [--only NAME...] [--list] [--log LEVEL] [--keep] [--verbose]
+           [--build build] [--only NAME...] [--list] [--log LEVEL] [--keep] [--verbose]
 """
 
 import argparse
 import atexit
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -284,24 +288,28 @@ def test(name, limit=60, traffic="rudp", port=None):
     return register
 
 
-def socat_transfer(t, size, v6=False, shim=True, client_timeout=None):
+def socat_transfer(t, size, v6=False, shim=True, client_timeout=None, wrapper=(),
+                   listening=None):
     """Moves |size| random bytes each way with socat: each side reads its
     file to EOF, half-closes its write side, and writes what it receives to
-    a file until the peer's EOF.  Returns (server, client, checks) where
-    checks is a list of failures (empty when both files arrived intact)."""
+    a file until the peer's EOF.  Both socats run under the argv prefix
+    |wrapper| (e.g. rudp-run's), and |listening| is called with the server
+    once it listens.  Returns (server, client, checks) where checks is a
+    list of failures (empty when both files arrived intact)."""
     up, down = t.runner.data(size, "up"), t.runner.data(size, "down")
     got_up, got_down = os.path.join(t.dir, "got-up"), os.path.join(t.dir, "got-down")
     listen = f"TCP6-LISTEN:{t.port},reuseaddr" if v6 else f"TCP4-LISTEN:{t.port},reuseaddr"
     connect = f"TCP6:[::1]:{t.port}" if v6 else f"TCP4:127.0.0.1:{t.port}"
     linger = str(int(t.remaining()))
-    server = t.spawn("socat-server", ["socat", "-t", linger, listen,
-                                      f"OPEN:{down},rdonly!!CREATE:{got_up}"], shim=shim)
+    server = t.spawn("socat-server", list(wrapper) + [
+        "socat", "-t", linger, listen, f"OPEN:{down},rdonly!!CREATE:{got_up}"], shim=shim)
     t.wait_listening(server)
+    if listening is not None:
+        listening(server)
     ctimeout = client_timeout or t.remaining()
-    client = t.spawn("socat-client", ["socat", "-t", linger, "-T", str(int(ctimeout)),
-                                      f"OPEN:{up},rdonly!!CREATE:{got_down}",
-                                      connect + f",connect-timeout={int(ctimeout)}"],
-                     shim=shim)
+    client = t.spawn("socat-client", list(wrapper) + [
+        "socat", "-t", linger, "-T", str(int(ctimeout)), f"OPEN:{up},rdonly!!CREATE:{got_down}",
+        connect + f",connect-timeout={int(ctimeout)}"], shim=shim)
     crc = client.wait(ctimeout + 5)
     srv_rc = server.wait(10) if crc == 0 else server.popen.poll()
     checks = []
@@ -1381,6 +1389,98 @@ def t_rudp_run(t):
     cli.wait_ok(t.remaining(), "ok 4")
 
 
+def meson_install(t, dest):
+    """Installs the build (--build) into the staging directory |dest| with
+    `meson install --destdir` and returns the paths it installed, under
+    |dest|, as `meson introspect --installed` lists them.  Raises Failure
+    when meson fails or a listed file is not there."""
+    meson = shutil.which("meson")
+    if meson is None:
+        raise Failure("meson is not installed (scripts/setup installs it)")
+    build = t.runner.build
+    must([meson, "install", "-C", build, "--no-rebuild", "--quiet", "--destdir", dest],
+         timeout=min(60, t.remaining()))
+    out = must([meson, "introspect", build, "--installed"])
+    try:
+        listed = json.loads(out)
+    except ValueError:
+        raise Failure("meson introspect --installed printed no JSON", out.splitlines()[-3:])
+    paths = sorted(os.path.join(dest, p.lstrip("/")) for p in listed.values())
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise Failure(f"meson install did not install {len(missing)} listed files", missing)
+    return paths
+
+
+def installed(paths, suffix):
+    """Returns the one path of |paths| that ends with |suffix|; raises
+    Failure when there is none."""
+    found = [p for p in paths if p.endswith(suffix)]
+    if not found:
+        raise Failure(f"meson install installs no {suffix.lstrip('/')}", paths)
+    return found[0]
+
+
+def check_installed_lib(t, lib):
+    """Checks that the dynamic loader resolves every library |lib| needs
+    (ldd) and reports what they are."""
+    rc, out = quiet(["ldd", lib])
+    t.expect(rc == 0 and "not found" not in out, f"ldd {lib}: a dependency is missing",
+             details=out.splitlines())
+    needed = [l.split()[0] for l in out.splitlines() if "=>" in l]
+    t.note(f"the installed librudp_shim.so needs {' '.join(needed)}")
+
+
+def check_man_pages(t, paths, wrapper):
+    """Checks that every program installed beside |wrapper| has a section-1
+    page among |paths|, and that every installed page renders with
+    `groff -man -ww` without a warning and with `man -l`."""
+    pages = [p for p in paths if os.path.basename(os.path.dirname(p)).startswith("man")]
+    names = {os.path.basename(p) for p in pages}
+    bindir = os.path.dirname(wrapper)
+    for prog in (os.path.basename(p) for p in paths if os.path.dirname(p) == bindir):
+        t.expect(f"{prog}.1" in names, f"{prog} is installed without a man page {prog}.1",
+                 details=pages)
+    for page in pages:
+        rc, out = quiet(["groff", "-man", "-Tutf8", "-ww", "-z", page])
+        t.expect(rc == 0 and not out.strip(), f"groff warns about {page}",
+                 details=out.splitlines()[:8])
+        title = os.path.basename(page).rsplit(".", 1)[0].upper()
+        rc, out = quiet(["man", "-l", page])
+        t.expect(rc == 0 and out.lstrip().startswith(title) and "NAME" in out,
+                 f"man -l {page}: status {rc}, no {title} page", details=out.splitlines()[:5])
+
+
+@test("installed-rudp-run", limit=90)
+def t_installed(t):
+    """meson install (into a scratch DESTDIR), then socat moves 4 MiB each
+    way through the installed rudp-run, which must preload the installed
+    library; the installed man pages render without a warning."""
+    for tool in ("groff", "man", "ldd"):
+        t.expect(shutil.which(tool), f"{tool} is missing (scripts/setup installs it)")
+    paths = meson_install(t, os.path.join(t.dir, "dest"))
+    lib = installed(paths, "/librudp_shim.so")
+    wrapper = installed(paths, "/bin/rudp-run")
+    check_installed_lib(t, lib)
+    check_man_pages(t, paths, wrapper)
+
+    def preloads_installed(server):
+        try:
+            with open(f"/proc/{server.pid}/maps") as f:
+                maps = f.read()
+        except OSError as e:
+            raise Failure(f"cannot read the server's maps: {e}", server.evidence())
+        used = sorted({l.split()[-1] for l in maps.splitlines() if "librudp_shim" in l})
+        t.expect(used == [os.path.realpath(lib)],
+                 f"the server under the installed rudp-run maps {used or 'no shim'}, "
+                 f"not {lib}", server)
+
+    server, client, checks = socat_transfer(t, 4 * MIB, shim=False,
+                                            wrapper=[wrapper, "-p", str(t.port), "--"],
+                                            listening=preloads_installed)
+    t.expect(not checks, "; ".join(checks), server, client)
+
+
 # ------------------------------------------------------------------ runner
 
 class Runner:
@@ -1391,6 +1491,7 @@ class Runner:
         self.tool = os.path.abspath(args.tool)
         self.uring = os.path.abspath(args.uring)
         self.rudp_run = os.path.abspath(args.rudp_run)
+        self.build = os.path.abspath(args.build)
         self.log = args.log
         self.keep = args.keep
         self.verbose = args.verbose
@@ -1478,6 +1579,8 @@ def parse_args(argv):
     ap.add_argument("--shim", default=os.path.join(REPO, "build/shim/librudp_shim.so"))
     ap.add_argument("--tool", default=os.path.join(REPO, "build/tests/e2e/rudp-e2e-tool"))
     ap.add_argument("--rudp-run", default=os.path.join(REPO, "scripts/rudp-run"))
+    ap.add_argument("--build", default=os.path.join(REPO, "build"),
+                    help="the meson build directory installed-rudp-run installs from")
     ap.add_argument("--uring", default=os.path.join(REPO, "build/tests/e2e/rudp-e2e-uring"))
     ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these tests")
     ap.add_argument("--list", action="store_true", help="list the tests and exit")
