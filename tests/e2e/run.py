@@ -1447,7 +1447,7 @@ def check_man_pages(t, paths, wrapper):
                  details=out.splitlines()[:8])
         title = os.path.basename(page).rsplit(".", 1)[0].upper()
         rc, out = quiet(["man", "-l", page])
-        t.expect(rc == 0 and out.lstrip().startswith(title) and "NAME" in out,
+        t.expect(rc == 0 and out.lstrip().upper().startswith(title) and "NAME" in out,
                  f"man -l {page}: status {rc}, no {title} page", details=out.splitlines()[:5])
 
 
