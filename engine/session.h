@@ -96,6 +96,7 @@ struct rudp_session {
     bool max_streams_pending;
     bool path_challenge_pending, path_response_pending;
     uint64_t path_challenge_data, path_response_data;
+    uint64_t path_challenge_prev; /* the challenge the current one replaced */
     bool path_validated;
     uint64_t migrations;
     uint32_t probes;             /* PTO probe packets owed */

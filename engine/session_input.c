@@ -255,7 +255,7 @@ static bool addr_equal(const rudp_addr *a, const rudp_addr *b) {
 /* Handles PATH_RESPONSE: the answer to our challenge, from the address it
  * went to, moves the session there. */
 static void input_path_response(rudp_session *s, uint64_t data) {
-    if (data != s->path_challenge_data)
+    if (data != s->path_challenge_data && data != s->path_challenge_prev)
         return;
     s->path_validated = true;
     if (s->probing_path && s->input_from && addr_equal(s->input_from, &s->probe_addr)) {
@@ -341,6 +341,11 @@ static void input_migrate(rudp_session *s, const rudp_addr *from, rudp_tstamp no
     if (s->probing_path && addr_equal(from, &s->probe_addr) &&
         (s->path_challenge_pending || now < s->challenge_sent + rudp_recovery_pto(&s->rec)))
         return; /* challenged, the answer may still come */
+    /* The answer to the challenge this one replaces may still come (a
+     * peer with a full window answers late): it proves the address too. */
+    s->path_challenge_prev = s->probing_path && addr_equal(from, &s->probe_addr)
+                                 ? s->path_challenge_data
+                                 : rudp_sess_rand(s);
     s->probe_addr = *from;
     s->probing_path = true;
     s->path_validated = false;
@@ -386,9 +391,12 @@ int rudp_sess_apply(rudp_session *s, const rudp_decoded_pkt *d, size_t len,
         input_validated(s);
     if (s->is_client && d->hdr.type == RUDP_PKT_HANDSHAKE)
         s->acktr.immediate = true; /* the server waits for it to validate us */
-    if (from && !addr_equal(from, &s->peer_addr) && d->hdr.pn == s->acktr.largest)
-        input_migrate(s, from, now);
     rv = input_frames(s, d, now);
+    /* After the frames: an answer to our challenge in this very packet
+     * moves the session before a new challenge could replace it. */
+    if (from && !addr_equal(from, &s->peer_addr) && d->hdr.pn == s->acktr.largest &&
+        s->state < RUDP_SESS_DRAINING)
+        input_migrate(s, from, now);
     s->input_from = NULL;
     if (s->state == RUDP_SESS_CLOSING && s->goaway_sent) {
         /* The peer still talks: it has not seen our GoAway (RFC 9000 §10.2.1). */

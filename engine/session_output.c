@@ -216,19 +216,26 @@ static bool out_put(out_ctx *c, const rudp_frame *f) {
     return true;
 }
 
-/* Encodes a keepalive Ping.  The peer acknowledges it like any Ping, which
- * is all a keepalive asks; but recovery does not wait for that ACK, so a
- * peer that stays silent for hours (a stopped process, a suspended laptop)
- * costs one Ping an interval, not a probe timeout's backed-off retries,
- * and is never "data unacknowledged" (TCP's keepalive probes are not
- * retransmitted either). */
-static bool out_put_keepalive(out_ctx *c) {
-    rudp_frame f = {.type = RUDP_FRAME_PING};
+/* Encodes a frame recovery does not wait for: a keepalive PING or a
+ * PATH_RESPONSE.  The peer acknowledges a keepalive like any PING, which
+ * is all it asks; but no ACK is awaited, so a peer that stays silent for
+ * hours (a stopped process, a suspended laptop) costs one PING an
+ * interval, not a probe timeout's backed-off retries, and is never "data
+ * unacknowledged" (TCP's keepalive probes are not retransmitted either).
+ * A PATH_RESPONSE is never retransmitted: the challenger asks again. */
+static bool out_put_untracked(out_ctx *c, const rudp_frame *f) {
     bool tracked = c->tracked;
-    if (!out_put(c, &f))
+    if (!out_put(c, f))
         return false;
     c->tracked = tracked;
     return true;
+}
+
+/* Writes the answer to the peer's PATH_CHALLENGE, if one is owed. */
+static void out_path_response(rudp_session *s, out_ctx *c) {
+    rudp_frame f = {.type = RUDP_FRAME_PATH_RESPONSE, .u.path_data = s->path_response_data};
+    if (s->path_response_pending && out_put_untracked(c, &f))
+        s->path_response_pending = false;
 }
 
 /* Records a reliable frame in the sent-packet record. */
@@ -324,19 +331,15 @@ static void out_control(rudp_session *s, out_ctx *c) {
         if (out_put_recorded(c, &f, RUDP_SENT_WINDOW, 0))
             s->fc.update_pending = false;
     }
-    if (s->path_response_pending) {
-        f = (rudp_frame){.type = RUDP_FRAME_PATH_RESPONSE,
-                         .u.path_data = s->path_response_data};
-        if (out_put(c, &f))
-            s->path_response_pending = false;
-    }
+    out_path_response(s, c);
     if (s->path_challenge_pending && !s->probing_path) { /* a new path: out_path_probe */
         f = (rudp_frame){.type = RUDP_FRAME_PATH_CHALLENGE,
                          .u.path_data = s->path_challenge_data};
         if (out_put(c, &f))
             s->path_challenge_pending = false;
     }
-    if (s->ping_pending && out_put_keepalive(c))
+    f = (rudp_frame){.type = RUDP_FRAME_PING};
+    if (s->ping_pending && out_put_untracked(c, &f))
         s->ping_pending = false;
 }
 
@@ -516,11 +519,14 @@ static void out_fill(rudp_session *s, out_ctx *c, bool elicit) {
         return;
     }
     if (!elicit) {
-        /* An ACK going out anyway carries a waiting SYN-ACK and ACK flags. */
+        /* An ACK going out anyway carries a waiting SYN-ACK and ACK flags,
+         * and the answer to a path challenge, however full the window: the
+         * peer cannot move its packets to our new address without it. */
         if (s->state < RUDP_SESS_DRAINING) {
             if (s->session_frame_pending && !s->is_client)
                 out_session_frame(s, c);
             out_lazy(s, c);
+            out_path_response(s, c);
         }
         return;
     }
@@ -530,7 +536,7 @@ static void out_fill(rudp_session *s, out_ctx *c, bool elicit) {
         out_lazy(s, c);
         out_streams(s, c);
     }
-    if (s->probes > 0 && !c->eliciting) {
+    if (s->probes > 0 && !c->tracked) { /* a probe recovery waits for */
         rudp_frame ping = {.type = RUDP_FRAME_PING};
         out_put(c, &ping);
     }
