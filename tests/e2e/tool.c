@@ -8,7 +8,9 @@
  * fast, that a program which writes and exits at once still has its bytes
  * delivered, that a killed peer surfaces as ECONNRESET or ETIMEDOUT, that
  * getsockopt/setsockopt answer as on a TCP socket, and that the threaded,
- * epoll, pre-fork and fork-per-connection server shapes all work.
+ * epoll, pre-fork and fork-per-connection server shapes all work.  It is
+ * also the soak suite's client (soak-client, tests/soak/run.py): minutes of
+ * bulk transfers, connection churn and idle connections in one process.
  *
  * The tool knows nothing of rudp: it is a plain TCP program, run under the
  * LD_PRELOAD shim by the suite.  Every subcommand arms a hard alarm()
@@ -1839,26 +1841,44 @@ static void check_name(int fd, bool peer, int family, uint16_t port, bool connec
           connected ? " (want a specific address)" : "", got, want);
 }
 
-/* Echoes |bytes| of the pattern through |fd| (peer is an echo server) and
- * returns true when they came back intact. */
-static bool echo_roundtrip(int fd, size_t bytes) {
-    uint8_t buf[CHUNK];
+/* Echoes |bytes| of the pattern of |seed| through |fd| (the peer is an echo
+ * server), 4 KiB at a time.  Returns true when every byte came back
+ * intact; otherwise false, with what went wrong written to |why|. */
+static bool echo_pattern(int fd, uint64_t seed, size_t bytes, char *why, size_t whylen) {
+    uint8_t buf[4096];
     for (size_t off = 0; off < bytes;) {
-        size_t n = bytes - off < 4096 ? bytes - off : 4096;
-        pattern_fill(3, off, buf, n);
-        if (write_all(fd, buf, n) < 0)
+        size_t n = bytes - off < sizeof buf ? bytes - off : sizeof buf;
+        pattern_fill(seed, off, buf, n);
+        if (write_all(fd, buf, n) < 0) {
+            snprintf(why, whylen, "write %s at byte %zu", errname(errno), off);
             return false;
+        }
         for (size_t got = 0; got < n;) {
             ssize_t r = read(fd, buf + got, n - got);
-            if (r <= 0)
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                snprintf(why, whylen, "%s at byte %zu", r == 0 ? "EOF" : errname(errno),
+                         off + got);
                 return false;
+            }
             got += (size_t)r;
         }
-        if (pattern_check(3, off, buf, n) >= 0)
+        int64_t bad = pattern_check(seed, off, buf, n);
+        if (bad >= 0) {
+            snprintf(why, whylen, "byte %lld differs", (long long)bad);
             return false;
+        }
         off += n;
     }
     return true;
+}
+
+/* Echoes |bytes| of the pattern of seed 3 through |fd| (peer is an echo
+ * server) and returns true when they came back intact. */
+static bool echo_roundtrip(int fd, size_t bytes) {
+    char why[96];
+    return echo_pattern(fd, 3, bytes, why, sizeof why);
 }
 
 /* Checks TCP_INFO: it answers, the state is ESTABLISHED and the smoothed
@@ -2010,6 +2030,267 @@ static int cmd_sockopts_server(int argc, char **argv) {
     return EXIT_OK;
 }
 
+/* ------------------------------------------------------------ soak-client */
+
+#define SOAK_SMALL 1024           /* bytes each churn and idle echo carries */
+#define SOAK_MAX_WORKERS 32       /* churn plus bulk threads */
+#define SOAK_MAX_IDLE 256         /* idle connections */
+#define SOAK_STUCK_MS 60000       /* a load thread without progress this long hangs */
+#define SOAK_PROGRESS_MS 10000    /* between "progress" lines */
+#define SOAK_IDLE_SEED (1u << 30) /* idle connection i echoes seed + i, then + n + i */
+
+/* What soak-client's load threads share: the server, when the load stops,
+ * the counts of what checked out, and whether anything failed. */
+typedef struct soak {
+    const char *host;
+    uint16_t port;
+    int64_t start_ms, end_ms;
+    uint64_t bulk_bytes;
+    _Atomic uint64_t seed;       /* the next connection's pattern seed */
+    _Atomic uint64_t churned;    /* churn connections echoed and closed */
+    _Atomic uint64_t bulks;      /* bulk transfers checked byte for byte */
+    _Atomic uint64_t bulk_total; /* bytes those transfers carried each way */
+    _Atomic bool failed;         /* set by the first failure: the load stops */
+    pthread_mutex_t lock;        /* orders the failure lines */
+} soak;
+
+/* One load thread: its kind, its last progress, whether it has ended. */
+typedef struct soak_worker {
+    soak *s;
+    bool bulk;
+    _Atomic int64_t beat; /* now_ms() of its last finished connection */
+    _Atomic bool done;
+    pthread_t thread;
+} soak_worker;
+
+/* Records a failure: the first one is printed as the result line "FAIL
+ * ..." and stops the load, later ones go to stderr. */
+static void soak_fail(soak *s, const char *fmt, ...) {
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&s->lock);
+    if (!s->failed)
+        result("FAIL %s", line);
+    else
+        fprintf(stderr, "soak-client: also: %s\n", line);
+    s->failed = true;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Returns true while the load goes on: no failure and time left. */
+static bool soak_running(soak *s) {
+    return !s->failed && now_ms() < s->end_ms;
+}
+
+/* Opens one churn connection, echoes SOAK_SMALL bytes of a fresh pattern
+ * and closes it.  Returns false after soak_fail when anything went wrong. */
+static bool soak_churn_one(soak *s) {
+    char why[128];
+    uint64_t seed = s->seed++;
+    int fd = tcp_connect(s->host, s->port);
+    if (fd < 0) {
+        soak_fail(s, "churn connect: %s (after %llu connections)", errname(errno),
+                  (unsigned long long)s->churned);
+        return false;
+    }
+    bool ok = echo_pattern(fd, seed, SOAK_SMALL, why, sizeof why);
+    close(fd);
+    if (!ok) {
+        soak_fail(s, "churn connection (seed %llu): %s", (unsigned long long)seed, why);
+        return false;
+    }
+    s->churned++;
+    return true;
+}
+
+/* Echoes bulk_bytes of a fresh pattern on a new connection, written and
+ * read back at once and checked byte for byte (tc_main).  Returns false
+ * after soak_fail when anything went wrong. */
+static bool soak_bulk_one(soak *s) {
+    tc_conn c = {
+        .host = s->host, .port = s->port, .seed = s->seed++, .bytes = s->bulk_bytes};
+    tc_main(&c);
+    if (c.failure[0]) {
+        soak_fail(s, "bulk transfer (seed %llu, %llu bytes): %s",
+                  (unsigned long long)c.seed, (unsigned long long)c.bytes, c.failure);
+        return false;
+    }
+    s->bulks++;
+    s->bulk_total += c.bytes;
+    return true;
+}
+
+/* A load thread: churn or bulk connections one after the other, as fast
+ * as they go, until the end of the load or a failure. */
+static void *soak_worker_main(void *arg) {
+    soak_worker *w = arg;
+    while (soak_running(w->s)) {
+        if (!(w->bulk ? soak_bulk_one(w->s) : soak_churn_one(w->s)))
+            break;
+        w->beat = now_ms();
+    }
+    w->done = true;
+    return NULL;
+}
+
+/* Opens the |n| idle connections and echoes a little on each.  Returns
+ * false after soak_fail on a failure. */
+static bool soak_idle_open(soak *s, int *fds, uint64_t n) {
+    char why[128];
+    for (uint64_t i = 0; i < n; i++) {
+        fds[i] = tcp_connect(s->host, s->port);
+        if (fds[i] < 0) {
+            soak_fail(s, "idle connection %llu: connect %s", (unsigned long long)i,
+                      errname(errno));
+            return false;
+        }
+        if (!echo_pattern(fds[i], SOAK_IDLE_SEED + i, SOAK_SMALL, why, sizeof why)) {
+            soak_fail(s, "idle connection %llu, first echo: %s", (unsigned long long)i,
+                      why);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Checks that each idle connection, untouched during the whole load, still
+ * carries a fresh pattern both ways, then half-closes it and expects the
+ * server's EOF.  Returns false after soak_fail on a failure. */
+static bool soak_idle_check(soak *s, int *fds, uint64_t n) {
+    char why[128];
+    uint8_t b;
+    for (uint64_t i = 0; i < n; i++) {
+        if (!echo_pattern(fds[i], SOAK_IDLE_SEED + n + i, SOAK_SMALL, why, sizeof why)) {
+            soak_fail(s, "idle connection %llu after the load: %s", (unsigned long long)i,
+                      why);
+            return false;
+        }
+        ssize_t r = shutdown(fds[i], SHUT_WR);
+        while (r == 0 && (r = read(fds[i], &b, 1)) < 0 && errno == EINTR)
+            r = 0;
+        if (r != 0) {
+            soak_fail(s, "idle connection %llu: no EOF after shutdown (%s)",
+                      (unsigned long long)i, r > 0 ? "data" : errname(errno));
+            return false;
+        }
+        close(fds[i]);
+    }
+    return true;
+}
+
+/* Prints one "progress" line: seconds since the start and the counts. */
+static void soak_progress(soak *s) {
+    result("progress t=%lld churn=%llu bulk=%llu bulk_bytes=%llu",
+           (long long)((now_ms() - s->start_ms) / 1000), (unsigned long long)s->churned,
+           (unsigned long long)s->bulks, (unsigned long long)s->bulk_total);
+}
+
+/* Waits until every load thread has ended, printing progress every
+ * SOAK_PROGRESS_MS.  Returns false, after soak_fail, when a thread made no
+ * progress for SOAK_STUCK_MS (it is left blocked; the caller exits). */
+static bool soak_watch(soak *s, soak_worker *w, uint64_t n) {
+    int64_t next = s->start_ms + SOAK_PROGRESS_MS;
+    for (;;) {
+        bool all_done = true;
+        for (uint64_t i = 0; i < n; i++) {
+            if (w[i].done)
+                continue;
+            all_done = false;
+            if (now_ms() - w[i].beat > SOAK_STUCK_MS) {
+                soak_fail(s, "%s thread %llu made no progress for %d s",
+                          w[i].bulk ? "bulk" : "churn", (unsigned long long)i,
+                          SOAK_STUCK_MS / 1000);
+                return false;
+            }
+        }
+        if (all_done)
+            return true;
+        if (now_ms() >= next) {
+            soak_progress(s);
+            next += SOAK_PROGRESS_MS;
+        }
+        usleep(100 * 1000);
+    }
+}
+
+/* Starts |nchurn| churn and |nbulk| bulk threads on |w|. */
+static void soak_start(soak *s, soak_worker *w, uint64_t nchurn, uint64_t nbulk) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 512 * 1024);
+    for (uint64_t i = 0; i < nchurn + nbulk; i++) {
+        w[i] = (soak_worker){.s = s, .bulk = i >= nchurn, .beat = now_ms()};
+        if (pthread_create(&w[i].thread, &attr, soak_worker_main, &w[i]) != 0)
+            die_sys("pthread_create");
+    }
+    pthread_attr_destroy(&attr);
+}
+
+/* soak-client's options after HOST PORT SECONDS. */
+typedef struct soak_opts {
+    uint64_t churn, bulk, idle, bulk_bytes, seconds;
+} soak_opts;
+
+/* Parses SECONDS and the options of soak-client into |o|.  Returns false
+ * on a usage error. */
+static bool soak_parse(int argc, char **argv, soak_opts *o) {
+    *o = (soak_opts){.churn = 4, .bulk = 1, .idle = 8, .bulk_bytes = 4u << 20};
+    if (argc < 1 || !parse_size(argv[0], &o->seconds) || o->seconds == 0)
+        return false;
+    for (int i = 1; i < argc; i += 2) {
+        uint64_t *v = !strcmp(argv[i], "--churn")        ? &o->churn
+                      : !strcmp(argv[i], "--bulk")       ? &o->bulk
+                      : !strcmp(argv[i], "--idle")       ? &o->idle
+                      : !strcmp(argv[i], "--bulk-bytes") ? &o->bulk_bytes
+                                                         : NULL;
+        if (!v || i + 1 >= argc || !parse_size(argv[i + 1], v))
+            return false;
+    }
+    return o->churn + o->bulk <= SOAK_MAX_WORKERS && o->idle <= SOAK_MAX_IDLE &&
+           o->bulk_bytes > 0;
+}
+
+/* soak-client HOST PORT SECONDS [--churn N] [--bulk N] [--idle N]
+ * [--bulk-bytes B]: the client of the soak suite (tests/soak/run.py), one
+ * process for the whole run.  Opens --idle connections (default 8) and
+ * echoes a little on each; then for SECONDS runs --churn threads (default
+ * 4) that connect, echo 1 KiB of a fresh pattern and close as fast as they
+ * go, and --bulk threads (default 1) that echo --bulk-bytes (default 4M)
+ * of a fresh pattern on a new connection again and again, written and read
+ * at once; every byte is checked.  Then each idle connection must still
+ * echo and end with EOF after a half-close.  Prints "progress ..." every
+ * 10 s and last "ok churn=N bulk=N bulk_bytes=N idle=N", or "FAIL why" at
+ * the first failure (exit 1), or when a thread made no progress for 60 s. */
+static int cmd_soak_client(int argc, char **argv) {
+    soak_opts o;
+    soak s = {.host = argv[0], .seed = 1, .lock = PTHREAD_MUTEX_INITIALIZER};
+    if (argc < 3 || !parse_port(argv[1], &s.port) || !soak_parse(argc - 2, argv + 2, &o))
+        return EXIT_USAGE;
+    signal(SIGPIPE, SIG_IGN);
+    s.bulk_bytes = o.bulk_bytes;
+    static int idle[SOAK_MAX_IDLE];
+    static soak_worker w[SOAK_MAX_WORKERS];
+    s.start_ms = now_ms();
+    if (!soak_idle_open(&s, idle, o.idle))
+        return EXIT_CHECK;
+    s.end_ms = s.start_ms + (int64_t)o.seconds * 1000;
+    soak_start(&s, w, o.churn, o.bulk);
+    if (!soak_watch(&s, w, o.churn + o.bulk))
+        exit(EXIT_CHECK); /* a thread hangs: no join */
+    for (uint64_t i = 0; i < o.churn + o.bulk; i++)
+        pthread_join(w[i].thread, NULL);
+    soak_progress(&s);
+    if (s.failed || !soak_idle_check(&s, idle, o.idle))
+        return EXIT_CHECK;
+    result("ok churn=%llu bulk=%llu bulk_bytes=%llu idle=%llu",
+           (unsigned long long)s.churned, (unsigned long long)s.bulks,
+           (unsigned long long)s.bulk_total, (unsigned long long)o.idle);
+    return EXIT_OK;
+}
+
 /* --------------------------------------------------------------- pattern */
 
 /* pattern SEED BYTES: writes the pattern to stdout (for the suite to hash). */
@@ -2060,6 +2341,8 @@ static const command commands[] = {
     {"burst-client", cmd_burst_client, "HOST PORT N FLAGFILE [--leave]"},
     {"sockopts", cmd_sockopts, "HOST PORT"},
     {"sockopts-server", cmd_sockopts_server, "PORT [--v6]"},
+    {"soak-client", cmd_soak_client,
+     "HOST PORT SECONDS [--churn N] [--bulk N] [--idle N] [--bulk-bytes B]"},
     {"pattern", cmd_pattern, "SEED BYTES"},
 };
 
