@@ -389,6 +389,7 @@ class Timeline:
     def __init__(self, s, srv, cli):
         self.s, self.srv, self.cli = s, srv, cli
         self.samples = {"server": [], "client": []}
+        self.churn_at = []  # (t, churned connections the client reported) per sample
         self.notes = []
         self.problems = []  # failures that do not stop the run
         self.at_rebind = None  # the to-nat counters when the last rebind happened
@@ -412,7 +413,23 @@ class Timeline:
             self.samples[name].append((t, rss, fds))
             line.append(f"{name} rss={rss} KiB fds={fds}")
         progress = (self.cli.lines("progress") or ["progress (none yet)"])[-1]
+        m = re.search(r"churn=(\d+)", progress)
+        self.churn_at.append((t, int(m.group(1)) if m else 0))
         self.say(t, f"sample {'  '.join(line)}  [{progress[9:]}]")
+
+    def cut_at_stall(self):
+        """For a run that ended early: drops the samples taken after the
+        churn last moved (a stalled process's flat memory says nothing) and
+        returns (churned connections, seconds) up to there."""
+        last = max([i for i in range(1, len(self.churn_at))
+                    if self.churn_at[i][1] > self.churn_at[i - 1][1]] or [0])
+        t, churned = self.churn_at[last]
+        for name in self.samples:
+            self.samples[name] = self.samples[name][:last + 1]
+        if last + 1 < len(self.churn_at):
+            print(f"  the churn stopped after t={t} s: the trend is taken up to there",
+                  flush=True)
+        return churned, max(t, 1)
 
     def do(self, t, kind):
         """Carries out one event of the schedule."""
@@ -564,10 +581,8 @@ def soak(s):
         churned = finish(s, tl, srv, cli)
     except Failure as f:
         # Ended early: what the samples so far say, and the link.
-        progress = cli.lines("progress") or ["progress t=1 churn=0"]
-        m = re.search(r"t=(\d+) churn=(\d+)", progress[-1])
-        trend(tl, int(m.group(2)), max(int(m.group(1)), 1))
-        raise Failure("; ".join(tl.problems + [str(f)]),
+        rising = trend(tl, *tl.cut_at_stall())
+        raise Failure("; ".join(tl.problems + [str(f)] + rising),
                       f.details + tl.notes + link_stats(netem)) from f
     tl.notes += link_stats(netem)
     bad = tl.problems + trend(tl, churned, a.duration)
