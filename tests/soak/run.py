@@ -329,8 +329,8 @@ def judge(name, samples, warmup, churned, duration):
     """Applies the trend rules to one process's samples [(t, rss, fds)];
     returns (failure reasons, report lines)."""
     kept = [s for s in samples if s[0] >= warmup]
-    if len(kept) < 5:
-        return [f"{name}: only {len(kept)} samples after the warm-up"], []
+    if len(kept) < 5:  # only when the run ended early: --duration is >= 90
+        return [], [f"{name}: only {len(kept)} samples after the warm-up, not judged"]
     ts = [s[0] for s in kept]
     rss_bad, rss_line = rss_rule(name, ts, [s[1] for s in kept], churned, duration)
     fd_bad, fd_line = fd_rule(name, ts, [s[2] for s in kept])
@@ -419,10 +419,13 @@ class Timeline:
 
     def cut_at_stall(self):
         """For a run that ended early: drops the samples taken after the
-        churn last moved (a stalled process's flat memory says nothing) and
-        returns (churned connections, seconds) up to there."""
-        last = max([i for i in range(1, len(self.churn_at))
-                    if self.churn_at[i][1] > self.churn_at[i - 1][1]] or [0])
+        churn last moved at a quarter of its best pace or more (a stalled
+        process's flat memory says nothing) and returns (churned
+        connections, seconds) up to there."""
+        steps = [self.churn_at[i][1] - self.churn_at[i - 1][1]
+                 for i in range(1, len(self.churn_at))]
+        moving = max(steps or [0]) / 4  # a few connections trickling is a stall
+        last = max([i + 1 for i, n in enumerate(steps) if n > moving] or [0])
         t, churned = self.churn_at[last]
         for name in self.samples:
             self.samples[name] = self.samples[name][:last + 1]
