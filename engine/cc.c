@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "cc.h"
+#include "rudp/trace.h"
 
 #define CC_NS_PER_SEC 1e9
 
@@ -62,6 +63,21 @@ void rudp_cc_init(rudp_cc *cc, enum rudp_cc_algo algo, uint64_t max_datagram,
     cc->ssthresh = UINT64_MAX;
     cc->recovery_start = RUDP_TSTAMP_NEVER;
     cc->ops->init(cc, now);
+}
+
+int rudp_cc_state(const rudp_cc *cc) {
+    static const uint8_t bbr[] = {
+        [RUDP_BBR_STARTUP] = RUDP_TRACE_CC_BBR_STARTUP,
+        [RUDP_BBR_DRAIN] = RUDP_TRACE_CC_BBR_DRAIN,
+        [RUDP_BBR_PROBE_BW] = RUDP_TRACE_CC_BBR_PROBE_BW,
+        [RUDP_BBR_PROBE_RTT] = RUDP_TRACE_CC_BBR_PROBE_RTT,
+    };
+    if (cc->in_recovery)
+        return RUDP_TRACE_CC_RECOVERY;
+    if (cc->ops == &rudp_cc_bbr_ops)
+        return bbr[cc->u.bbr.mode];
+    return cc->cwnd < cc->ssthresh ? RUDP_TRACE_CC_SLOW_START
+                                   : RUDP_TRACE_CC_CONGESTION_AVOIDANCE;
 }
 
 /* Returns the pacing rate in bytes per second: the algorithm's hook when it

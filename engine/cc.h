@@ -124,6 +124,11 @@ uint64_t rudp_cc_min_window(uint64_t max_datagram);
 void rudp_cc_init(rudp_cc *cc, enum rudp_cc_algo algo, uint64_t max_datagram,
                   rudp_tstamp now);
 
+/* Returns the state a trace reports (enum rudp_trace_cc_state): BBR's
+ * mode, else slow start below ssthresh, congestion avoidance above; any
+ * algorithm in its recovery period is RECOVERY. */
+int rudp_cc_state(const rudp_cc *cc);
+
 /* Returns the pacing rate in bytes per second: the algorithm's own when it
  * has a pacing_rate hook (BBR), else cwnd / srtt scaled by 2 in slow start
  * and 1.25 after (RFC 9002 §7.7 N = 1.25); 0 before any RTT. */

@@ -145,6 +145,8 @@ void rudp_sess_lazy_list_remove(rudp_session *s, rudp_stream *st) {
 }
 
 void rudp_sess_stream_event(rudp_session *s, rudp_stream *st, uint8_t ev) {
+    if (rudp_sess_traced(s))
+        rudp_sess_trace_stream(s, st, false);
     if (st->released)
         return;
     st->events |= ev;
@@ -241,11 +243,15 @@ rudp_stream *rudp_sess_stream_new(rudp_session *s, uint64_t sid, bool local,
     s->buckets[h] = st;
     s->nstreams++;
     sess_window_track(s, st->fc.window);
+    if (rudp_sess_traced(s))
+        rudp_sess_trace_stream(s, st, false);
     return st;
 }
 
 /* Unhooks |st| from the table and every list, and frees it. */
 static void sess_stream_destroy(rudp_session *s, rudp_stream *st) {
+    if (rudp_sess_traced(s))
+        rudp_sess_trace_stream(s, st, true);
     rudp_stream **pp = &s->buckets[sess_bucket(st->sid, s->nbuckets)];
     while (*pp != st)
         pp = &(*pp)->hnext;
@@ -305,6 +311,13 @@ void rudp_sess_requeue_all(rudp_session *s) {
 
 /* --- session life cycle --- */
 
+void rudp_sess_set_state(rudp_session *s, uint8_t state) {
+    uint8_t from = s->state;
+    s->state = state;
+    if (rudp_sess_traced(s) && from != state)
+        rudp_sess_trace_state(s, from);
+}
+
 int rudp_sess_init(rudp_session *s, const rudp_settings *set, uint64_t seed,
                    rudp_tstamp now) {
     s->settings = *set;
@@ -312,6 +325,7 @@ int rudp_sess_init(rudp_session *s, const rudp_settings *set, uint64_t seed,
     s->local_cid = sess_new_cid(s);
     s->now = s->created = s->last_recv = s->last_activity = now;
     s->drain_end = s->close_deadline = s->live_check = RUDP_TSTAMP_NEVER;
+    s->trace_pn_1rtt = RUDP_PN_NONE;
     s->max_packet_size = set->max_packet_size;
     s->peer_max_udp = set->max_packet_size; /* until the peer says more */
     s->probe_failed = UINT32_MAX;
@@ -352,7 +366,6 @@ rudp_session *rudp_session_new_client(const rudp_settings *set, uint64_t seed,
         return NULL;
     s->is_client = true;
     s->validated = true; /* a client's peer is where it chose to connect */
-    s->state = RUDP_SESS_CONNECTING;
     if (rudp_sess_init(s, set, seed, now) != RUDP_OK) {
         rudp_session_del(s);
         return NULL;
@@ -365,6 +378,7 @@ rudp_session *rudp_session_new_client(const rudp_settings *set, uint64_t seed,
         rudp_session_del(s);
         return NULL;
     }
+    rudp_sess_set_state(s, RUDP_SESS_CONNECTING);
     return s;
 }
 
@@ -400,12 +414,14 @@ void rudp_sess_note_closed(rudp_session *s, int error) {
     s->closed_noted = true;
     s->ev_closed = true;
     s->close_error = error;
+    if (rudp_sess_traced(s))
+        rudp_sess_trace_closed(s, error);
 }
 
 void rudp_sess_start_draining(rudp_session *s, rudp_tstamp now) {
     if (s->state >= RUDP_SESS_DRAINING)
         return;
-    s->state = RUDP_SESS_DRAINING;
+    rudp_sess_set_state(s, RUDP_SESS_DRAINING);
     s->drain_end = now + RUDP_DRAIN_PTOS * sess_base_pto(s);
     s->probes = 0;
     s->ping_pending = false;
@@ -443,7 +459,7 @@ void rudp_sess_die(rudp_session *s, int error, rudp_tstamp now) {
         s->goaway_pending = true;
         rudp_sess_start_draining(s, now);
     } else {
-        s->state = RUDP_SESS_DONE;
+        rudp_sess_set_state(s, RUDP_SESS_DONE);
     }
 }
 
@@ -456,6 +472,8 @@ void rudp_sess_stream_abort(rudp_session *s, rudp_stream *st, uint32_t code, int
     rudp_sess_consume(s, unconsumed, s->now);
     rudp_sess_lazy_list_remove(s, st);
     rudp_sess_send_list_add(s, st);
+    if (rudp_sess_traced(s))
+        rudp_sess_trace_stream(s, st, false);
 }
 
 void rudp_sess_consume(rudp_session *s, uint64_t n, rudp_tstamp now) {
@@ -485,7 +503,7 @@ int rudp_session_close(rudp_session *s, uint32_t error_code, rudp_tstamp now) {
         return RUDP_ERR_CLOSED;
     s->close_requested = true;
     s->goaway_code = error_code;
-    s->state = RUDP_SESS_CLOSING;
+    rudp_sess_set_state(s, RUDP_SESS_CLOSING);
     if (error_code != RUDP_GOAWAY_NORMAL) {
         for (uint32_t i = 0; i < s->nbuckets; i++)
             for (rudp_stream *st = s->buckets[i]; st; st = st->hnext)
@@ -525,7 +543,7 @@ void rudp_session_on_stateless_reset(rudp_session *s, rudp_tstamp now) {
         /* Our GoAway went out with every stream finished, and the peer
          * holds no session any more: the close is complete. */
         rudp_sess_note_closed(s, RUDP_OK);
-        s->state = RUDP_SESS_DONE;
+        rudp_sess_set_state(s, RUDP_SESS_DONE);
         return;
     }
     rudp_sess_die(s, RUDP_ERR_PEER_RESET, now);
@@ -653,12 +671,10 @@ rudp_tstamp rudp_session_deadline(const rudp_session *s) {
 
 /* Re-queues the frames of the oldest outstanding packet so a PTO probe
  * carries them (RFC 9002 §6.2.4). */
-static void sess_requeue_oldest(rudp_session *s, rudp_tstamp now) {
+static void sess_requeue_oldest(rudp_session *s) {
     const rudp_sent_pkt *old = rudp_recovery_oldest_outstanding(&s->rec);
-    if (old) {
-        rudp_recovery_handler h = rudp_sess_recovery_handler(s);
-        h.on_lost(h.user, old, now);
-    }
+    if (old)
+        rudp_sess_requeue(s, old);
 }
 
 /* Runs the protocol timers that have expired at |now|. */
@@ -671,7 +687,7 @@ static void sess_run_timers(rudp_session *s, rudp_tstamp now) {
         /* Our GoAway went unacknowledged as long as the peer may be
          * silent: the close is over. */
         rudp_sess_note_closed(s, RUDP_OK);
-        s->state = RUDP_SESS_DONE;
+        rudp_sess_set_state(s, RUDP_SESS_DONE);
         return;
     }
     if (now >= sess_silence_deadline(s)) {
@@ -686,9 +702,11 @@ static void sess_run_timers(rudp_session *s, rudp_tstamp now) {
     if (now >= rudp_recovery_deadline(&s->rec, sess_client_unconfirmed(s))) {
         rudp_recovery_handler h = rudp_sess_recovery_handler(s);
         int probes = rudp_recovery_on_timeout(&s->rec, now, sess_client_unconfirmed(s), &h);
+        if (rudp_sess_traced(s))
+            rudp_sess_trace_recovery(s, now);
         if (probes > 0) {
             s->probes = (uint32_t)probes;
-            sess_requeue_oldest(s, now);
+            sess_requeue_oldest(s);
         }
     }
     if (now >= sess_keepalive_time(s)) {
@@ -704,7 +722,7 @@ int rudp_session_handle_timeout(rudp_session *s, rudp_tstamp now) {
         return RUDP_OK;
     if (s->state == RUDP_SESS_DRAINING) {
         if (now >= s->drain_end)
-            s->state = RUDP_SESS_DONE;
+            rudp_sess_set_state(s, RUDP_SESS_DONE);
         return RUDP_OK;
     }
     sess_run_timers(s, now);

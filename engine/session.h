@@ -13,6 +13,7 @@
 #include "flowctl.h"
 #include "pacer.h"
 #include "recovery.h"
+#include "rudp/trace.h"
 #include "stream.h"
 #include "wire.h"
 
@@ -156,9 +157,16 @@ struct rudp_session {
     /* Statistics. */
     uint64_t pkts_recv, pkts_dropped, bytes_sent, bytes_recv, stream_bytes_sent;
     uint64_t pkts_auth_failed; /* sealed packets that did not open */
+
+    /* What the trace hook was told last (session_trace.c). */
+    uint8_t trace_cc;       /* enum rudp_trace_cc_state, 0 before the first report */
+    uint64_t trace_pn_1rtt; /* the first packet sent PROTECTED, or RUDP_PN_NONE */
 };
 
 /* --- session.c --- */
+/* Moves the session to |state| (enum rudp_session_state), telling the
+ * trace hook. */
+void rudp_sess_set_state(rudp_session *s, uint8_t state);
 /* Allocates a zeroed session after checking |set|; NULL on failure. */
 rudp_session *rudp_sess_alloc(const rudp_settings *set);
 /* Sets up everything client and server sessions share.  Returns RUDP_OK or
@@ -223,6 +231,8 @@ int rudp_sess_apply(rudp_session *s, const rudp_decoded_pkt *d, size_t len,
                     const rudp_addr *from, rudp_tstamp now);
 
 /* --- session_protect.c --- */
+/* Returns the type of the next packet |s| sends (enum rudp_pkt_type). */
+uint8_t rudp_sess_pkt_type(const rudp_session *s);
 /* Returns the header length of the next packet |s| sends. */
 size_t rudp_sess_hdr_len(const rudp_session *s);
 /* Returns true while |s| sends INITIAL packets (a client without keys). */
@@ -263,10 +273,52 @@ int rudp_sess_open(rudp_session *s, uint8_t *pkt, size_t len, const rudp_pkt_hdr
 /* --- session_output.c --- */
 /* Returns the handler that routes acks and losses of |s|'s packets back. */
 rudp_recovery_handler rudp_sess_recovery_handler(rudp_session *s);
+/* Marks the frames of |pkt| to be sent again as its loss would, without
+ * declaring it lost (a PTO probe carries them, RFC 9002 §6.2.4). */
+void rudp_sess_requeue(rudp_session *s, const rudp_sent_pkt *pkt);
 /* Returns true when a packet other than a bare ACK is waiting to go out. */
 bool rudp_sess_has_pending(const rudp_session *s);
 /* Returns true while a server may send nothing more to an unvalidated
  * client: three times what it received from it is spent (RFC 9000 §8.1). */
 bool rudp_sess_amp_blocked(const rudp_session *s);
+
+/* --- session_trace.c --- */
+/* The trace hook (rudp/trace.h).  Every caller tests rudp_sess_traced()
+ * first, so that a session without a hook pays one predictable branch per
+ * place that could report, and nothing else. */
+static inline bool rudp_sess_traced(const rudp_session *s) {
+    return s->settings.trace != NULL;
+}
+/* rudp_sess_seal, reporting the packet as sent: its frames are decoded
+ * before they are sealed.  |mtu_probe|: a packet-size probe.  Returns what
+ * rudp_sess_seal returns. */
+ssize_t rudp_sess_trace_seal(rudp_session *s, uint8_t *buf, size_t len, size_t cap,
+                             uint64_t pn, bool mtu_probe, rudp_tstamp now);
+/* Reports the accepted packet |d| (|len| bytes on the wire) as received. */
+void rudp_sess_trace_received(rudp_session *s, const rudp_decoded_pkt *d, size_t len,
+                              rudp_tstamp now);
+/* Reports an accepted packet without frames (RETRY, REFUSE, stateless
+ * reset) as received. */
+void rudp_sess_trace_unsealed(rudp_session *s, const rudp_pkt_hdr *h, size_t len,
+                              rudp_tstamp now);
+/* Reports a datagram of |len| bytes dropped for |reason| (an rudp_error);
+ * |h| is its header, NULL when that did not parse, and |pn| its number
+ * (RUDP_PN_NONE: not known). */
+void rudp_sess_trace_dropped(rudp_session *s, const rudp_pkt_hdr *h, uint64_t pn,
+                             size_t len, int reason, rudp_tstamp now);
+/* Reports |p| declared lost. */
+void rudp_sess_trace_lost(rudp_session *s, const rudp_sent_pkt *p, rudp_tstamp now);
+/* Reports the recovery figures and, when it changed, the congestion
+ * controller's state (after an ACK or a recovery timer). */
+void rudp_sess_trace_recovery(rudp_session *s, rudp_tstamp now);
+/* Reports the state of |st| when it changed since its last report;
+ * |freed|: its record is about to go. */
+void rudp_sess_trace_stream(rudp_session *s, rudp_stream *st, bool freed);
+/* Reports that the session went from state |from| to its current one. */
+void rudp_sess_trace_state(rudp_session *s, uint8_t from);
+/* Reports the end of the session, decided with |error|. */
+void rudp_sess_trace_closed(rudp_session *s, int error);
+/* Reports that the packet size changed from |from|. */
+void rudp_sess_trace_mtu(rudp_session *s, uint32_t from);
 
 #endif /* RUDP_SESSION_H */

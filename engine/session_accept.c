@@ -188,7 +188,7 @@ static rudp_session *accept_make(const rudp_settings *set, uint64_t seed,
         *err = RUDP_ERR_NOMEM;
         return NULL;
     }
-    s->state = RUDP_SESS_ESTABLISHED;
+    rudp_sess_set_state(s, RUDP_SESS_ESTABLISHED);
     s->initial_cid = d->hdr.dcid;
     s->validated = s->ev_established = validated;
     if (from)

@@ -36,8 +36,12 @@ static void input_apply_params(rudp_session *s, const rudp_session_frame *f) {
     s->peer_idle_timeout = RUDP_MS(f->idle_timeout_ms);
     s->rec.max_ack_delay = RUDP_MS(f->max_ack_delay_ms);
     s->peer_max_udp = f->max_packet_size;
-    if (f->max_packet_size < s->max_packet_size)
+    if (f->max_packet_size < s->max_packet_size) {
+        uint32_t from = s->max_packet_size;
         s->max_packet_size = f->max_packet_size;
+        if (rudp_sess_traced(s))
+            rudp_sess_trace_mtu(s, from);
+    }
     for (uint32_t i = 0; i < s->nbuckets; i++)
         for (rudp_stream *st = s->buckets[i]; st; st = st->hnext)
             if (st->snd_limit < f->initial_stream_window)
@@ -69,7 +73,7 @@ static int input_session(rudp_session *s, const rudp_session_frame *f, bool eage
     memcpy(s->peer_reset, f->reset_token, RUDP_TOKEN_LEN);
     s->peer_reset_known = true;
     input_apply_params(s, f);
-    s->state = RUDP_SESS_ESTABLISHED;
+    rudp_sess_set_state(s, RUDP_SESS_ESTABLISHED);
     s->session_frame_pending = false;
     s->session_frame_acked = true;
     s->rec.handshake_confirmed = true;
@@ -283,7 +287,10 @@ static int input_frame(rudp_session *s, const rudp_frame *f, bool eager, rudp_ts
     switch (f->type) {
     case RUDP_FRAME_ACK: {
         rudp_recovery_handler h = rudp_sess_recovery_handler(s);
-        return rudp_recovery_on_ack(&s->rec, &f->u.ack, now, &h);
+        int rv = rudp_recovery_on_ack(&s->rec, &f->u.ack, now, &h);
+        if (rv == RUDP_OK && rudp_sess_traced(s))
+            rudp_sess_trace_recovery(s, now);
+        return rv;
     }
     case RUDP_FRAME_SESSION:
         return input_session(s, &f->u.session, eager);
@@ -380,8 +387,12 @@ int rudp_sess_apply(rudp_session *s, const rudp_decoded_pkt *d, size_t len,
     int rv = input_accept(s, d, now);
     if (rv != RUDP_OK) {
         s->pkts_dropped++;
+        if (rudp_sess_traced(s))
+            rudp_sess_trace_dropped(s, &d->hdr, d->hdr.pn, len, rv, now);
         return rv;
     }
+    if (rudp_sess_traced(s))
+        rudp_sess_trace_received(s, d, len, now);
     s->pkts_recv++;
     s->bytes_recv += len;
     s->last_recv = s->last_activity = now;
@@ -472,6 +483,18 @@ static int input_unsealed(rudp_session *s, const uint8_t *pkt, const rudp_pkt_hd
     }
 }
 
+/* Reports a datagram dropped for |reason| before it was applied: its
+ * header, when it parses (the clear part is intact even after a failed
+ * open). */
+static void input_trace_dropped(rudp_session *s, const uint8_t *pkt, size_t len, int reason,
+                                rudp_tstamp now) {
+    rudp_pkt_hdr h;
+    bool parsed = rudp_wire_parse(pkt, len, &h) == RUDP_OK;
+    bool numbered = parsed && h.type <= RUDP_PKT_PROTECTED;
+    rudp_sess_trace_dropped(s, parsed ? &h : NULL, numbered ? h.pn : RUDP_PN_NONE, len,
+                            reason, now);
+}
+
 int rudp_session_read_pkt(rudp_session *s, uint8_t *pkt, size_t len, const rudp_addr *from,
                           rudp_tstamp now) {
     rudp_pkt_hdr h;
@@ -483,7 +506,11 @@ int rudp_session_read_pkt(rudp_session *s, uint8_t *pkt, size_t len, const rudp_
         rv = sealed ? rudp_sess_open(s, pkt, len, &h, &d) : input_unsealed(s, pkt, &h, now);
     if (rv != RUDP_OK) {
         s->pkts_dropped++;
+        if (rudp_sess_traced(s))
+            input_trace_dropped(s, pkt, len, rv, now);
         return rv;
     }
+    if (!sealed && rudp_sess_traced(s))
+        rudp_sess_trace_unsealed(s, &h, len, now);
     return sealed ? rudp_sess_apply(s, &d, len, from, now) : RUDP_OK;
 }

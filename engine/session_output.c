@@ -32,6 +32,8 @@ static void out_data_acked(rudp_session *s, const rudp_sent_frame *fr, rudp_tsta
     st->progress_at = now;
     uint64_t una = st->snd_una;
     rudp_stream_on_data_acked(st, fr->offset, fr->len, fr->flags);
+    if (rudp_sess_traced(s))
+        rudp_sess_trace_stream(s, st, false); /* an ACK flag or a FIN acknowledged */
     if (st->snd_una > una || rudp_stream_send_finished(st))
         rudp_sess_stream_event(s, st, RUDP_SEV_WRITABLE);
     rudp_sess_stream_maybe_free(s, st);
@@ -75,8 +77,11 @@ static void out_probe_done(rudp_session *s, const rudp_sent_pkt *pkt, bool acked
     if (!s->probe_size || pkt->pn != s->probe_pn)
         return;
     if (acked) {
+        uint32_t from = s->max_packet_size;
         s->max_packet_size = s->probe_size;
         s->rec.cc.max_datagram = s->probe_size;
+        if (rudp_sess_traced(s))
+            rudp_sess_trace_mtu(s, from);
     } else {
         s->probe_failed = s->probe_size;
     }
@@ -158,12 +163,17 @@ static void out_frame_lost(rudp_session *s, const rudp_sent_frame *fr) {
     }
 }
 
-static void out_on_lost(void *user, const rudp_sent_pkt *pkt, rudp_tstamp now) {
-    rudp_session *s = user;
-    (void)now;
+void rudp_sess_requeue(rudp_session *s, const rudp_sent_pkt *pkt) {
     out_probe_done(s, pkt, false);
     for (uint8_t i = 0; i < pkt->nframes; i++)
         out_frame_lost(s, &pkt->frames[i]);
+}
+
+static void out_on_lost(void *user, const rudp_sent_pkt *pkt, rudp_tstamp now) {
+    rudp_session *s = user;
+    if (rudp_sess_traced(s))
+        rudp_sess_trace_lost(s, pkt, now);
+    rudp_sess_requeue(s, pkt);
 }
 
 rudp_recovery_handler rudp_sess_recovery_handler(rudp_session *s) {
@@ -408,6 +418,8 @@ static void out_stream(rudp_session *s, out_ctx *c, rudp_stream *st) {
     out_stream_control(c, st);
     while (out_stream_data(s, c, st))
         ;
+    if (rudp_sess_traced(s))
+        rudp_sess_trace_stream(s, st, false); /* a FIN went out */
 }
 
 /* Returns true while the packet can take another stream frame. */
@@ -546,7 +558,10 @@ static void out_fill(rudp_session *s, out_ctx *c, bool elicit) {
  * length.  A probe of |probe| bytes is ack-eliciting but not in flight. */
 static ssize_t out_finish(rudp_session *s, out_ctx *c, rudp_addr *to, rudp_tstamp now,
                           uint32_t probe) {
-    ssize_t len = rudp_sess_seal(s, c->buf, c->pos, c->end + RUDP_TAG_LEN, c->pkt->pn);
+    size_t cap = c->end + RUDP_TAG_LEN;
+    ssize_t len = rudp_sess_traced(s)
+                      ? rudp_sess_trace_seal(s, c->buf, c->pos, cap, c->pkt->pn, probe, now)
+                      : rudp_sess_seal(s, c->buf, c->pos, cap, c->pkt->pn);
     if (len < 0)
         return len;
     c->pkt->size = (uint32_t)len;

@@ -97,6 +97,10 @@ struct rudp_stream {
     rudp_liveness live;      /* the program's options */
     rudp_tstamp progress_at; /* last acknowledgement of its data, or when data
                                 went out with nothing unacknowledged */
+
+    /* The state the trace hook was told last (session_trace.c): an enum
+     * rudp_stream_state, 0 before the first report. */
+    uint8_t trace_state;
 };
 
 /* Initialises a stream record owned by the caller.  |snd_limit| is the

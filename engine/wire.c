@@ -348,6 +348,8 @@ int rudp_wire_decode_frames(const uint8_t *p, size_t len, rudp_decoded_pkt *d) {
     rudp_frame spare; /* where a frame past the limit lands, to be refused */
     d->nframes = 0;
     d->eliciting = d->has_stream_data = false;
+    d->pings = 0;
+    d->padding = 0;
     if (len == 0) {
         return RUDP_ERR_MALFORMED;
     }
@@ -360,10 +362,12 @@ int rudp_wire_decode_frames(const uint8_t *p, size_t len, rudp_decoded_pkt *d) {
         p += n;
         len -= (size_t)n;
         if (f->type == RUDP_FRAME_PADDING) {
+            d->padding += (uint32_t)n;
             continue;
         }
         d->eliciting |= f->type != RUDP_FRAME_ACK;
         if (f->type == RUDP_FRAME_PING) {
+            d->pings++;
             continue;
         }
         if (d->nframes == RUDP_MAX_FRAMES) {

@@ -169,12 +169,15 @@ typedef struct rudp_frame {
 #define RUDP_MAX_FRAMES 32
 
 /* A datagram decoded whole, once: its header and its frames in order
- * (PADDING and PING are not stored; they only make it ack-eliciting). */
+ * (PADDING and PING are not stored; they only make it ack-eliciting, and
+ * are counted for the trace hook). */
 typedef struct rudp_decoded_pkt {
     rudp_pkt_hdr hdr;
     uint32_t nframes;
     bool eliciting;       /* a frame other than ACK and PADDING */
     bool has_stream_data; /* a DATA frame carries at least one byte */
+    uint16_t pings;       /* PING frames */
+    uint32_t padding;     /* PADDING bytes */
     rudp_frame frames[RUDP_MAX_FRAMES];
 } rudp_decoded_pkt;
 

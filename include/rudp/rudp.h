@@ -110,6 +110,11 @@ typedef struct rudp_ticket {
     uint8_t blob[RUDP_TICKET_LEN]; /* that key sealed for the server: opaque */
 } rudp_ticket;
 
+/* A session's optional trace hook (rudp/trace.h): called with |user| for
+ * each protocol event as it happens.  NULL, the default: no trace. */
+typedef struct rudp_trace_event rudp_trace_event;
+typedef void (*rudp_trace_fn)(void *user, const rudp_trace_event *ev);
+
 /* Settings of one session; start from rudp_settings_default(). */
 typedef struct rudp_settings {
     uint32_t max_packet_size;        /* UDP payload per datagram to start with (>= 1200) */
@@ -146,6 +151,8 @@ typedef struct rudp_settings {
                                    that lets 0-RTT data under the PSK reach the
                                    program at once and a retry token validate
                                    only once (NULL: neither); rudp_replay_new */
+    rudp_trace_fn trace;        /* protocol events as they happen (NULL: none) */
+    void *trace_user;           /* handed to |trace| */
 } rudp_settings;
 
 /* The memory of openings a server accepted early or by a retry token
