@@ -20,6 +20,7 @@
  *   rt_bridge.c  one stream joined to a program's socketpair
  *   rt_exit.c    the exit flush
  *   rt_keeper.c  connections that outlive an exec (a keeper process)
+ *   rt_qlog.c    a session's qlog file (RUDP_QLOG_DIR)
  *
  * The one struct every file sees is rt_engine, the context they share: the
  * loop, the configuration and the board, and a head pointer for each file's
@@ -48,6 +49,7 @@ typedef struct rt_remote rt_remote;
 typedef struct rt_bridge rt_bridge;
 typedef struct rt_exit rt_exit;
 typedef struct rt_cmd rt_cmd;
+typedef struct rt_qlog rt_qlog;
 
 /* The longest abstract AF_UNIX name (sun_path). */
 #define RT_UNIX_NAME_MAX 108
@@ -226,6 +228,9 @@ bool rt_sess_established(const rt_sess *rs);
 bool rt_sess_closing(const rt_sess *rs);
 /* Why it ended (an rudp_error), once closing. */
 int rt_sess_close_err(const rt_sess *rs);
+/* Gives the session its qlog trace |q| (NULL: none), which starts with
+ * |local| as our address. */
+void rt_sess_set_qlog(rt_sess *rs, rt_qlog *q, const struct sockaddr_storage *local);
 /* Server: the session counts among its listener's unvalidated ones until
  * its client proves its address (rt_listen_validated). */
 void rt_sess_set_unvalidated(rt_sess *rs);
@@ -437,6 +442,30 @@ void rt_bridge_exit_drain(rt_bridge *b);
 bool rt_bridge_drained(const rt_bridge *b);
 /* Returns the engine's end of the bridge's socketpair (-1 once closed). */
 int rt_bridge_fd(const rt_bridge *b);
+
+/* --- rt_qlog.c --- */
+
+/* Returns the qlog trace of a session about to be made at |now| (|client|:
+ * by this end) and points |set|'s trace hook at it; NULL (|set| untouched)
+ * when the configuration names no qlog directory, or out of memory.  The
+ * trace holds its events in memory until rt_qlog_start. */
+rt_qlog *rt_qlog_new(rt_engine *e, rudp_settings *set, bool client, rudp_tstamp now);
+/* The session |s| was made: creates its file in the qlog directory and
+ * writes the header, connectivity:connection_started (from |local| to
+ * |peer|) and the events held.  A file that cannot be made is logged and
+ * the trace is off.  |q| NULL: nothing. */
+void rt_qlog_start(rt_qlog *q, rt_engine *e, const rudp_session *s,
+                   const struct sockaddr_storage *local,
+                   const struct sockaddr_storage *peer);
+/* Writes what the trace holds (the 1 s tick). */
+void rt_qlog_flush(rt_qlog *q);
+/* Ends the trace of |s|: its counters as the last record, everything
+ * written; later events are ignored.  |q| NULL: nothing. */
+void rt_qlog_finish(rt_qlog *q, const rudp_session *s, rudp_tstamp now);
+/* Writes what is held, closes the file and frees |q| (NULL: nothing). */
+void rt_qlog_free(rt_qlog *q);
+/* Returns the file's descriptor, or -1. */
+int rt_qlog_fd(const rt_qlog *q);
 
 /* --- rt_keeper.c --- */
 

@@ -189,12 +189,16 @@ static rt_sess *client_new(rt_engine *e, const struct sockaddr_storage *dst, soc
     set.wall_ms = rt_wall_ms();
     if (!set.psk_set && e->cfg.ticket_load)
         set.ticket_set = e->cfg.ticket_load(&ra, &set.ticket);
-    rudp_session *s = rudp_session_new_client(&set, rt_random64(), &ra, rt_now());
+    rudp_tstamp now = rt_now();
+    rt_qlog *q = rt_qlog_new(e, &set, true, now);
+    rudp_session *s = rudp_session_new_client(&set, rt_random64(), &ra, now);
     rt_sess *rs = s ? rt_sess_new(e, s, u, NULL, dst, len) : NULL;
     if (!rs) {
+        rt_qlog_free(q);
         rt_udp_free(u);
         return NULL;
     }
+    rt_sess_set_qlog(rs, q, rt_udp_local(u));
     rt_udp_set_session(u, rs);
     clients_add(e->clients, rs, dst);
     rudp_session_set_mtu_ceiling(s, rt_udp_path_ceiling(fd, dst->ss_family));

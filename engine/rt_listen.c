@@ -154,9 +154,11 @@ void rt_listen_on_unknown(rt_listener *l, uint64_t cid, uint8_t *pkt, size_t len
     set.wall_ms = rt_wall_ms();
     set.replay = l->replay;
     (void)cid;
+    rt_qlog *q = rt_qlog_new(e, &set, false, now);
     rudp_session *s = rudp_session_new_server(&set, rt_random64(), pkt, len, &ra, now,
                                               listen_busy(l), &reply, &err);
     if (!s) {
+        rt_qlog_free(q); /* no session: nothing to trace */
         e->dropped++;
         if (reply.len && listen_reply_budget(l, now))
             rt_udp_send_reply(l->udp, reply.buf, reply.len, from, fromlen, to);
@@ -165,8 +167,10 @@ void rt_listen_on_unknown(rt_listener *l, uint64_t cid, uint8_t *pkt, size_t len
     rudp_session_set_listening(s, rt_accept_targets(l->accept) > 0);
     bool unvalidated = !rudp_session_is_validated(s);
     rt_sess *rs = rt_sess_new(e, s, l->udp, l, from, fromlen);
-    if (!rs)
+    if (!rs) {
+        rt_qlog_free(q);
         return;
+    }
     l->nsessions++;
     if (unvalidated) {
         l->unvalidated++;
@@ -176,6 +180,7 @@ void rt_listen_on_unknown(rt_listener *l, uint64_t cid, uint8_t *pkt, size_t len
     uint32_t ceiling;
     listen_local_for(l, from, fromlen, to, &local, &ceiling);
     rt_sess_set_local(rs, &local, to);
+    rt_sess_set_qlog(rs, q, &local);
     rudp_session_set_mtu_ceiling(s, ceiling);
     listen_route(l, rs, true);
     rt_log(2, "new session on port %u", ntohs(((struct sockaddr_in *)&l->addr)->sin_port));

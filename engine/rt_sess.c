@@ -41,6 +41,7 @@ struct rt_sess {
     struct sockaddr_storage local; /* our address as the peer sees it */
     rt_dst src;         /* where the peer's datagrams go: replies leave from it */
     rt_bridge *bridges; /* its streams' bridges (rt_bridge.c links them) */
+    rt_qlog *qlog;      /* its qlog trace (rt_qlog.c), or NULL */
     uint32_t nwaiting;  /* streams waiting in the listener's queue */
     bool established;
     bool unvalidated;         /* server: counted in its listener's unvalidated */
@@ -125,6 +126,11 @@ bool rt_sess_closing(const rt_sess *rs) {
 
 int rt_sess_close_err(const rt_sess *rs) {
     return rs->close_err;
+}
+
+void rt_sess_set_qlog(rt_sess *rs, rt_qlog *q, const struct sockaddr_storage *local) {
+    rs->qlog = q;
+    rt_qlog_start(q, rs->eng, rs->s, local, &rs->peer);
 }
 
 void rt_sess_set_unvalidated(rt_sess *rs) {
@@ -333,7 +339,9 @@ static void sess_destroy(rt_sess *rs) {
         e->sessions = rs->next;
     if (rs->next)
         rs->next->prev = rs->prev;
+    rt_qlog_finish(rs->qlog, rs->s, rt_now());
     rudp_session_del(rs->s);
+    rt_qlog_free(rs->qlog);
     if (!rs->listener)
         rt_udp_free(rs->udp);
     free(rs);
@@ -406,6 +414,7 @@ void rt_sess_tick(rt_engine *e) {
         sess_idle_check(rs, now);
         for (rt_bridge *b = rs->bridges; b; b = rt_bridge_next(b))
             rt_bridge_sync_opts(b, now);
+        rt_qlog_flush(rs->qlog); /* a trace is at most a second behind */
         rt_sess_touch(rs);
     }
     if (e->freed >= RT_TRIM_AFTER) { /* at most once a second */
@@ -455,6 +464,10 @@ void rt_sess_leave_all(rt_engine *e) {
             rt_sess_touch(rs);
     }
     rt_sess_flush_dirty(e);
+    /* The process is about to go: every trace ends with its GoAway. */
+    now = rt_now();
+    for (rt_sess *rs = e->sessions; rs; rs = rs->next)
+        rt_qlog_finish(rs->qlog, rs->s, now);
 }
 
 bool rt_sess_any_bridge(rt_engine *e) {
@@ -471,5 +484,7 @@ void rt_sess_each_fd(rt_engine *e, rt_fd_fn fn, void *ctx) {
                 fn(rt_bridge_fd(b), ctx);
         if (!rs->listener)
             fn(rt_udp_fd(rs->udp), ctx);
+        if (rt_qlog_fd(rs->qlog) >= 0)
+            fn(rt_qlog_fd(rs->qlog), ctx);
     }
 }

@@ -83,6 +83,10 @@ typedef struct rudp_rt_config {
      * true with *t filled when one is kept), save when a server sent one. */
     bool (*ticket_load)(const rudp_addr *server, rudp_ticket *t);
     void (*ticket_save)(const rudp_addr *server, const rudp_ticket *t);
+    /* A directory where every session writes a qlog file (docs/QLOG.md),
+     * or NULL: none.  An absolute path, valid for the life of the
+     * process. */
+    const char *qlog_dir;
 } rudp_rt_config;
 
 /* Gives the runtime its system calls (copied).  Call once, before anything

@@ -10,8 +10,9 @@
  * waits for queued data), RUDP_IDLE_TIMEOUT_MS (a cap on how long a peer
  * may be silent; unset, only TCP's own rules end a connection: docs/COMPATIBILITY.md
  * "Idle connections and dead peers"), RUDP_KEY_FILE (a pre-shared key that authenticates
- * both ends: docs/SECURITY.md) and RUDP_RETRY (auto: listeners ask new clients to prove
- * their address only under load; always: every time).
+ * both ends: docs/SECURITY.md), RUDP_RETRY (auto: listeners ask new clients to prove
+ * their address only under load; always: every time) and RUDP_QLOG_DIR (a directory
+ * where every session writes a qlog file: docs/QLOG.md).
  *
  * A misconfigured preload must not silently fall back to TCP, so a value
  * that does not parse is fatal: one line naming the variable and the value
@@ -20,8 +21,8 @@
  * whole shim a passthrough.
  *
  * The port set is a 65536-bit bitmap so the hooks test a port in O(1).
- * Everything here except rudp_config_load() and rudp_config_read_key() is
- * pure (no I/O, no globals), so
+ * Everything here except rudp_config_load(), rudp_config_read_key() and
+ * rudp_config_check_qlog_dir() is pure (no I/O, no globals), so
  * tests/unit/test_config.c exercises it without the hooks.
  */
 #include "config.h"
@@ -35,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define ERR_VALUE_MAX 200 /* bytes of a bad value quoted in the message */
@@ -254,6 +256,7 @@ static int parse_behaviour(rudp_shim_config *cfg, rudp_config_getenv_fn get, voi
         return bad_value(err, errlen, "RUDP_LOG", v, HINT_LOG);
     cfg->log_file = env_value(get, ctx, "RUDP_LOG_FILE");
     cfg->key_file = env_value(get, ctx, "RUDP_KEY_FILE");
+    cfg->qlog_dir = env_value(get, ctx, "RUDP_QLOG_DIR");
     if ((v = env_value(get, ctx, "RUDP_RETRY")) != NULL) {
         if (strcmp(v, "auto") != 0 && strcmp(v, "always") != 0)
             return bad_value(err, errlen, "RUDP_RETRY", v, HINT_RETRY);
@@ -399,6 +402,24 @@ int rudp_config_read_key(const char *path, uint8_t psk[32], char *err, size_t er
     return bad_value(err, errlen, "RUDP_KEY_FILE", path, why);
 }
 
+int rudp_config_check_qlog_dir(const char *path, char **abs, char *err, size_t errlen) {
+    struct stat st;
+    char why[160];
+
+    *abs = NULL;
+    if (stat(path, &st) < 0)
+        snprintf(why, sizeof(why), "not a directory: %s", strerror(errno));
+    else if (!S_ISDIR(st.st_mode))
+        snprintf(why, sizeof(why), "not a directory");
+    else if (faccessat(AT_FDCWD, path, W_OK | X_OK, AT_EACCESS) < 0)
+        snprintf(why, sizeof(why), "cannot create files in it: %s", strerror(errno));
+    else if ((*abs = realpath(path, NULL)) == NULL)
+        snprintf(why, sizeof(why), "cannot resolve it: %s", strerror(errno));
+    else
+        return 0;
+    return bad_value(err, errlen, "RUDP_QLOG_DIR", path, why);
+}
+
 /* The getenv adapter used by rudp_config_load(). */
 static const char *real_getenv(const char *name, void *ctx) {
     (void)ctx;
@@ -428,6 +449,13 @@ void rudp_config_load(rudp_shim_config *cfg) {
         if (rudp_config_read_key(cfg->key_file, cfg->psk, err, sizeof(err)) < 0)
             die(err);
         cfg->psk_set = true;
+    }
+    if (cfg->qlog_dir != NULL) {
+        char *abs;
+
+        if (rudp_config_check_qlog_dir(cfg->qlog_dir, &abs, err, sizeof(err)) < 0)
+            die(err);
+        cfg->qlog_dir = abs; /* kept for the life of the process */
     }
     if (cfg->log_file == NULL)
         return;

@@ -51,6 +51,8 @@ typedef struct rudp_shim_config {
     bool psk_set;             /* the key was read (rudp_config_load()) */
     uint8_t psk[32];          /* derived from the key file's bytes */
     bool retry_always;        /* RUDP_RETRY=always */
+    const char *qlog_dir;     /* RUDP_QLOG_DIR, or NULL: no qlog files; made
+                                 absolute by rudp_config_load() */
 } rudp_shim_config;
 
 /* Looks an environment variable up; returns NULL when it is unset. */
@@ -97,9 +99,16 @@ bool rudp_config_host_matches(const rudp_shim_config *cfg, const struct sockaddr
                               bool wildcard_ok);
 
 /* Reads the environment into |cfg|, opens RUDP_LOG_FILE (O_APPEND,
- * O_CLOEXEC) into cfg->log_fd.  On a malformed value it writes the message
- * and a newline to stderr and calls _exit(2); it never returns then. */
+ * O_CLOEXEC) into cfg->log_fd, reads RUDP_KEY_FILE and checks
+ * RUDP_QLOG_DIR.  On a malformed value it writes the message and a newline
+ * to stderr and calls _exit(2); it never returns then. */
 void rudp_config_load(rudp_shim_config *cfg);
+
+/* Checks that |path| is an existing directory this process may create
+ * files in, and sets *abs to its absolute path (malloc'd), which stays
+ * right when the program changes its working directory.  Returns 0, or -1
+ * with a line naming RUDP_QLOG_DIR, the path and the reason in |err|. */
+int rudp_config_check_qlog_dir(const char *path, char **abs, char *err, size_t errlen);
 
 /* The shortest and longest key file (bytes). */
 #define RUDP_KEY_FILE_MIN 32

@@ -108,6 +108,7 @@ static void shim_rt_config(const rudp_shim_config *c, rudp_rt_config *rc) {
     memcpy(rc->settings.psk, c->psk, sizeof(rc->settings.psk));
     rudp_secret_load(c, rc->settings.secret);
     rc->retry_always = c->retry_always;
+    rc->qlog_dir = c->qlog_dir;
     if (!c->psk_set) { /* a key does better than tickets */
         rc->ticket_load = rudp_ticket_load;
         rc->ticket_save = rudp_ticket_save;

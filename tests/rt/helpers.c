@@ -130,6 +130,11 @@ void rtest_engine(const rudp_rt_sys *sys) {
 }
 
 void rtest_engine_with(const rudp_rt_sys *sys, const rudp_settings *set) {
+    rtest_engine_qlog(sys, set, NULL);
+}
+
+void rtest_engine_qlog(const rudp_rt_sys *sys, const rudp_settings *set,
+                       const char *qlog_dir) {
     rudp_rt_sys libc;
     rudp_rt_config cfg;
     if (!sys) {
@@ -141,6 +146,7 @@ void rtest_engine_with(const rudp_rt_sys *sys, const rudp_settings *set) {
     cfg.exit_linger = RUDP_SEC(5);
     cfg.log_level = 0;
     cfg.log_fd = -1;
+    cfg.qlog_dir = qlog_dir;
     rudp_rt_init(sys);
     rudp_rt_configure(&cfg);
     int rv = rudp_rt_start();

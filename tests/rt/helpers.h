@@ -74,6 +74,10 @@ void rtest_sys_libc(rudp_rt_sys *sys);
 void rtest_engine(const rudp_rt_sys *sys);
 /* The same with |set| as the sessions' settings. */
 void rtest_engine_with(const rudp_rt_sys *sys, const rudp_settings *set);
+/* The same with every session writing a qlog file into |qlog_dir| (an
+ * absolute path that outlives the engine; NULL: none). */
+void rtest_engine_qlog(const rudp_rt_sys *sys, const rudp_settings *set,
+                       const char *qlog_dir);
 
 /* --- bytes --- */
 

@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -326,6 +327,43 @@ Test(config, log_file_is_recorded_not_opened) {
     cr_assert_eq(cfg.log_fd, -1);
 }
 
+Test(config, qlog_dir_is_recorded_not_checked) {
+    rudp_shim_config cfg;
+
+    expect_good("RUDP_QLOG_DIR", "/nonexistent/dir", &cfg);
+    cr_assert_str_eq(cfg.qlog_dir, "/nonexistent/dir");
+    expect_good("RUDP_QLOG_DIR", "", &cfg);
+    cr_assert_null(cfg.qlog_dir);
+}
+
+Test(config, qlog_dir_check) {
+    char dir[] = "/tmp/rudp-test-qlog-XXXXXX", file[64], err[RUDP_CONFIG_ERR_MAX], cwd[512];
+    char *abs;
+
+    cr_assert_not_null(mkdtemp(dir));
+    char *real = realpath(dir, NULL); /* /tmp may be a link */
+    cr_assert_eq(rudp_config_check_qlog_dir(dir, &abs, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(abs, real);
+    free(abs);
+    /* A relative path is made absolute: the program may chdir later. */
+    cr_assert_not_null(getcwd(cwd, sizeof(cwd)));
+    cr_assert_eq(chdir("/tmp"), 0);
+    cr_assert_eq(rudp_config_check_qlog_dir(dir + 5, &abs, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(abs, real);
+    free(abs);
+    free(real);
+    cr_assert_eq(chdir(cwd), 0);
+    snprintf(file, sizeof(file), "%s/f", dir);
+    close(open(file, O_CREAT | O_WRONLY, 0600));
+    cr_assert_eq(rudp_config_check_qlog_dir(file, &abs, err, sizeof(err)), -1);
+    cr_assert_null(abs);
+    cr_assert_str_eq(strstr(err, "' ("), "' (not a directory)");
+    unlink(file);
+    rmdir(dir);
+    cr_assert_eq(rudp_config_check_qlog_dir(dir, &abs, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "RUDP_QLOG_DIR") && strstr(err, dir), "%s", err);
+}
+
 Test(config, uint_parser) {
     uint32_t v;
 
@@ -456,8 +494,9 @@ Test(config, every_variable_together) {
  * died by a signal) and its stderr in |out|. */
 static int load_in_child(const char *const *kv, char *out, size_t outlen) {
     static const char *const vars[] = {
-        "RUDP_PORTS", "RUDP_HOSTS",    "RUDP_FASTOPEN",  "RUDP_CC",
-        "RUDP_LOG",   "RUDP_LOG_FILE", "RUDP_LINGER_MS", "RUDP_IDLE_TIMEOUT_MS"};
+        "RUDP_PORTS",   "RUDP_HOSTS",    "RUDP_FASTOPEN",  "RUDP_CC",
+        "RUDP_LOG",     "RUDP_LOG_FILE", "RUDP_LINGER_MS", "RUDP_IDLE_TIMEOUT_MS",
+        "RUDP_QLOG_DIR"};
     int p[2], status;
     size_t got = 0;
     ssize_t n;
@@ -504,6 +543,7 @@ Test(config, load_each_bad_variable_exits_2) {
         {"RUDP_LOG", "5"},
         {"RUDP_LINGER_MS", "-1"},
         {"RUDP_IDLE_TIMEOUT_MS", "0"},
+        {"RUDP_QLOG_DIR", "/nonexistent/qlogs"},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -540,6 +580,21 @@ Test(config, load_opens_log_file_append) {
     cr_assert_eq(load_in_child(kv, out, sizeof(out)), 10);
     cr_assert_str_eq(out, "");
     unlink(path);
+}
+
+Test(config, load_qlog_dir) {
+    char dir[] = "/tmp/rudp-test-qlog-XXXXXX";
+    const char *good[] = {"RUDP_PORTS", "9000", "RUDP_QLOG_DIR", dir, NULL};
+    const char *bad[] = {"RUDP_PORTS", "9000", "RUDP_QLOG_DIR", "/etc/passwd", NULL};
+    char out[2048];
+
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(load_in_child(good, out, sizeof(out)), 10);
+    cr_assert_str_eq(out, "");
+    rmdir(dir);
+    cr_assert_eq(load_in_child(bad, out, sizeof(out)), 2);
+    cr_assert_str_eq(
+        out, "rudp: bad value for RUDP_QLOG_DIR: '/etc/passwd' (not a directory)\n");
 }
 
 Test(config, load_unopenable_log_file_exits_2) {
