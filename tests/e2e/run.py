@@ -289,27 +289,29 @@ def test(name, limit=60, traffic="rudp", port=None):
 
 
 def socat_transfer(t, size, v6=False, shim=True, client_timeout=None, wrapper=(),
-                   listening=None):
+                   listening=None, env=None):
     """Moves |size| random bytes each way with socat: each side reads its
     file to EOF, half-closes its write side, and writes what it receives to
     a file until the peer's EOF.  Both socats run under the argv prefix
-    |wrapper| (e.g. rudp-run's), and |listening| is called with the server
-    once it listens.  Returns (server, client, checks) where checks is a
-    list of failures (empty when both files arrived intact)."""
+    |wrapper| (e.g. rudp-run's) with the variables |env|, and |listening| is
+    called with the server once it listens.  Returns (server, client,
+    checks) where checks is a list of failures (empty when both files
+    arrived intact)."""
     up, down = t.runner.data(size, "up"), t.runner.data(size, "down")
     got_up, got_down = os.path.join(t.dir, "got-up"), os.path.join(t.dir, "got-down")
     listen = f"TCP6-LISTEN:{t.port},reuseaddr" if v6 else f"TCP4-LISTEN:{t.port},reuseaddr"
     connect = f"TCP6:[::1]:{t.port}" if v6 else f"TCP4:127.0.0.1:{t.port}"
     linger = str(int(t.remaining()))
     server = t.spawn("socat-server", list(wrapper) + [
-        "socat", "-t", linger, listen, f"OPEN:{down},rdonly!!CREATE:{got_up}"], shim=shim)
+        "socat", "-t", linger, listen, f"OPEN:{down},rdonly!!CREATE:{got_up}"], shim=shim,
+        env=env)
     t.wait_listening(server)
     if listening is not None:
         listening(server)
     ctimeout = client_timeout or t.remaining()
     client = t.spawn("socat-client", list(wrapper) + [
         "socat", "-t", linger, "-T", str(int(ctimeout)), f"OPEN:{up},rdonly!!CREATE:{got_down}",
-        connect + f",connect-timeout={int(ctimeout)}"], shim=shim)
+        connect + f",connect-timeout={int(ctimeout)}"], shim=shim, env=env)
     crc = client.wait(ctimeout + 5)
     srv_rc = server.wait(10) if crc == 0 else server.popen.poll()
     checks = []
@@ -1479,6 +1481,65 @@ def t_installed(t):
                                             wrapper=[wrapper, "-p", str(t.port), "--"],
                                             listening=preloads_installed)
     t.expect(not checks, "; ".join(checks), server, client)
+
+
+def qlog_files(t, qdir):
+    """Returns the qlog files in |qdir| as {"client": path, "server": path},
+    checking that there is one of each and that they name the same
+    session (the original connection ID in their names)."""
+    names = sorted(os.listdir(qdir))
+    t.expect(len(names) == 2, f"{len(names)} files in RUDP_QLOG_DIR, want 2",
+             details=names)
+    files = {}
+    for n in names:
+        t.expect(n.endswith((".sqlog")), f"{n}: not a .sqlog file")
+        files[n.rsplit("-", 1)[1][:-len(".sqlog")]] = os.path.join(qdir, n)
+    t.expect(set(files) == {"client", "server"}, f"want a client and a server file: {names}")
+    odcid = {os.path.basename(p).split("-")[2] for p in files.values()}
+    t.expect(len(odcid) == 1, f"the two files name different sessions: {names}")
+    return files
+
+
+@test("qlog-lossy", limit=90)
+def t_qlog_lossy(t):
+    """RUDP_QLOG_DIR on a path that loses 2 % of datagrams: both ends write
+    one qlog file for their session, each valid against the schema
+    (tests/qlog/validate.py), with the session's counts, and with losses."""
+    sys.path.insert(0, os.path.join(REPO, "tests", "qlog"))
+    from validate import validate  # noqa: E402
+    qdir = os.path.join(t.dir, "qlog")
+    os.makedirs(qdir)
+    # Ethernet-sized packets (loopback's 64 KiB ones would be few), and a
+    # random 2 % of the port's UDP dropped each way.
+    must(["ip", "-n", t.ns, "link", "set", "lo", "mtu", "1500"])
+    for flag in ("--dport", "--sport"):
+        must(["ip", "netns", "exec", t.ns, "iptables", "-w", "5", "-I", "OUTPUT", "-p", "udp",
+              flag, str(t.port), "-m", "statistic", "--mode", "random", "--probability",
+              "0.02", "-j", "DROP"])
+    server, client, checks = socat_transfer(t, 8 * MIB, env={"RUDP_QLOG_DIR": qdir})
+    t.expect(not checks, "; ".join(checks), server, client)
+    files = qlog_files(t, qdir)
+    for who, path in sorted(files.items()):
+        problems, st = validate(path, expect_lost=True)
+        t.expect(not problems, f"{who} qlog: {len(problems)} problems", details=problems[:20])
+        t.expect(st["vantage"] == who, f"{who} qlog: vantage point {st['vantage']}")
+        t.note(f"{who} qlog: {os.path.getsize(path)} bytes, {st['records']} records, "
+               f"{st['sent']} packets sent, {st['lost']} lost, {st['cc']} congestion states")
+
+
+@test("qlog-bad-dir", limit=20, traffic="none")
+def t_qlog_bad_dir(t):
+    """RUDP_QLOG_DIR that is not an existing directory: exit status 2 and
+    one stderr line naming the variable and the value."""
+    afile = os.path.join(t.dir, "a-file")
+    open(afile, "w").close()
+    for bad in ("/nonexistent/qlog", afile):
+        p = t.spawn("true", ["true"], env={"RUDP_QLOG_DIR": bad})
+        rc = p.wait(10)
+        lines = p.err().splitlines()
+        t.expect(rc == 2 and len(lines) == 1 and "RUDP_QLOG_DIR" in lines[0] and
+                 bad in lines[0], f"RUDP_QLOG_DIR={bad!r}: status {rc}, {len(lines)} "
+                 "stderr lines (want 2 and one line naming variable and value)", p)
 
 
 # ------------------------------------------------------------------ runner
