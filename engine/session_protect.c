@@ -23,8 +23,9 @@
 
 #include <string.h>
 
-/* Returns the type of the next packet |s| sends. */
-uint8_t rudp_sess_pkt_type(const rudp_session *s) {
+/* Returns the type of the next packet |s| sends (static: the packet path
+ * calls it several times a packet, inlined). */
+static uint8_t protect_type(const rudp_session *s) {
     if (!s->keyed)
         return RUDP_PKT_INITIAL;
     if (!s->is_client && !s->peer_keyed)
@@ -32,8 +33,12 @@ uint8_t rudp_sess_pkt_type(const rudp_session *s) {
     return RUDP_PKT_PROTECTED;
 }
 
+uint8_t rudp_sess_pkt_type(const rudp_session *s) {
+    return protect_type(s);
+}
+
 size_t rudp_sess_hdr_len(const rudp_session *s) {
-    switch (rudp_sess_pkt_type(s)) {
+    switch (protect_type(s)) {
     case RUDP_PKT_INITIAL:
         return RUDP_INITIAL_HDR_LEN + s->token_len;
     case RUDP_PKT_HANDSHAKE:
@@ -44,11 +49,11 @@ size_t rudp_sess_hdr_len(const rudp_session *s) {
 }
 
 bool rudp_sess_sends_initial(const rudp_session *s) {
-    return rudp_sess_pkt_type(s) == RUDP_PKT_INITIAL;
+    return protect_type(s) == RUDP_PKT_INITIAL;
 }
 
 ssize_t rudp_sess_seal(rudp_session *s, uint8_t *buf, size_t len, size_t cap, uint64_t pn) {
-    uint8_t type = rudp_sess_pkt_type(s);
+    uint8_t type = protect_type(s);
     size_t hlen = rudp_sess_hdr_len(s);
     if (len < hlen || cap < len + RUDP_TAG_LEN)
         return RUDP_ERR_NOBUF;
