@@ -183,7 +183,7 @@ static void qb_header(rt_qlog *q, uint8_t type, uint64_t pn, uint64_t dcid) {
     qb(q, "}");
 }
 
-/* Writes an ACK frame's fields: delay and ranges, lowest last. */
+/* Writes an ACK frame's fields: delay and ranges, largest first. */
 static void qb_ack(rt_qlog *q, const rudp_trace_frame *f) {
     qb_ms(q, "ack_delay", RUDP_US(f->code));
     qb(q, ",\"acked_ranges\":[");
@@ -307,7 +307,7 @@ static void qlog_packet(rt_qlog *q, const rudp_trace_event *ev) {
         qb(q, ",\"raw\":{\"length\":%u}", p->size);
     qb(q, ",\"frames\":[");
     for (uint32_t i = 0; i < p->nframes; i++) {
-        qb(q, i ? "," : "");
+        qb(q, "%s", i ? "," : "");
         qb_frame(q, &p->frames[i]);
     }
     qb(q, "]");
@@ -361,7 +361,7 @@ static void qb_rtts(rt_qlog *q, const rudp_trace_event *ev, int *n) {
         if (v[i] == *last[i])
             continue;
         *last[i] = v[i];
-        qb(q, (*n)++ ? "," : "");
+        qb(q, "%s", (*n)++ ? "," : "");
         qb_ms(q, keys[i], v[i]);
     }
 }
@@ -650,7 +650,8 @@ void rt_qlog_start(rt_qlog *q, rt_engine *e, const rudp_session *s,
 }
 
 /* Writes rudp:session_summary: the session's own counters, and how many
- * records did not fit. */
+ * records did not fit.  (Not the stream byte counters of
+ * rudp_session_info that cover only the streams still held.) */
 static void qlog_summary(rt_qlog *q, const rudp_session *s, rudp_tstamp now) {
     rudp_session_info in;
     rudp_session_get_info(s, &in);
@@ -659,11 +660,11 @@ static void qlog_summary(rt_qlog *q, const rudp_session *s, rudp_tstamp now) {
        "\"pkts_sent\":%" PRIu64 ",\"pkts_recv\":%" PRIu64 ",\"pkts_lost\":%" PRIu64
        ",\"pkts_spurious\":%" PRIu64 ",\"pkts_dropped\":%" PRIu64 ",\"bytes_sent\":%" PRIu64
        ",\"bytes_recv\":%" PRIu64 ",\"stream_bytes_sent\":%" PRIu64
-       ",\"stream_bytes_retransmitted\":%" PRIu64 ",\"pto_count_total\":%" PRIu64
-       ",\"migrations\":%" PRIu64 ",\"records_dropped\":%" PRIu64,
+       ",\"pto_count_total\":%" PRIu64 ",\"migrations\":%" PRIu64
+       ",\"records_dropped\":%" PRIu64,
        in.pkts_sent, in.pkts_recv, in.pkts_lost, in.pkts_spurious, in.pkts_dropped,
-       in.bytes_sent, in.bytes_recv, in.stream_bytes_sent, in.stream_bytes_retransmitted,
-       in.pto_count_total, in.migrations, q->dropped);
+       in.bytes_sent, in.bytes_recv, in.stream_bytes_sent, in.pto_count_total,
+       in.migrations, q->dropped);
     qlog_end(q);
 }
 

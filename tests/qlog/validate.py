@@ -52,8 +52,8 @@ DROP_TRIGGERS = {"internal_error", "rejected", "unsupported", "invalid",
 CLOSE_TRIGGERS = {"clean", "handshake_timeout", "idle_timeout", "error", "stateless_reset",
                   "version_mismatch", "application"}
 SUMMARY = ("pkts_sent", "pkts_recv", "pkts_lost", "pkts_spurious", "pkts_dropped",
-           "bytes_sent", "bytes_recv", "stream_bytes_sent", "stream_bytes_retransmitted",
-           "pto_count_total", "migrations", "records_dropped")
+           "bytes_sent", "bytes_recv", "stream_bytes_sent", "pto_count_total", "migrations",
+           "records_dropped")
 
 
 class Problems(list):
