@@ -25,6 +25,9 @@
 
 #define BOARD_MAGIC 0x72756470u /* "rudp" */
 
+/* 64-bit words that hold a rudp_slot_detail. */
+#define DETAIL_WORDS ((sizeof(rudp_slot_detail) + 7) / 8)
+
 struct rudp_slot {
     _Atomic uint32_t claimed; /* allocation: 1 while an engine owns the slot */
     _Atomic uint32_t state;   /* enum rudp_slot_state (kept after release) */
@@ -42,12 +45,17 @@ struct rudp_slot {
      * generation: odd while the shim is writing them. */
     _Atomic uint32_t opt_gen;
     _Atomic uint32_t user_timeout_ms, ka_idle_s, ka_intvl_s, ka_cnt;
+    /* What rudp-stat shows beyond TCP_INFO (rudp_slot_detail), copied word
+     * by word under a generation that is odd while the engine writes. */
+    _Atomic uint32_t detail_gen;
+    _Atomic uint64_t detail[DETAIL_WORDS];
 };
 
 struct rudp_board {
     uint32_t magic;
     uint32_t eid;
     uint32_t nslots;
+    uint32_t owner; /* the process whose engine made it */
     _Atomic uint32_t next_free_hint;
     rudp_slot slots[];
 };
@@ -116,6 +124,7 @@ rudp_board *rudp_board_create(int (*place)(int fd), int *err_fd) {
     }
     b->magic = BOARD_MAGIC;
     b->eid = board_new_eid();
+    b->owner = (uint32_t)getpid();
     b->nslots = RUDP_BOARD_SLOTS;
     board_register(b, place(fd));
     return b;
@@ -270,6 +279,71 @@ void rudp_slot_publish(rudp_slot *s, const rudp_slot_stats *st) {
 
 void rudp_slot_read(const rudp_slot *s, rudp_slot_stats *out) {
     SLOT_FIGURES(SLOT_GET, s, out);
+}
+
+void rudp_slot_publish_detail(rudp_slot *s, const rudp_slot_detail *d) {
+    uint64_t w[DETAIL_WORDS] = {0};
+    memcpy(w, d, sizeof(*d));
+    uint32_t gen = atomic_load_explicit(&s->detail_gen, memory_order_relaxed);
+    atomic_store_explicit(&s->detail_gen, gen | 1u, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    for (size_t i = 0; i < DETAIL_WORDS; i++)
+        atomic_store_explicit(&s->detail[i], w[i], memory_order_relaxed);
+    atomic_store_explicit(&s->detail_gen, (gen | 1u) + 1u, memory_order_release);
+}
+
+bool rudp_slot_read_detail(const rudp_slot *s, rudp_slot_detail *out) {
+    uint64_t w[DETAIL_WORDS];
+    for (int tries = 0; tries < 64; tries++) {
+        uint32_t gen = atomic_load_explicit(&s->detail_gen, memory_order_acquire);
+        if (gen == 0)
+            return false; /* never published */
+        if (gen & 1u)
+            continue;
+        for (size_t i = 0; i < DETAIL_WORDS; i++)
+            w[i] = atomic_load_explicit(&s->detail[i], memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&s->detail_gen, memory_order_relaxed) == gen) {
+            memcpy(out, w, sizeof(*out));
+            return true;
+        }
+    }
+    return false;
+}
+
+const rudp_board *rudp_board_view(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (size_t)st.st_size != board_size())
+        return NULL;
+    const rudp_board *b = mmap(NULL, board_size(), PROT_READ, MAP_SHARED, fd, 0);
+    if (b == MAP_FAILED)
+        return NULL;
+    if (b->magic != BOARD_MAGIC || b->nslots != RUDP_BOARD_SLOTS) {
+        munmap((void *)b, board_size());
+        return NULL;
+    }
+    return b;
+}
+
+void rudp_board_unview(const rudp_board *b) {
+    munmap((void *)b, board_size());
+}
+
+bool rudp_slot_in_use(const rudp_slot *s) {
+    return atomic_load_explicit(&s->claimed, memory_order_acquire) != 0 &&
+           rudp_slot_state(s) != RUDP_SLOT_FREE;
+}
+
+uint32_t rudp_board_owner(const rudp_board *b) {
+    return b->owner;
+}
+
+uint32_t rudp_board_nslots(const rudp_board *b) {
+    return b->nslots;
+}
+
+const rudp_slot *rudp_board_slot(const rudp_board *b, uint32_t index) {
+    return index < b->nslots ? &b->slots[index] : NULL;
 }
 
 /* --- names of accepted connections --- */

@@ -149,6 +149,44 @@ void rudp_slot_set_opts(rudp_slot *s, const rudp_slot_opts *o);
  * written (engine; it looks again later). */
 bool rudp_slot_take_opts(const rudp_slot *s, uint32_t *gen, rudp_slot_opts *out);
 
+/* What an inspection tool (rudp-stat) shows of a connection beyond
+ * TCP_INFO's figures: its session and stream, the session's path and
+ * congestion state, and the stream's buffers and windows (engine). */
+typedef struct rudp_slot_detail {
+    uint64_t session_id; /* the session's local connection ID */
+    uint64_t stream_id;
+    uint8_t role;                    /* 1: client (connect), 2: server (accept) */
+    uint8_t cc_algo;                 /* enum rudp_cc_algo */
+    uint8_t cc_state;                /* enum rudp_trace_cc_state */
+    uint8_t stream_state;            /* enum rudp_stream_state */
+    uint32_t max_packet_size;        /* the path's datagram size in use */
+    struct sockaddr_in6 local, peer; /* the session's UDP addresses (v4 mapped) */
+    uint64_t bytes_in_flight, pkts_sent, pkts_lost, migrations;
+    uint64_t snd_buf;          /* written, not yet acknowledged */
+    uint64_t rcv_buf;          /* received in order, not yet read */
+    uint64_t snd_wnd, rcv_wnd; /* the peer's window left; ours advertised */
+    uint64_t updated_ns;
+} rudp_slot_detail;
+
+/* Copies |d| into the slot (engine). */
+void rudp_slot_publish_detail(rudp_slot *s, const rudp_slot_detail *d);
+
+/* Reads the detail into *out; false when none was published (or the
+ * engine kept writing it). */
+bool rudp_slot_read_detail(const rudp_slot *s, rudp_slot_detail *out);
+
+/* For inspection tools (rudp-stat): maps the board in memory file |fd|
+ * read-only, without registering it, or returns NULL when it is not one;
+ * rudp_board_unview unmaps it. */
+const rudp_board *rudp_board_view(int fd);
+void rudp_board_unview(const rudp_board *b);
+/* The process whose engine made |b|, its number of slots, slot |index|
+ * (NULL past the end), and whether a slot holds a connection. */
+uint32_t rudp_board_owner(const rudp_board *b);
+uint32_t rudp_board_nslots(const rudp_board *b);
+const rudp_slot *rudp_board_slot(const rudp_board *b, uint32_t index);
+bool rudp_slot_in_use(const rudp_slot *s);
+
 /* Copies |st| into the slot (engine).  Each figure is stored atomically on
  * its own; a reader may see a mix of two copies, as TCP_INFO may. */
 void rudp_slot_publish(rudp_slot *s, const rudp_slot_stats *st);

@@ -213,6 +213,10 @@ void rt_spin_note_write(rt_spin *sp);
 rt_sess *rt_sess_new(rt_engine *e, rudp_session *s, rt_udp *u, rt_listener *l,
                      const struct sockaddr_storage *peer, socklen_t peer_len);
 rudp_session *rt_sess_core(const rt_sess *rs);
+/* The session's UDP addresses as rudp-stat shows them (IPv6, v4 mapped):
+ * ours as the peer sees it, and the peer's now. */
+void rt_sess_addrs(const rt_sess *rs, struct sockaddr_in6 *local,
+                   struct sockaddr_in6 *peer);
 rt_engine *rt_sess_engine(const rt_sess *rs);
 rt_udp *rt_sess_udp(const rt_sess *rs);
 rt_listener *rt_sess_listener(const rt_sess *rs);

@@ -474,6 +474,31 @@ static uint32_t cap32(uint64_t v) {
     return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
+/* Copies what rudp-stat shows beyond TCP_INFO into the slot. */
+static void bridge_publish_detail(rt_bridge *b, const rudp_session_info *in,
+                                  const rudp_stream_info *si, uint64_t now) {
+    rudp_slot_detail d = {
+        .session_id = in->local_cid,
+        .stream_id = b->sid,
+        .role = rudp_session_is_client(b->s) ? 1 : 2,
+        .cc_algo = (uint8_t)b->eng->cfg.settings.cc,
+        .cc_state = (uint8_t)rudp_session_cc_state(b->s),
+        .stream_state = (uint8_t)si->state,
+        .max_packet_size = in->max_packet_size,
+        .bytes_in_flight = in->bytes_in_flight,
+        .pkts_sent = in->pkts_sent,
+        .pkts_lost = in->pkts_lost,
+        .migrations = in->migrations,
+        .snd_buf = si->bytes_written - si->bytes_acked,
+        .rcv_buf = si->bytes_readable,
+        .snd_wnd = si->send_window,
+        .rcv_wnd = si->recv_window,
+        .updated_ns = now,
+    };
+    rt_sess_addrs(b->rs, &d.local, &d.peer);
+    rudp_slot_publish_detail(b->slot.slot, &d);
+}
+
 void rt_bridge_publish(rt_bridge *b, const rudp_session_info *in) {
     rudp_stream_info si;
     if (!b->slot.slot || rudp_stream_get_info(b->s, b->sid, &si) != RUDP_OK)
@@ -498,6 +523,7 @@ void rt_bridge_publish(rt_bridge *b, const rudp_session_info *in) {
         .updated_ns = rt_now(),
     };
     rudp_slot_publish(b->slot.slot, &st);
+    bridge_publish_detail(b, in, &si, st.updated_ns);
 }
 
 void rt_bridge_exit_drain(rt_bridge *b) {

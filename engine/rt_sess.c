@@ -299,6 +299,31 @@ static void sess_events(rt_sess *rs) {
     }
 }
 
+/* Writes |a| (an IPv4 or IPv6 socket address) as an IPv6 one, v4 mapped. */
+static void sess_addr6(const void *a, size_t len, struct sockaddr_in6 *out) {
+    memset(out, 0, sizeof(*out));
+    out->sin6_family = AF_INET6;
+    const struct sockaddr *sa = a;
+    if (len >= sizeof(struct sockaddr_in) && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = a;
+        out->sin6_port = in->sin_port;
+        out->sin6_addr.s6_addr[10] = out->sin6_addr.s6_addr[11] = 0xff;
+        memcpy(&out->sin6_addr.s6_addr[12], &in->sin_addr, 4);
+    } else if (len >= sizeof(*out) && sa->sa_family == AF_INET6) {
+        memcpy(out, a, sizeof(*out));
+    }
+}
+
+void rt_sess_addrs(const rt_sess *rs, struct sockaddr_in6 *local,
+                   struct sockaddr_in6 *peer) {
+    rudp_addr p = rudp_session_peer(rs->s);
+    sess_addr6(p.bytes, p.len, peer);
+    const struct sockaddr_storage *own = &rs->local;
+    if (own->ss_family != AF_INET && own->ss_family != AF_INET6)
+        own = rt_udp_local(rs->udp); /* a client: its socket's own address */
+    sess_addr6(own, sizeof(*own), local);
+}
+
 /* --- flushing --- */
 
 /* Copies statistics to every bridge's slot, at most every RT_PUBLISH_NS. */

@@ -799,6 +799,18 @@ bool rudp_session_peer_listening(const rudp_session *s) {
     return s->peer_listening;
 }
 
+bool rudp_session_is_client(const rudp_session *s) {
+    return s->is_client;
+}
+
+rudp_addr rudp_session_peer(const rudp_session *s) {
+    return s->peer_addr;
+}
+
+int rudp_session_cc_state(const rudp_session *s) {
+    return rudp_cc_state(&s->rec.cc);
+}
+
 /* --- info --- */
 
 bool rudp_session_owns_cid(const rudp_session *s, uint64_t cid) {

@@ -360,6 +360,17 @@ void rudp_session_set_listening(rudp_session *sess, bool listening);
  * last said (true until it says otherwise). */
 bool rudp_session_peer_listening(const rudp_session *sess);
 
+/* Returns true for a session this end opened (a client's). */
+bool rudp_session_is_client(const rudp_session *sess);
+
+/* Returns the peer's address the session sends to now (it moves with a
+ * validated migration). */
+rudp_addr rudp_session_peer(const rudp_session *sess);
+
+/* Returns the congestion controller's state (enum rudp_trace_cc_state of
+ * rudp/trace.h: slow start, avoidance, recovery, BBR's phases). */
+int rudp_session_cc_state(const rudp_session *sess);
+
 /* Returns true once the session is closed and has finished draining: the
  * caller may then rudp_session_del() it. */
 bool rudp_session_is_done(const rudp_session *sess);

@@ -1542,6 +1542,85 @@ def t_qlog_bad_dir(t):
                  "stderr lines (want 2 and one line naming variable and value)", p)
 
 
+def rudp_stat(t, *args):
+    """Runs the build's rudp-stat in the test's namespace with |args| and
+    returns (exit status, stdout, stderr)."""
+    argv = ["ip", "netns", "exec", t.ns, os.path.join(t.runner.build, "tools", "rudp-stat")]
+    r = subprocess.run(argv + list(args), capture_output=True, text=True, timeout=20,
+                       env=clean_env())
+    return r.returncode, r.stdout, r.stderr
+
+
+def stat_settled(t, size, pids):
+    """Polls rudp-stat --json until both ends of the one connection on the
+    test's port report |size| bytes sent, acknowledged and received (the
+    engines copy their figures at most every 100 ms); returns the list."""
+    end = time.monotonic() + min(15, t.remaining())
+    conns = []
+    while time.monotonic() < end:
+        rc, out, err = rudp_stat(t, "--json", "--port", str(t.port))
+        t.expect(rc == 0, f"rudp-stat --json exited {rc}: {err.strip()}")
+        conns = json.loads(out)
+        done = [c for c in conns if c["pid"] in pids and c["bytes_sent"] == size and
+                c["bytes_acked"] == size and c["bytes_received"] == size]
+        if len(conns) == 2 and len(done) == 2:
+            return conns
+        time.sleep(0.1)
+    raise Failure(f"rudp-stat never showed {size} bytes each way on both ends",
+                  [json.dumps(c) for c in conns])
+
+
+@test("rudp-stat", limit=60)
+def t_rudp_stat(t):
+    """A client sends a known number of bytes (1,000,000) that the server
+    echoes, and holds the connection open: rudp-stat shows exactly that
+    connection at both ends, with each program's pid, its role, the bytes
+    sent, acknowledged and received, a measured RTT, the controller and
+    packets sent; the port and pid filters, the text form and a usage
+    error behave."""
+    size = 1_000_000
+    data = t.runner.data(size, "stat")
+    srv = t.spawn("server", ["socat", f"TCP4-LISTEN:{t.port},reuseaddr", "EXEC:cat"])
+    t.wait_listening(srv)
+    feed = os.path.join(t.dir, "feed.sh")
+    with open(feed, "w") as f:
+        f.write(f"cat {data}; sleep {int(t.remaining())}\n")
+    cli = t.spawn("client", ["sh", "-c", f"sh {feed} | socat - TCP4:127.0.0.1:{t.port} "
+                             f"> {os.path.join(t.dir, 'echoed')}"])
+    socat_pids = {srv.pid}
+    for _ in range(100):
+        kids = subprocess.run(["pgrep", "-P", str(cli.pid), "socat"], capture_output=True,
+                              text=True).stdout.split()
+        if kids:
+            socat_pids.add(int(kids[0]))
+            break
+        time.sleep(0.05)
+    conns = stat_settled(t, size, socat_pids)
+    roles = sorted(c["role"] for c in conns)
+    t.expect(roles == ["client", "server"], f"roles {roles}")
+    for c in conns:
+        t.expect(c["state"] == "ESTAB" and c["stream_state"] == "established" and
+                 c["cc"] == "bbr" and c["srtt_us"] > 0 and c["packets_sent"] > 0 and
+                 c["path_mtu"] >= 1200 and c["comm"] == "socat",
+                 f"implausible figures: {json.dumps(c)}")
+    server = [c for c in conns if c["role"] == "server"][0]
+    t.expect(server["pid"] == srv.pid and server["local"].endswith(f":{t.port}"),
+             f"server entry {json.dumps(server)}, server pid {srv.pid}")
+    rc, out, _ = rudp_stat(t, "--json", "--port", str(t.port + 1))
+    t.expect(rc == 0 and json.loads(out) == [], f"--port {t.port + 1}: {out!r}")
+    rc, out, _ = rudp_stat(t, "--json", "-p", str(srv.pid))
+    t.expect(rc == 0 and [c["role"] for c in json.loads(out)] == ["server"],
+             f"-p {srv.pid}: {out!r}")
+    rc, out, _ = rudp_stat(t)
+    lines = out.splitlines()
+    t.expect(rc == 0 and len(lines) == 7 and lines[1].startswith("ESTAB") and
+             "bytes_acked:1000000" in out, f"text form:\n{out}")
+    rc, _, err = rudp_stat(t, "--port", "70000")
+    t.expect(rc == 2 and "--port" in err and "70000" in err,
+             f"--port 70000: status {rc}, stderr {err!r}")
+    t.note(f"rudp-stat: {json.dumps(server)}")
+
+
 # ------------------------------------------------------------------ runner
 
 class Runner:
