@@ -708,6 +708,80 @@ def t_fd_budget(t):
              f"rudp held {rudp[1]} connections, kernel TCP {tcp[1]}")
 
 
+def proc_status(pid):
+    """Returns /proc/PID/status as a dict of its "Name: value" lines."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def proc_mem(pid):
+    """Returns (VmRSS, RssAnon, RssShmem) of process |pid| in KiB."""
+    st = proc_status(pid)
+    return tuple(int(st.get(k, "0 kB").split()[0]) for k in ("VmRSS", "RssAnon", "RssShmem"))
+
+
+def proc_fds(pid):
+    """Returns the number of open descriptors of process |pid|."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def settle_fds(t, procs, want, timeout=10):
+    """Waits until the descriptor counts of |procs| stop changing for a
+    second (and, where |want| has a figure, are no higher than it).
+    Returns the counts; raises Failure when they do not settle in time."""
+    end = time.monotonic() + min(timeout, t.remaining())
+    last, since = None, time.monotonic()
+    while time.monotonic() < end:
+        now = [proc_fds(p.pid) for p in procs]
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= 1.0 and all(
+                w is None or n <= w for n, w in zip(now, want)):
+            return now
+        time.sleep(0.05)
+    raise Failure(f"descriptors did not return to {want}: {last}",
+                  [line for p in procs for line in p.evidence()])
+
+
+CHURN_CONNS, CHURN_ROUNDS, CHURN_RSS_KIB = 5000, 10, 2048
+
+
+@test("churn-5000x10-rss", limit=90)
+def t_churn_rss(t):
+    """One client process opens 5,000 connections (all held at once, a byte
+    echoed on each) and closes them all, ten times, against one long-lived
+    server (issue 13).  After each round, once both processes' descriptors
+    have settled, their RSS is sampled: from round 1 to the last it rises
+    by at most 2 MiB in each process, and the descriptors come back to
+    round 1's count.  Round 0, one connection, is the idle baseline shown
+    in the evidence."""
+    flag = os.path.join(t.dir, "go")
+    srv = t.spawn("churn-server", t.tool("churn-server", t.port))
+    t.wait_listening(srv)
+    cli = t.spawn("churn-client", t.tool("churn-client", "127.0.0.1", t.port, CHURN_CONNS,
+                                         CHURN_ROUNDS, flag))
+    rows = []
+    for r in range(CHURN_ROUNDS + 1):
+        cli.wait_line(f"round {r} ", 30)
+        want = rows[1][2:] if r > 1 else (None, None)
+        rows.append((proc_mem(srv.pid), proc_mem(cli.pid), *settle_fds(t, (srv, cli), want)))
+        with open(f"{flag}-{r}", "w"):
+            pass
+    cli.wait_ok(10, f"ok {CHURN_ROUNDS}")
+    table = [f"round {i}: server rss {s[0]} KiB (anon {s[1]}, shmem {s[2]}) fds {sf}; "
+             f"client rss {c[0]} KiB (anon {c[1]}, shmem {c[2]}) fds {cf}"
+             for i, (s, c, sf, cf) in enumerate(rows)]
+    for who, k in (("server", 0), ("client", 1)):
+        rise = rows[-1][k][0] - rows[1][k][0]
+        t.expect(rise <= CHURN_RSS_KIB, f"{who} RSS rose {rise} KiB from round 1 to round "
+                 f"{CHURN_ROUNDS} (bound {CHURN_RSS_KIB} KiB)", details=table)
+    return table
+
+
 @test("exec-keeps-connection", limit=60)
 def t_exec_nofork(t):
     """The server process that accepted a connection executes a new image
@@ -1671,9 +1745,10 @@ class Runner:
         start = time.monotonic()
         try:
             t.setup()
-            fn(t)
+            evidence = fn(t)
             t.check_traffic(fn.traffic)
-            return True, f"PASS {name} ({time.monotonic() - start:.1f}s)", t.notes
+            return (True, f"PASS {name} ({time.monotonic() - start:.1f}s)",
+                    t.notes + list(evidence or []))
         except Failure as f:
             return (False, f"FAIL {name}: {f} ({time.monotonic() - start:.1f}s)",
                     t.notes + f.details + t.sockets())

@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -2288,6 +2289,121 @@ static int cmd_soak_client(int argc, char **argv) {
     result("ok churn=%llu bulk=%llu bulk_bytes=%llu idle=%llu",
            (unsigned long long)s.churned, (unsigned long long)s.bulks,
            (unsigned long long)s.bulk_total, (unsigned long long)o.idle);
+/* ----------------------------------------------------------------- churn */
+
+/* Raises RLIMIT_NOFILE's soft limit to the hard one: a churn round holds
+ * thousands of connections, each two descriptors under the shim. */
+static void raise_nofile(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* Echoes what |fd| has (a few bytes: the churn client's one) and closes it
+ * at EOF or on an error. */
+static void churn_echo(int ep, int fd) {
+    uint8_t buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) < 0 && errno == EINTR) {
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (n <= 0 || write_all(fd, buf, (size_t)n) < 0) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+        close(fd);
+    }
+}
+
+/* churn-server PORT: an epoll echo server that allocates nothing per
+ * connection, so that its memory is the shim's alone.  Prints "listening
+ * PORT" and serves until killed. */
+static int cmd_churn_server(int argc, char **argv) {
+    uint16_t port;
+    if (argc != 1 || !parse_port(argv[0], &port))
+        return EXIT_USAGE;
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+    int lfd = tcp_listen(port, false);
+    set_nonblock(lfd);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd}, evs[64];
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0)
+        die_sys("epoll");
+    result("listening %u", port);
+    for (;;) {
+        int n = epoll_wait(ep, evs, 64, -1);
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if (fd != lfd) {
+                churn_echo(ep, fd);
+                continue;
+            }
+            while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+                ev = (struct epoll_event){.events = EPOLLIN, .data.fd = fd};
+                if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+                    die_sys("epoll_ctl ADD");
+            }
+        }
+    }
+}
+
+/* Opens |n| connections into |fds| and writes one byte on each, then
+ * checks every echo.  Returns false (result printed) on a failure. */
+static bool churn_open(const char *host, uint16_t port, int *fds, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) {
+        uint8_t b = (uint8_t)i;
+        if ((fds[i] = tcp_connect(host, port)) < 0 || write_all(fds[i], &b, 1) < 0) {
+            result("FAIL connection %llu: %s", (unsigned long long)i, errname(errno));
+            return false;
+        }
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        uint8_t b;
+        ssize_t r;
+        while ((r = read(fds[i], &b, 1)) < 0 && errno == EINTR) {
+        }
+        if (r != 1 || b != (uint8_t)i) {
+            result("FAIL connection %llu: echo: %s", (unsigned long long)i,
+                   r < 0 ? errname(errno) : "wrong byte or EOF");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* churn-client HOST PORT N ROUNDS FLAGPREFIX: round 0 opens one
+ * connection (the engines' idle baseline), then ROUNDS times, opens N
+ * connections (all held at once), echoes a byte on each and closes them
+ * all.  After each round it prints "round R MS" (the round's milliseconds)
+ * and waits for the file FLAGPREFIX-R (the suite samples both processes
+ * meanwhile).  Prints "ok ROUNDS" at the end. */
+static int cmd_churn_client(int argc, char **argv) {
+    uint16_t port;
+    uint64_t n, rounds;
+    if (argc != 5 || !parse_port(argv[1], &port) || !parse_size(argv[2], &n) || n == 0 ||
+        !parse_size(argv[3], &rounds) || rounds == 0)
+        return EXIT_USAGE;
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+    int *fds = calloc(n, sizeof *fds);
+    char flag[4096];
+    if (!fds)
+        die_sys("calloc");
+    for (uint64_t r = 0; r <= rounds; r++) {
+        int64_t start = now_ms();
+        uint64_t k = r == 0 ? 1 : n;
+        if (!churn_open(argv[0], port, fds, k))
+            return EXIT_CHECK;
+        for (uint64_t i = 0; i < k; i++)
+            close(fds[i]);
+        result("round %llu %lld", (unsigned long long)r, (long long)(now_ms() - start));
+        snprintf(flag, sizeof flag, "%s-%llu", argv[4], (unsigned long long)r);
+        wait_for_file(flag);
+    }
+    free(fds);
+    result("ok %llu", (unsigned long long)rounds);
     return EXIT_OK;
 }
 
@@ -2343,6 +2459,8 @@ static const command commands[] = {
     {"sockopts-server", cmd_sockopts_server, "PORT [--v6]"},
     {"soak-client", cmd_soak_client,
      "HOST PORT SECONDS [--churn N] [--bulk N] [--idle N] [--bulk-bytes B]"},
+    {"churn-server", cmd_churn_server, "PORT"},
+    {"churn-client", cmd_churn_client, "HOST PORT N ROUNDS FLAGPREFIX"},
     {"pattern", cmd_pattern, "SEED BYTES"},
 };
 
