@@ -4,17 +4,29 @@
  * A board is one shared mapping of a memory file (memfd), so it survives
  * fork() in every child with the same physical pages, and a process sent
  * the file maps the same pages: the engine in the process that made it
- * writes, any process holding a connection's fd reads.  Slots are claimed
- * round robin from a moving hint, so a released slot is reused only after
- * every other one was: an fd that outlived its connection by a little keeps
- * reading its own slot.  The registry of boards known to this process is a
- * small array in ordinary memory, copied by fork like the fd table that
- * refers to it.
+ * writes, any process holding a connection's fd reads.  The registry of
+ * boards known to this process is a small array in ordinary memory, copied
+ * by fork like the fd table that refers to it.
+ *
+ * Slots are claimed lowest first from a bitmap in the board's header, so
+ * the pages a process touches are those of its busiest moment, not of every
+ * connection it ever made.  Each claim gives the slot a new generation
+ * from a board-wide counter, and a reference carries the generation it was
+ * made with: rudp_slot_of() tells a live slot from one recycled for another
+ * connection.  The engine does not free a slot when its connection ends but
+ * retires it behind the last RUDP_BOARD_KEEP ends (RUDP_BOARD_KEEP_FAILED
+ * for failures, whose error a late read still reports), a queue in the
+ * header that only the engine touches.  rudp_board_shrink() gives the pages
+ * of long runs of free slots back to the system (MADV_REMOVE punches them
+ * out of the memory file in every process); while it works on a run it
+ * holds the run's bitmap words, all but the first, so no claim lands in a
+ * page being removed and a claim still finds the run's first slots.
  */
 #include "board.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -24,12 +36,15 @@
 #include <unistd.h>
 
 #define BOARD_MAGIC 0x72756470u /* "rudp" */
+#define BOARD_WORDS (RUDP_BOARD_SLOTS / 64)
+/* The shortest run of free bitmap words whose pages a shrink removes. */
+#define BOARD_SHRINK_RUN 4u
 
 /* 64-bit words that hold a rudp_slot_detail. */
 #define DETAIL_WORDS ((sizeof(rudp_slot_detail) + 7) / 8)
 
 struct rudp_slot {
-    _Atomic uint32_t claimed; /* allocation: 1 while an engine owns the slot */
+    _Atomic uint32_t gen;     /* the generation of the connection in the slot (never 0) */
     _Atomic uint32_t state;   /* enum rudp_slot_state (kept after release) */
     _Atomic int32_t error;    /* rudp_error for reads past EOF and writes */
     _Atomic int32_t so_error; /* pending SO_ERROR (rudp_error), cleared when read */
@@ -51,12 +66,25 @@ struct rudp_slot {
     _Atomic uint64_t detail[DETAIL_WORDS];
 };
 
+/* Retired slots waiting to be freed, oldest first (engine only). */
+typedef struct board_queue {
+    uint32_t head, n;
+} board_queue;
+
 struct rudp_board {
     uint32_t magic;
     uint32_t eid;
     uint32_t nslots;
     uint32_t owner; /* the process whose engine made it */
-    _Atomic uint32_t next_free_hint;
+    _Atomic uint32_t low;       /* no free slot below bitmap word |low| (a hint) */
+    _Atomic uint32_t next_gen;  /* the generation the next claim takes */
+    _Atomic uint32_t freed;     /* slots freed so far (wraps) */
+    _Atomic uint32_t shrinking; /* a shrink holds words: a full scan may retry */
+    uint32_t shrunk_at;         /* engine: |freed| at the last shrink */
+    board_queue kept, kept_failed;
+    uint32_t kept_idx[RUDP_BOARD_KEEP];
+    uint32_t kept_failed_idx[RUDP_BOARD_KEEP_FAILED];
+    _Atomic uint64_t used[BOARD_WORDS]; /* bit set: claimed, retired, or held by a shrink */
     rudp_slot slots[];
 };
 #define BOARD_MAX_KNOWN 64
@@ -167,36 +195,160 @@ static void board_slot_reset(rudp_slot *s, uint32_t state) {
     atomic_store(&s->so_error, 0);
     atomic_store(&s->flags, 0);
     atomic_store(&s->opt_gen, 0);
+    atomic_store(&s->detail_gen, 0);
     rudp_slot_publish(s, &zero);
     atomic_store_explicit(&s->state, state, memory_order_release);
 }
 
-int rudp_board_alloc(rudp_board *b, uint32_t state, rudp_slot_ref *ref) {
-    uint32_t start = atomic_fetch_add(&b->next_free_hint, 1);
-    for (uint32_t k = 0; k < b->nslots; k++) {
-        uint32_t i = (start + k) % b->nslots;
-        uint32_t expect = 0;
-        if (atomic_compare_exchange_strong(&b->slots[i].claimed, &expect, 1)) {
-            board_slot_reset(&b->slots[i], state);
-            atomic_store(&b->next_free_hint, i + 1);
-            ref->eid = b->eid;
-            ref->index = i;
-            ref->slot = &b->slots[i];
-            return 0;
-        }
+/* Lowers the hint to bitmap word |w| (a slot there became free). */
+static void board_lower_hint(rudp_board *b, uint32_t w) {
+    uint32_t cur = atomic_load(&b->low);
+    while (w < cur && !atomic_compare_exchange_weak(&b->low, &cur, w)) {
     }
-    return -ENOSPC;
+}
+
+/* Claims the lowest free slot from bitmap word |from| on.  Returns its
+ * index, or -1 when every word from there is full. */
+static int64_t board_claim_from(rudp_board *b, uint32_t from) {
+    for (uint32_t w = from; w < BOARD_WORDS; w++) {
+        uint64_t v = atomic_load(&b->used[w]);
+        while (v != UINT64_MAX) {
+            uint64_t bit = ~v & (v + 1); /* the lowest clear bit */
+            if (atomic_compare_exchange_weak(&b->used[w], &v, v | bit))
+                return (int64_t)w * 64 + __builtin_ctzll(bit);
+        }
+        uint32_t expect = w; /* full: later claims start above it */
+        atomic_compare_exchange_strong(&b->low, &expect, w + 1);
+    }
+    return -1;
+}
+
+int rudp_board_alloc(rudp_board *b, uint32_t state, rudp_slot_ref *ref) {
+    int64_t i = board_claim_from(b, atomic_load(&b->low));
+    /* The hint may have passed a slot freed meanwhile, and a shrink holds
+     * words for a moment: look from the start, a few times. */
+    for (int tries = 0; i < 0 && tries < 100; tries++) {
+        i = board_claim_from(b, 0);
+        if (i < 0 && !atomic_load(&b->shrinking))
+            break;
+        if (i < 0)
+            sched_yield();
+    }
+    if (i < 0 || (uint64_t)i >= b->nslots)
+        return -ENOSPC;
+    rudp_slot *s = &b->slots[i];
+    uint32_t gen = atomic_fetch_add(&b->next_gen, 1) + 1;
+    if (gen == 0) /* 0 never names a connection: a removed page reads 0 */
+        gen = atomic_fetch_add(&b->next_gen, 1) + 1;
+    atomic_store(&s->gen, gen);
+    board_slot_reset(s, state);
+    ref->eid = b->eid;
+    ref->index = (uint32_t)i;
+    ref->gen = gen;
+    ref->slot = s;
+    return 0;
 }
 
 void rudp_board_release(rudp_board *b, uint32_t index) {
-    if (index < b->nslots)
-        atomic_store(&b->slots[index].claimed, 0);
+    if (index >= b->nslots)
+        return;
+    atomic_fetch_and(&b->used[index / 64], ~(1ull << (index % 64)));
+    atomic_fetch_add(&b->freed, 1);
+    board_lower_hint(b, index / 64);
+}
+
+/* Appends |index| to the queue |q| of |cap| entries |idx|.  Returns true,
+ * with the oldest entry in *out, when one had to leave to make room. */
+static bool board_queue_push(board_queue *q, uint32_t *idx, uint32_t cap, uint32_t index,
+                             uint32_t *out) {
+    if (q->n < cap) {
+        idx[(q->head + q->n++) % cap] = index;
+        return false;
+    }
+    *out = idx[q->head];
+    idx[q->head] = index;
+    q->head = (q->head + 1) % cap;
+    return true;
+}
+
+void rudp_board_retire(rudp_board *b, uint32_t index) {
+    uint32_t out;
+    bool left;
+    if (index >= b->nslots)
+        return;
+    if (rudp_slot_state(&b->slots[index]) == RUDP_SLOT_FAILED)
+        left = board_queue_push(&b->kept_failed, b->kept_failed_idx, RUDP_BOARD_KEEP_FAILED,
+                                index, &out);
+    else
+        left = board_queue_push(&b->kept, b->kept_idx, RUDP_BOARD_KEEP, index, &out);
+    if (left)
+        rudp_board_release(b, out);
+}
+
+/* Holds the free bitmap words [from, to) for a shrink, in order, until one
+ * is not free any more.  Returns the end of the words held. */
+static uint32_t board_hold(rudp_board *b, uint32_t from, uint32_t to) {
+    for (uint32_t w = from; w < to; w++) {
+        uint64_t zero = 0;
+        if (!atomic_compare_exchange_strong(&b->used[w], &zero, UINT64_MAX))
+            return w;
+    }
+    return to;
+}
+
+/* Removes the pages that lie wholly within the slots of bitmap words
+ * [from, to) from the memory file.  Returns the bytes removed. */
+static size_t board_remove(rudp_board *b, uint32_t from, uint32_t to) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)&b->slots[(size_t)from * 64];
+    uintptr_t hi = (uintptr_t)&b->slots[(size_t)to * 64];
+    lo = (lo + page - 1) / page * page;
+    hi = hi / page * page;
+    if (hi <= lo || madvise((void *)lo, hi - lo, MADV_REMOVE) != 0)
+        return 0;
+    return hi - lo;
+}
+
+size_t rudp_board_shrink(rudp_board *b) {
+    uint32_t freed = atomic_load(&b->freed);
+    size_t removed = 0;
+    if (freed == b->shrunk_at)
+        return 0;
+    b->shrunk_at = freed;
+    atomic_store(&b->shrinking, 1);
+    for (uint32_t w = 0; w < BOARD_WORDS; w++) {
+        uint32_t end = w;
+        while (end < BOARD_WORDS && atomic_load(&b->used[end]) == 0)
+            end++;
+        if (end - w > BOARD_SHRINK_RUN) { /* the run's first word stays free */
+            uint32_t held = board_hold(b, w + 1, end);
+            removed += board_remove(b, w + 1, held);
+            for (uint32_t k = w + 1; k < held; k++)
+                atomic_store(&b->used[k], 0);
+            board_lower_hint(b, w + 1); /* a claim may have passed them */
+        }
+        w = end;
+    }
+    atomic_store(&b->shrinking, 0);
+    return removed;
 }
 
 bool rudp_board_resolve(rudp_slot_ref *ref) {
     rudp_board *b = rudp_board_find(ref->eid);
     ref->slot = b && ref->index < b->nslots ? &b->slots[ref->index] : NULL;
     return ref->slot != NULL;
+}
+
+/* What a reference reads once its slot holds another connection: the
+ * connection ended (cleanly, as far as anyone can still tell). */
+static rudp_slot board_gone = {.state = RUDP_SLOT_DONE, .flags = RUDP_SLOT_F_WAS_CONNECTED};
+
+rudp_slot *rudp_slot_of(const rudp_slot_ref *ref) {
+    if (ref->slot == NULL)
+        return NULL;
+    if (atomic_load_explicit(&ref->slot->gen, memory_order_acquire) != ref->gen)
+        return &board_gone;
+    return ref->slot;
 }
 
 /* --- one slot --- */
@@ -224,11 +376,12 @@ int rudp_slot_error(const rudp_slot *s) {
 }
 
 int rudp_slot_take_so_error(rudp_slot *s) {
-    return atomic_exchange(&s->so_error, 0);
+    return s != &board_gone ? atomic_exchange(&s->so_error, 0) : 0;
 }
 
 void rudp_slot_set_flags(rudp_slot *s, uint32_t flags) {
-    atomic_fetch_or_explicit(&s->flags, flags, memory_order_release);
+    if (s != &board_gone)
+        atomic_fetch_or_explicit(&s->flags, flags, memory_order_release);
 }
 
 uint32_t rudp_slot_flags(const rudp_slot *s) {
@@ -330,8 +483,10 @@ void rudp_board_unview(const rudp_board *b) {
 }
 
 bool rudp_slot_in_use(const rudp_slot *s) {
-    return atomic_load_explicit(&s->claimed, memory_order_acquire) != 0 &&
-           rudp_slot_state(s) != RUDP_SLOT_FREE;
+    /* A retired slot keeps its last state (DONE, FAILED) for the fds that
+     * outlive the connection: that connection is over. */
+    uint32_t st = rudp_slot_state(s);
+    return st == RUDP_SLOT_CONNECTING || st == RUDP_SLOT_CONNECTED;
 }
 
 uint32_t rudp_board_owner(const rudp_board *b) {
@@ -411,19 +566,31 @@ static bool name_unhex(const char *in, uint8_t *p, size_t n) {
     return true;
 }
 
-/* The binary body of a name: eid, index, peer, local. */
-#define NAME_BODY (4 + 4 + 2 * ADDR_BYTES)
+/* The binary body of a name: eid, index, generation, peer, local. */
+#define NAME_BODY (4 + 4 + 4 + 2 * ADDR_BYTES)
+_Static_assert(sizeof(NAME_PREFIX) + 2 * NAME_BODY <= RUDP_BOARD_NAME_MAX,
+               "an accepted connection's name fits sun_path");
 
-size_t rudp_board_name_encode(char *out, uint32_t eid, uint32_t index,
+/* Writes |v| big-endian at |p|. */
+static void name_put32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+/* Reads a big-endian 32-bit value at |p|. */
+static uint32_t name_get32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+size_t rudp_board_name_encode(char *out, const rudp_slot_ref *ref,
                               const struct sockaddr_storage *peer,
                               const struct sockaddr_storage *local) {
     uint8_t body[NAME_BODY];
-    for (int i = 0; i < 4; i++) {
-        body[i] = (uint8_t)(eid >> (24 - 8 * i));
-        body[4 + i] = (uint8_t)(index >> (24 - 8 * i));
-    }
-    name_pack_addr(body + 8, peer);
-    name_pack_addr(body + 8 + ADDR_BYTES, local);
+    name_put32(body, ref->eid);
+    name_put32(body + 4, ref->index);
+    name_put32(body + 8, ref->gen);
+    name_pack_addr(body + 12, peer);
+    name_pack_addr(body + 12 + ADDR_BYTES, local);
     out[0] = '\0';
     memcpy(out + 1, NAME_PREFIX, sizeof(NAME_PREFIX) - 1);
     size_t pos = 1 + sizeof(NAME_PREFIX) - 1;
@@ -431,7 +598,7 @@ size_t rudp_board_name_encode(char *out, uint32_t eid, uint32_t index,
     return pos + 2 * NAME_BODY;
 }
 
-bool rudp_board_name_decode(const char *name, size_t len, uint32_t *eid, uint32_t *index,
+bool rudp_board_name_decode(const char *name, size_t len, rudp_slot_ref *ref,
                             struct sockaddr_storage *peer, struct sockaddr_storage *local) {
     size_t pos = 1 + sizeof(NAME_PREFIX) - 1;
     if (len != pos + 2 * NAME_BODY || name[0] != '\0' ||
@@ -440,11 +607,10 @@ bool rudp_board_name_decode(const char *name, size_t len, uint32_t *eid, uint32_
     uint8_t body[NAME_BODY];
     if (!name_unhex(name + pos, body, NAME_BODY))
         return false;
-    *eid = *index = 0;
-    for (int i = 0; i < 4; i++) {
-        *eid = (*eid << 8) | body[i];
-        *index = (*index << 8) | body[4 + i];
-    }
-    return name_unpack_addr(body + 8, peer) &&
-           name_unpack_addr(body + 8 + ADDR_BYTES, local);
+    ref->eid = name_get32(body);
+    ref->index = name_get32(body + 4);
+    ref->gen = name_get32(body + 8);
+    ref->slot = NULL;
+    return name_unpack_addr(body + 12, peer) &&
+           name_unpack_addr(body + 12 + ADDR_BYTES, local);
 }

@@ -23,6 +23,20 @@
  * connecting to the program's listener, together with the TCP-level peer
  * and local addresses (rudp_board_name_encode/_decode), so a worker that
  * accepts it in another process finds everything from getpeername().
+ *
+ * Bound and shrinking.  A board has RUDP_BOARD_SLOTS slots; a connect or an
+ * accept beyond them fails (ENOBUFS).  A slot is claimed lowest first and
+ * carries a generation, as does every reference to it (rudp_slot_ref), so
+ * the pages in use follow the connections open at once, not all those
+ * ever made.  A connection's fd may outlive its slot in any process that
+ * holds it (fork, exec, a worker), so when a connection ends the engine
+ * retires its slot (rudp_board_retire): it is freed only after
+ * RUDP_BOARD_KEEP later ends (RUDP_BOARD_KEEP_FAILED for a failure, whose
+ * error the program may read long after), and a reference whose slot has
+ * since gone to another connection reads as ended cleanly
+ * (rudp_slot_of).  The engine's 1 s tick gives the pages of long runs of
+ * free slots back (rudp_board_shrink): after a burst, the board keeps the
+ * pages of its open and retired slots only.
  */
 #ifndef RUDP_BOARD_H
 #define RUDP_BOARD_H
@@ -34,6 +48,10 @@
 #include <sys/socket.h>
 
 #define RUDP_BOARD_SLOTS 65536u
+/* A retired slot is freed after this many later ends (failures: after this
+ * many later failures). */
+#define RUDP_BOARD_KEEP 1024u
+#define RUDP_BOARD_KEEP_FAILED 4096u
 
 enum rudp_slot_state {
     RUDP_SLOT_FREE = 0,
@@ -57,6 +75,7 @@ typedef struct rudp_board rudp_board;
 typedef struct rudp_slot_ref {
     uint32_t eid;
     uint32_t index;
+    uint32_t gen;    /* the generation of the connection (rudp_slot_of) */
     rudp_slot *slot; /* NULL when the board is not mapped in this process */
 } rudp_slot_ref;
 
@@ -94,17 +113,38 @@ rudp_board *rudp_board_find(uint32_t eid);
 /* Returns the engine id of board |b|. */
 uint32_t rudp_board_eid(const rudp_board *b);
 
-/* Claims a free slot (state becomes |state|, every other field zeroed) and
- * fills *ref.  Thread-safe and usable from any thread.  Returns 0, or
- * -ENOSPC when the board is full. */
+/* Claims the lowest free slot with a new generation (state becomes
+ * |state|, every other field zeroed) and fills *ref.  Thread-safe and
+ * usable from any thread of the process whose engine owns |b|.  Returns 0,
+ * or -ENOSPC when the board is full. */
 int rudp_board_alloc(rudp_board *b, uint32_t state, rudp_slot_ref *ref);
 
-/* Returns a slot to the free pool (engine only).  Its state and error stay
- * readable until it is claimed again, which round robin makes late. */
+/* Frees slot |index| at once: the next claim may take it.  Only for a slot
+ * no program has seen (a connect that failed before its fd was
+ * published); a connection that ends is retired. */
 void rudp_board_release(rudp_board *b, uint32_t index);
+
+/* The connection in slot |index| has ended (engine thread only): the slot
+ * keeps its state and error for fds that outlive the connection, and is
+ * freed once RUDP_BOARD_KEEP later ends were retired (RUDP_BOARD_KEEP_FAILED
+ * later failures when it failed). */
+void rudp_board_retire(rudp_board *b, uint32_t index);
+
+/* Gives back to the system the pages of every long run of free slots,
+ * when slots were freed since the last call (engine thread only, on its
+ * tick).  Returns the bytes removed. */
+size_t rudp_board_shrink(rudp_board *b);
 
 /* Resolves |ref->slot| from eid and index; returns false if unknown here. */
 bool rudp_board_resolve(rudp_slot_ref *ref);
+
+/* Returns the slot of |ref| for reading and flagging: NULL when its board
+ * is not mapped here; while the slot holds ref's connection, the slot;
+ * once it holds another, a slot of this process that reads as a
+ * connection that ended cleanly (DONE, no error, no figures) and ignores
+ * flags.  A slot returned for ref's connection stays its own for at least
+ * RUDP_BOARD_KEEP further ends, so the caller's next reads are safe. */
+rudp_slot *rudp_slot_of(const rudp_slot_ref *ref);
 
 /* --- one slot (any thread, any process sharing the board) --- */
 
@@ -181,7 +221,8 @@ bool rudp_slot_read_detail(const rudp_slot *s, rudp_slot_detail *out);
 const rudp_board *rudp_board_view(int fd);
 void rudp_board_unview(const rudp_board *b);
 /* The process whose engine made |b|, its number of slots, slot |index|
- * (NULL past the end), and whether a slot holds a connection. */
+ * (NULL past the end), and whether a slot holds a live connection
+ * (connecting or connected). */
 uint32_t rudp_board_owner(const rudp_board *b);
 uint32_t rudp_board_nslots(const rudp_board *b);
 const rudp_slot *rudp_board_slot(const rudp_board *b, uint32_t index);
@@ -194,18 +235,19 @@ void rudp_slot_publish(rudp_slot *s, const rudp_slot_stats *st);
 /* Reads the slot's figures into |out|. */
 void rudp_slot_read(const rudp_slot *s, rudp_slot_stats *out);
 
-/* The abstract AF_UNIX name of an accepted connection: "\0rudp-a/" then eid,
- * slot index, TCP peer and TCP local address in hex.  Writes the sun_path
- * bytes into |out| (at least RUDP_BOARD_NAME_MAX) and returns their length
- * (the name is abstract: out[0] == '\0'). */
+/* The abstract AF_UNIX name of an accepted connection: "\0rudp-a/" then the
+ * slot's eid, index and generation, TCP peer and TCP local address in hex.
+ * Writes the sun_path bytes into |out| (at least RUDP_BOARD_NAME_MAX) and
+ * returns their length (the name is abstract: out[0] == '\0'). */
 #define RUDP_BOARD_NAME_MAX 108
-size_t rudp_board_name_encode(char *out, uint32_t eid, uint32_t index,
+size_t rudp_board_name_encode(char *out, const rudp_slot_ref *ref,
                               const struct sockaddr_storage *peer,
                               const struct sockaddr_storage *local);
 
-/* Parses a name made by rudp_board_name_encode (|len| bytes of sun_path).
+/* Parses a name made by rudp_board_name_encode (|len| bytes of sun_path)
+ * into *ref (eid, index, generation; slot NULL: rudp_board_resolve).
  * Returns false when it is not one. */
-bool rudp_board_name_decode(const char *name, size_t len, uint32_t *eid, uint32_t *index,
+bool rudp_board_name_decode(const char *name, size_t len, rudp_slot_ref *ref,
                             struct sockaddr_storage *peer, struct sockaddr_storage *local);
 
 #endif /* RUDP_BOARD_H */

@@ -139,8 +139,8 @@ const char *rt_accept_first(const rt_accept *a, size_t *len, int *id) {
  * is full). */
 static int accept_dial(const acc_target *t, rt_sess *rs, const rudp_slot_ref *slot) {
     struct sockaddr_un me = {.sun_family = AF_UNIX}, them = {.sun_family = AF_UNIX};
-    size_t mlen = rudp_board_name_encode(me.sun_path, slot->eid, slot->index,
-                                         rt_sess_peer(rs, NULL), rt_sess_local(rs));
+    size_t mlen = rudp_board_name_encode(me.sun_path, slot, rt_sess_peer(rs, NULL),
+                                         rt_sess_local(rs));
     memcpy(them.sun_path, t->name, t->name_len);
     int fd = rt_sys.socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -201,8 +201,8 @@ static int accept_one(rt_accept *a, rt_sess *rs, uint64_t sid) {
     }
     if (fd >= 0)
         rt_sys.close(fd);
-    if (slot.slot)
-        rudp_board_release(board, slot.index);
+    if (slot.slot) /* the program may have it queued, and read its slot */
+        rudp_board_retire(board, slot.index);
     if (fd == RUDP_ERR_SYS(EAGAIN))
         return RUDP_ERR_WOULDBLOCK;
     rt_log(2, "refusing stream %llu: %s", (unsigned long long)sid,

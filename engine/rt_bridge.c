@@ -164,10 +164,10 @@ void rt_bridge_free(rt_bridge *b) {
     }
     rudp_stream_set_user(b->s, b->sid, NULL);
     rudp_stream_release(b->s, b->sid);
-    /* The slot stays claimed while the program may still hold the fd; the
-     * board reuses slots round robin, so it is only recycled much later. */
+    /* The program may still hold the fd, in this process or another: the
+     * slot is retired, and freed only after many later ends. */
     if (b->slot.slot && b->slot.eid == rudp_board_eid(b->eng->board))
-        rudp_board_release(b->eng->board, b->slot.index);
+        rudp_board_retire(b->eng->board, b->slot.index);
     rt_sess_bridge_gone(b->rs);
     free(b);
 }

@@ -205,11 +205,13 @@ static rt_sess *client_new(rt_engine *e, const struct sockaddr_storage *dst, soc
     return rs;
 }
 
-/* Fails a connect before any bridge exists: the slot says why, and the
- * program's end sees EOF. */
-static void connect_fail(connect_cmd *c, int err) {
+/* Fails a connect before any bridge exists: the slot says why (and is
+ * retired, as a bridge's is when it ends), and the program's end sees EOF. */
+static void connect_fail(rt_engine *e, connect_cmd *c, int err) {
     if (c->slot.slot)
         rudp_slot_fail(c->slot.slot, err);
+    if (c->slot.slot && c->slot.eid == rudp_board_eid(e->board))
+        rudp_board_retire(e->board, c->slot.index);
     rt_fd_drain_but_one(c->fd, c->filler);
     rt_sys.shutdown(c->fd, SHUT_RDWR);
     rt_sys.close(c->fd);
@@ -231,7 +233,7 @@ static void connect_run(rt_engine *e, rt_cmd *base) {
     rt_bridge *b =
         err == RUDP_OK ? rt_bridge_new(rs, sid, c->fd, &c->slot, c->filler) : NULL;
     if (!b) {
-        connect_fail(c, err != RUDP_OK ? err : RUDP_ERR_NOMEM);
+        connect_fail(e, c, err != RUDP_OK ? err : RUDP_ERR_NOMEM);
     } else {
         if (rt_sess_established(rs) && rudp_session_peer_listening(rt_sess_core(rs)))
             rt_bridge_connected(b); /* else it waits for the server's answer */

@@ -117,9 +117,14 @@ static void loop_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents) {
     rt_keeper_check(e);
 }
 
-/* The 1 s tick. */
+/* The 1 s tick: the sessions' timers of last resort, and memory given
+ * back (the heap in rt_sess_tick, the board's free pages here). */
 static void loop_on_tick(struct ev_loop *loop, ev_timer *w, int revents) {
-    rt_sess_tick(w->data);
+    rt_engine *e = w->data;
+    rt_sess_tick(e);
+    size_t removed = rudp_board_shrink(e->board);
+    if (removed)
+        rt_log(3, "board: %zu KiB of free slots given back", removed / 1024);
 }
 
 /* Runs the pending watchers; first, when the loop has not run for

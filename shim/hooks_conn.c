@@ -135,10 +135,10 @@ static int64_t conn_now_ms(void) {
  * it opens the stream at once, so the slot leaves CONNECTING within the
  * engine's wake-up time.  Returns false when it has not (the session went
  * away meanwhile and the stream waits for a new handshake). */
-static bool conn_wait_warm(rudp_slot *slot) {
+static bool conn_wait_warm(const rudp_slot_ref *ref) {
     int64_t until = conn_now_ms() + CONN_WARM_WAIT_MS;
 
-    while (rudp_slot_state(slot) == RUDP_SLOT_CONNECTING) {
+    while (rudp_slot_state(rudp_slot_of(ref)) == RUDP_SLOT_CONNECTING) {
         if (conn_now_ms() > until)
             return false;
         sched_yield();
@@ -181,7 +181,7 @@ static int conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool
     }
     if ((r = conn_start(sv[1], &peer, filler, &ref, &local)) < 0)
         goto fail_slot;
-    if (warm && !conn_wait_warm(ref.slot))
+    if (warm && !conn_wait_warm(&ref))
         *now = true;
     conn_entry(&conn, &tcp, &peer, &local, &ref);
     conn.nonblock = nonblock;
@@ -213,14 +213,15 @@ int rudp_conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool f
     return conn_reroute(fd, addr, len, fastopen, &now);
 }
 
-/* Returns the connect result the slot holds: 0 when connected (also when
- * the connection was reset after it was connected: TCP's connect succeeded
- * then too), -errno when the connect failed (consuming the pending
- * SO_ERROR as a blocking TCP connect does).  Waits up to a second for the
- * engine to publish a state after the fd became writable. */
-static int conn_result(rudp_slot *slot) {
+/* Returns the connect result the slot of |ref| holds: 0 when connected
+ * (also when the connection was reset after it was connected: TCP's
+ * connect succeeded then too), -errno when the connect failed (consuming
+ * the pending SO_ERROR as a blocking TCP connect does).  Waits up to a
+ * second for the engine to publish a state after the fd became writable. */
+static int conn_result(const rudp_slot_ref *ref) {
     for (int i = 0; i < 1000; i++) {
-        uint32_t st = rudp_slot_state(slot);
+        rudp_slot *slot = rudp_slot_of(ref);
+        uint32_t st = slot ? rudp_slot_state(slot) : RUDP_SLOT_CONNECTED;
         int err;
 
         if (st == RUDP_SLOT_CONNECTED || st == RUDP_SLOT_DONE ||
@@ -252,7 +253,7 @@ static int conn_wait(int fd) {
         int r = limit > 0 && ms <= 0 ? 0 : poll(&p, 1, ms);
 
         if (r > 0)
-            return conn_result(e->ref.slot);
+            return conn_result(&e->ref);
         if (r == 0)
             return -EINPROGRESS;
         if (errno != EINTR)
@@ -265,7 +266,7 @@ static int conn_wait(int fd) {
  * (as TCP reports the completion to the next connect()) and EISCONN after;
  * the failure's error after a failed connect.  Returns 0 or -1. */
 static int conn_again(rudp_fd_entry *e) {
-    rudp_slot *slot = e->ref.slot;
+    rudp_slot *slot = rudp_slot_of(&e->ref);
     uint32_t st = slot ? rudp_slot_state(slot) : RUDP_SLOT_CONNECTED;
     int err;
 
@@ -290,6 +291,7 @@ static int conn_again(rudp_fd_entry *e) {
  * unconnected TCP socket again, with its flags and options.  Returns 0 or
  * -1 with errno. */
 static int conn_disconnect(int fd, rudp_fd_entry *e) {
+    rudp_slot *slot = rudp_slot_of(&e->ref);
     rudp_fd_entry tcp;
     bool cloexec, nonblock;
     int r, s;
@@ -303,8 +305,8 @@ static int conn_disconnect(int fd, rudp_fd_entry *e) {
     atomic_init(&tcp.kind, RUDP_FD_TCP);
     tcp.family = e->family;
     tcp.opts = e->opts;
-    if (e->ref.slot != NULL)
-        rudp_slot_set_flags(e->ref.slot, RUDP_SLOT_F_RESET_ON_CLOSE);
+    if (slot != NULL)
+        rudp_slot_set_flags(slot, RUDP_SLOT_F_RESET_ON_CLOSE);
     rudp_fd_clear(fd);
     if ((r = rudp_fd_swap(s, fd, cloexec, nonblock)) < 0) {
         RUDP_REAL(close)(s);

@@ -65,7 +65,7 @@ static int io_read_error(int fd) {
     rudp_fd_entry *e = rudp_fd_peek(fd);
     rudp_slot *slot;
 
-    if (rudp_fd_kind(e) != RUDP_FD_CONN || (slot = e->ref.slot) == NULL ||
+    if (rudp_fd_kind(e) != RUDP_FD_CONN || (slot = rudp_slot_of(&e->ref)) == NULL ||
         rudp_slot_error(slot) == RUDP_OK || !rudp_fd_still_ours(fd, e))
         return 0;
     return rudp_errno(rudp_slot_take_so_error(slot));
@@ -237,7 +237,7 @@ RUDP_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
  * SIGPIPE unless |flags| has MSG_NOSIGNAL.  Returns -1. */
 static ssize_t io_write_failed(int fd, int flags) {
     rudp_fd_entry *e = rudp_fd_peek(fd);
-    rudp_slot *slot = e ? e->ref.slot : NULL;
+    rudp_slot *slot = e ? rudp_slot_of(&e->ref) : NULL;
     int err = 0;
 
     if (slot != NULL && rudp_fd_still_ours(fd, e))

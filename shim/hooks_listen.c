@@ -278,9 +278,10 @@ static int listen_stop(int fd, const rudp_fd_entry *l, int how) {
 /* After shutdown(|how|) of the rerouted connection |e| succeeded: an end
  * of the program's writing is noted in the slot (TCP_INFO's state). */
 static void shutdown_conn(int fd, const rudp_fd_entry *e, int how) {
-    if ((how == SHUT_WR || how == SHUT_RDWR) && e->ref.slot != NULL &&
-        rudp_fd_still_ours(fd, e))
-        rudp_slot_set_flags(e->ref.slot, RUDP_SLOT_F_WR_SHUT);
+    rudp_slot *slot = rudp_slot_of(&e->ref);
+
+    if ((how == SHUT_WR || how == SHUT_RDWR) && slot != NULL && rudp_fd_still_ours(fd, e))
+        rudp_slot_set_flags(slot, RUDP_SLOT_F_WR_SHUT);
 }
 
 /* Shuts |fd| down; a rerouted listener as TCP's listener (above). */
@@ -314,8 +315,7 @@ static bool accept_entry(int nfd, const rudp_fd_entry *l, rudp_fd_entry *c) {
     memset(c, 0, sizeof(*c));
     if (RUDP_REAL(getpeername)(nfd, (struct sockaddr *)&sun, &slen) < 0 || slen <= off ||
         slen > sizeof(sun) ||
-        !rudp_board_name_decode(sun.sun_path, slen - off, &c->ref.eid, &c->ref.index,
-                                &c->peer, &c->local))
+        !rudp_board_name_decode(sun.sun_path, slen - off, &c->ref, &c->peer, &c->local))
         return false;
     atomic_init(&c->kind, RUDP_FD_CONN);
     c->family = l->family;

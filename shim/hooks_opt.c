@@ -74,7 +74,7 @@ static int opt_recorded(const rudp_fd_entry *e, int level, int name, int dflt) {
 /* Answers SOL_SOCKET options a rerouted socket must report as TCP.
  * Returns the value's size, or OPT_PASS. */
 static int opt_get_socket(const rudp_fd_entry *e, uint32_t kind, int name, opt_value *v) {
-    rudp_slot *slot = kind == RUDP_FD_CONN ? e->ref.slot : NULL;
+    rudp_slot *slot = kind == RUDP_FD_CONN ? rudp_slot_of(&e->ref) : NULL;
 
     switch (name) {
     case SO_TYPE:
@@ -177,15 +177,15 @@ static void opt_tcp_info(int fd, const rudp_fd_entry *e, uint32_t kind,
     ti->tcpi_snd_ssthresh = TCP_INFINITE_SSTHRESH_;
     if (kind == RUDP_FD_LISTENER)
         ti->tcpi_state = TCPI_LISTEN;
-    else if (e->ref.slot == NULL)
+    else if (rudp_slot_of(&e->ref) == NULL)
         ti->tcpi_state = TCPI_ESTABLISHED;
     else
-        opt_tcp_info_slot(ti, fd, e->ref.slot);
+        opt_tcp_info_slot(ti, fd, rudp_slot_of(&e->ref));
 }
 
 /* Returns the kernel's default of a TCP-level integer option. */
 static int opt_tcp_default(const rudp_fd_entry *e, int name) {
-    rudp_slot *slot = e->ref.slot;
+    rudp_slot *slot = rudp_slot_of(&e->ref);
     uint32_t mss;
 
     switch (name) {
@@ -232,7 +232,7 @@ static int opt_get_tcp(int fd, const rudp_fd_entry *e, uint32_t kind, int name,
  * 0 for IP_OPTIONS, as the kernel answers for a connection that carries no
  * IP options (sshd refuses a connection whose IP_OPTIONS are not empty). */
 static int opt_get_ip(const rudp_fd_entry *e, int level, int name, opt_value *v) {
-    rudp_slot *slot = e->ref.slot;
+    rudp_slot *slot = rudp_slot_of(&e->ref);
     int dflt = 0;
 
     if (level == IPPROTO_IP && name == IP_OPTIONS)
@@ -506,11 +506,12 @@ RUDP_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen
 /* Returns true when a TCP socket in |e|'s state has a peer: not while the
  * connect is in flight, not after it failed. */
 static bool opt_has_peer(const rudp_fd_entry *e) {
+    rudp_slot *slot = rudp_slot_of(&e->ref);
     uint32_t st;
 
-    if (e->ref.slot == NULL)
+    if (slot == NULL)
         return true;
-    st = rudp_slot_state(e->ref.slot);
+    st = rudp_slot_state(slot);
     return st == RUDP_SLOT_CONNECTED || st == RUDP_SLOT_DONE;
 }
 

@@ -366,7 +366,7 @@ void rudp_fd_apply_opts(int fd, const rudp_fd_opts *o) {
 /* Marks connection |e| to be aborted with RST when SO_LINGER {1, 0} is
  * set (the engine acts when the last copy of the fd is closed). */
 static void forget_conn(int fd, const rudp_fd_entry *e) {
-    rudp_slot *slot = e->ref.slot;
+    rudp_slot *slot = rudp_slot_of(&e->ref);
 
     if (slot == NULL || !e->opts.linger.l_onoff || e->opts.linger.l_linger != 0)
         return;

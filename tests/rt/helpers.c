@@ -319,11 +319,11 @@ bool rtest_peer_of(int fd, rtest_peer *out) {
     memset(out, 0, sizeof(*out));
     if (getpeername(fd, (struct sockaddr *)&sun, &slen) < 0 || slen <= off)
         return false;
-    if (!rudp_board_name_decode(sun.sun_path, slen - off, &out->eid, &out->index,
-                                &out->peer, &out->local))
+    if (!rudp_board_name_decode(sun.sun_path, slen - off, &out->ref, &out->peer,
+                                &out->local))
         return false;
-    out->ref.eid = out->eid;
-    out->ref.index = out->index;
+    out->eid = out->ref.eid;
+    out->index = out->ref.index;
     rudp_board_resolve(&out->ref);
     return true;
 }
