@@ -16,6 +16,8 @@
  * array grows by doubling and keeps its size, and chunks cycle through the
  * rudp_chunk_pool (a bounded free list, like ngtcp2's objalloc), so a busy
  * stream allocates nothing in steady state and an idle one holds no chunk.
+ * The pool takes chunks from, and gives its surplus back to, the
+ * process's chunk slabs (chunks.c), not the heap.
  *
  * The released mark itself is not stored (the struct keeps only base), so
  * writes are refused only when they start below base, i.e. in a chunk that
@@ -37,14 +39,14 @@ void rudp_chunk_pool_init(rudp_chunk_pool *p, uint32_t max_free) {
 
 void rudp_chunk_pool_free(rudp_chunk_pool *p) {
     for (uint32_t i = 0; i < p->nfree; i++)
-        free(p->free[i]);
+        rudp_chunks_put(p->free[i]);
     free(p->free);
     p->free = NULL;
     p->nfree = 0;
 }
 
 void *rudp_chunk_get(rudp_chunk_pool *p) {
-    void *c = p->nfree > 0 ? p->free[--p->nfree] : malloc(RUDP_CHUNK_SIZE);
+    void *c = p->nfree > 0 ? p->free[--p->nfree] : rudp_chunks_get();
     if (c != NULL)
         p->in_use++;
     return c;
@@ -67,7 +69,7 @@ void rudp_chunk_put(rudp_chunk_pool *p, void *chunk) {
     if (pool_can_keep(p))
         p->free[p->nfree++] = chunk;
     else
-        free(chunk);
+        rudp_chunks_put(chunk);
 }
 
 void rudp_buf_init(rudp_buf *b, rudp_chunk_pool *pool) {

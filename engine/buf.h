@@ -5,16 +5,17 @@
  * whatever arrived in [read, read + window); both are a rudp_buf.  Chunks are
  * allocated only when bytes land in them and returned to a rudp_chunk_pool
  * as soon as everything in them is released, so an idle stream holds no
- * chunk at all and a busy one allocates nothing in steady state.
+ * chunk at all and a busy one allocates nothing in steady state.  The
+ * pool's chunks come from the process's chunk slabs (chunks.h), which give
+ * the pages of chunks that stay free back to the system.
  */
 #ifndef RUDP_BUF_H
 #define RUDP_BUF_H
 
 #include <sys/uio.h>
 
+#include "chunks.h"
 #include "rudp/rudp.h"
-
-#define RUDP_CHUNK_SIZE 16384u
 
 /* A free list of chunks shared by the buffers of one session (or more). */
 typedef struct rudp_chunk_pool {

@@ -513,6 +513,14 @@ void *rudp_stream_get_user(const rudp_session *sess, uint64_t sid);
  * RUDP_ERR_MALFORMED (shorter than 10 bytes). */
 int rudp_packet_peek_cid(const uint8_t *pkt, size_t len, uint64_t *cid);
 
+/* Memory shared by every session of the process. */
+
+/* Gives back to the system the pages of stream buffer memory that stayed
+ * unused since the previous call, and unmaps what stayed wholly unused.
+ * For a periodic timer (the runtime calls it every second).  Returns the
+ * bytes given back. */
+size_t rudp_memory_trim(void);
+
 #ifdef __cplusplus
 }
 #endif
