@@ -34,6 +34,7 @@ void rudp_chunk_pool_init(rudp_chunk_pool *p, uint32_t max_free) {
     p->free = NULL;
     p->nfree = 0;
     p->max_free = max_free;
+    p->low = 0;
     p->in_use = 0;
 }
 
@@ -47,9 +48,22 @@ void rudp_chunk_pool_free(rudp_chunk_pool *p) {
 
 void *rudp_chunk_get(rudp_chunk_pool *p) {
     void *c = p->nfree > 0 ? p->free[--p->nfree] : rudp_chunks_get();
+    if (p->nfree < p->low)
+        p->low = p->nfree;
     if (c != NULL)
         p->in_use++;
     return c;
+}
+
+void rudp_chunk_pool_trim(rudp_chunk_pool *p) {
+    uint32_t idle = p->low; /* the oldest spares: no get reached them */
+    if (idle > 0) {
+        for (uint32_t i = 0; i < idle; i++)
+            rudp_chunks_put(p->free[i]);
+        memmove(p->free, p->free + idle, (p->nfree - idle) * sizeof(*p->free));
+        p->nfree -= idle;
+    }
+    p->low = p->nfree;
 }
 
 /* Returns true when the pool has room to keep one more spare chunk, creating

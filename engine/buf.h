@@ -19,15 +19,20 @@
 
 /* A free list of chunks shared by the buffers of one session (or more). */
 typedef struct rudp_chunk_pool {
-    void **free;       /* spare chunks */
+    void **free;       /* spare chunks, the oldest first */
     uint32_t nfree;    /* how many are in free[] */
     uint32_t max_free; /* keep at most this many spare */
+    uint32_t low;      /* the fewest spares since the last trim */
     uint64_t in_use;   /* chunks handed out and not returned */
 } rudp_chunk_pool;
 
 void rudp_chunk_pool_init(rudp_chunk_pool *p, uint32_t max_free);
 /* Frees the spare chunks; chunks still in use must have been returned. */
 void rudp_chunk_pool_free(rudp_chunk_pool *p);
+/* Gives back the spares no get needed since the last call (the fewest the
+ * pool held meanwhile): an idle pool empties in two calls, a busy one
+ * keeps what it cycles.  For a periodic timer. */
+void rudp_chunk_pool_trim(rudp_chunk_pool *p);
 /* Returns a chunk of RUDP_CHUNK_SIZE bytes, or NULL. */
 void *rudp_chunk_get(rudp_chunk_pool *p);
 void rudp_chunk_put(rudp_chunk_pool *p, void *chunk);

@@ -18,7 +18,9 @@
  * so packets acknowledged by the ACK that reveals a loss do not grow the
  * window (appendix A.7 calls OnPacketsLost before OnPacketsAcked).  A
  * transient state marks the records acknowledged by the ACK being
- * processed between those two steps.
+ * processed between those two steps.  The ring follows the largest flight
+ * up, and rudp_recovery_trim() brings it back down (halving while the live
+ * window fills at most a quarter of it) once the flight is small again.
  *
  * Loss detection (§6.1, appendix A.10).  A packet below the largest
  * acknowledged is lost once kPacketThreshold (3) later packets are
@@ -126,10 +128,10 @@ static void rec_advance_oldest(rudp_recovery *r) {
     }
 }
 
-/* Doubles the ring and lays the live window out again.  Returns RUDP_OK or
+/* Moves the ring to one of |cap| records (a power of two larger than the
+ * live window) and lays the live window out again.  Returns RUDP_OK or
  * RUDP_ERR_NOMEM (the old ring is then kept). */
-static int rec_grow(rudp_recovery *r) {
-    uint64_t cap = r->cap * 2;
+static int rec_resize(rudp_recovery *r, uint64_t cap) {
     rudp_sent_pkt *ring;
 
     if (cap > SIZE_MAX / sizeof(*ring))
@@ -152,13 +154,25 @@ rudp_sent_pkt *rudp_recovery_prepare(rudp_recovery *r) {
     rudp_sent_pkt *p;
 
     rec_advance_oldest(r);
-    if (r->next_pn - r->oldest_pn >= r->cap && rec_grow(r) != RUDP_OK)
+    if (r->next_pn - r->oldest_pn >= r->cap && rec_resize(r, r->cap * 2) != RUDP_OK)
         return NULL;
     p = rec_slot(r, r->next_pn);
     memset(p, 0, sizeof(*p));
     p->pn = r->next_pn;
     p->ack_largest = RUDP_PN_NONE;
     return p;
+}
+
+void rudp_recovery_trim(rudp_recovery *r, rudp_tstamp now) {
+    uint64_t cap = r->cap;
+
+    if (now > r->now) /* lost records age on an idle session too */
+        r->now = now;
+    rec_advance_oldest(r);
+    while (cap > REC_INITIAL_CAP && (r->next_pn - r->oldest_pn) * 4 <= cap)
+        cap /= 2;
+    if (cap < r->cap)
+        rec_resize(r, cap);
 }
 
 /* Commits |pkt| (from prepare) as sent at |now|: it becomes OUTSTANDING,

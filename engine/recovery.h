@@ -121,6 +121,13 @@ typedef struct rudp_recovery {
 int rudp_recovery_init(rudp_recovery *r, const rudp_recovery_config *cfg, rudp_tstamp now);
 void rudp_recovery_free(rudp_recovery *r);
 
+/* Shrinks the ring while the live window fills at most a quarter of it
+ * (never below its initial size), once the records done or lost long
+ * enough by |now| have left it: a session whose flight was large once does
+ * not keep its ring.  For a periodic timer; a failed allocation keeps the
+ * ring as it was. */
+void rudp_recovery_trim(rudp_recovery *r, rudp_tstamp now);
+
 /* Returns the record to fill for the next packet (pn = next_pn, frames
  * empty, state FREE), growing the ring if needed; NULL on RUDP_ERR_NOMEM.
  * Nothing is committed until rudp_recovery_on_sent(). */

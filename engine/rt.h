@@ -263,7 +263,7 @@ void rt_sess_input(rt_sess *rs, uint8_t *pkt, size_t len,
 void rt_sess_path_error(rt_sess *rs, int errno_val);
 /* The 1 s tick: closes client sessions unused for RT_WARM_SESSION (or half
  * the idle timeout, when that is shorter), applies the options programs
- * set on their sockets, and touches every session. */
+ * set on their sockets, trims and touches every session. */
 void rt_sess_tick(rt_engine *e);
 /* The process did not run for |gap| (stopped): tells every session. */
 void rt_sess_on_pause(rt_engine *e, rudp_tstamp gap);

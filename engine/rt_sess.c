@@ -440,6 +440,7 @@ void rt_sess_tick(rt_engine *e) {
         for (rt_bridge *b = rs->bridges; b; b = rt_bridge_next(b))
             rt_bridge_sync_opts(b, now);
         rt_qlog_flush(rs->qlog); /* a trace is at most a second behind */
+        rudp_session_trim(rs->s, now);
         rt_sess_touch(rs);
     }
     if (e->freed >= RT_TRIM_AFTER) { /* at most once a second */

@@ -10,7 +10,9 @@
  * timeout), a stateless reset or a protocol violation end it early; every
  * live stream then fails with the reason.
  *
- * Streams are kept in a chained hash table by ID.  Three intrusive lists
+ * Streams are kept in a chained hash table by ID, whose bucket array
+ * doubles when full and halves (rudp_session_trim) when a quarter full.
+ * Three intrusive lists
  * link them: the send list (round robin over streams that may have frames to
  * send), the lazy list (accepted streams whose ACK flag may wait for a
  * packet that goes out anyway) and the event list (streams with events the
@@ -22,6 +24,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define SESS_MIN_BUCKETS 16 /* the stream table's initial and smallest size */
 
 void rudp_settings_default(rudp_settings *s) {
     memset(s, 0, sizeof(*s));
@@ -172,10 +176,10 @@ static uint32_t sess_bucket(uint64_t sid, uint32_t n) {
     return (uint32_t)((sid * 0x9e3779b97f4a7c15ull) >> 32) & (n - 1);
 }
 
-/* Doubles the bucket array when the table is more than full.  Returns
+/* Moves the table to |n| buckets (a power of two): doubled when it is more
+ * than full, halved by rudp_session_trim when a quarter full.  Returns
  * RUDP_OK or RUDP_ERR_NOMEM (the table then keeps working, only slower). */
-static int sess_table_grow(rudp_session *s) {
-    uint32_t n = s->nbuckets * 2;
+static int sess_table_resize(rudp_session *s, uint32_t n) {
     rudp_stream **b = calloc(n, sizeof(*b));
     if (!b)
         return RUDP_ERR_NOMEM;
@@ -232,7 +236,7 @@ static void sess_window_track(rudp_session *s, uint64_t delta) {
 rudp_stream *rudp_sess_stream_new(rudp_session *s, uint64_t sid, bool local,
                                   rudp_tstamp now) {
     if (s->nstreams >= s->nbuckets)
-        sess_table_grow(s);
+        sess_table_resize(s, s->nbuckets * 2);
     rudp_stream *st = malloc(sizeof(*st));
     if (!st)
         return NULL;
@@ -340,7 +344,7 @@ int rudp_sess_init(rudp_session *s, const rudp_settings *set, uint64_t seed,
     rudp_chunk_pool_init(&s->pool, 64);
     rudp_acktr_init(&s->acktr);
     rudp_pacer_init(&s->pacer, 10ull * set->max_packet_size, now);
-    s->nbuckets = 16;
+    s->nbuckets = SESS_MIN_BUCKETS;
     s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
     rudp_recovery_config rc = {
         .initial_rtt = set->initial_rtt,
@@ -809,6 +813,15 @@ rudp_addr rudp_session_peer(const rudp_session *s) {
 
 int rudp_session_cc_state(const rudp_session *s) {
     return rudp_cc_state(&s->rec.cc);
+}
+
+/* --- memory --- */
+
+void rudp_session_trim(rudp_session *s, rudp_tstamp now) {
+    rudp_chunk_pool_trim(&s->pool);
+    rudp_recovery_trim(&s->rec, now);
+    if (s->nbuckets > SESS_MIN_BUCKETS && s->nstreams * 4 <= s->nbuckets)
+        sess_table_resize(s, s->nbuckets / 2);
 }
 
 /* --- info --- */

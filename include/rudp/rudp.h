@@ -409,6 +409,13 @@ bool rudp_session_resumed(const rudp_session *sess);
 /* Fills |info|; walks every stream (O(streams)): not for the per-packet path. */
 void rudp_session_get_info(const rudp_session *sess, rudp_session_info *info);
 
+/* Gives back memory the session holds beyond what it has been using at
+ * |now|: the spare stream chunks of its pool no stream needed since the
+ * last call, and halves its sent-packet ring and its stream table when they
+ * are at most a quarter full.  For a periodic timer (the runtime calls it
+ * every second for every session). */
+void rudp_session_trim(rudp_session *sess, rudp_tstamp now);
+
 /* Returns true when datagrams addressed to |cid| belong to this session
  * (its own connection ID, or a server's initial one).  O(1). */
 bool rudp_session_owns_cid(const rudp_session *sess, uint64_t cid);

@@ -4,9 +4,9 @@
  * Round trips across chunk boundaries, out-of-order and overlapping writes,
  * peek contiguity, release back to the pool, refusal of writes below the
  * released mark, in-place reservation as iovecs (its bounds and the return
- * of unused chunks), the pool's spare limit, and a 64 MiB stream written and
- * released progressively that must keep its slot array and chunk count
- * bounded and stop allocating once warm.
+ * of unused chunks), the pool's spare limit and its trim, and a 64 MiB
+ * stream written and released progressively that must keep its slot array
+ * and chunk count bounded and stop allocating once warm.
  */
 #include <criterion/criterion.h>
 
@@ -366,6 +366,34 @@ Test(buf, pool_max_free_honoured) {
     cr_assert_eq(pool.nfree, 2);
     rudp_chunk_pool_free(&pool);
     cr_assert_eq(pool.nfree, 0);
+}
+
+Test(buf, pool_trim_gives_back_idle_spares) {
+    rudp_chunk_pool pool;
+    void *c[6];
+    rudp_chunk_pool_init(&pool, 8);
+    for (int i = 0; i < 6; i++)
+        c[i] = rudp_chunk_get(&pool);
+    for (int i = 0; i < 6; i++)
+        rudp_chunk_put(&pool, c[i]);
+    cr_assert_eq(pool.nfree, 6);
+    rudp_chunk_pool_trim(&pool); /* none idle a whole period yet */
+    cr_assert_eq(pool.nfree, 6);
+    /* Two spares cycle (taken and put back); the four below them idle. */
+    for (int round = 0; round < 3; round++) {
+        void *a = rudp_chunk_get(&pool), *b = rudp_chunk_get(&pool);
+        rudp_chunk_put(&pool, b);
+        rudp_chunk_put(&pool, a);
+    }
+    rudp_chunk_pool_trim(&pool);
+    cr_assert_eq(pool.nfree, 2, "the busy spares stay, the idle ones go");
+    cr_assert_eq(rudp_chunk_get(&pool), c[5]);
+    rudp_chunk_put(&pool, c[5]);
+    rudp_chunk_pool_trim(&pool);
+    rudp_chunk_pool_trim(&pool); /* an idle pool empties */
+    cr_assert_eq(pool.nfree, 0);
+    cr_assert_eq(pool.in_use, 0);
+    rudp_chunk_pool_free(&pool);
 }
 
 Test(buf, pool_without_spares) {

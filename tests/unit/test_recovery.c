@@ -132,6 +132,38 @@ static void ack_range(uint64_t lo, uint64_t hi, rudp_tstamp now) {
 
 TestSuite(recovery, .init = setup, .fini = teardown);
 
+Test(recovery, trim_shrinks_the_ring_after_a_large_flight) {
+    uint64_t initial = rr.cap;
+    for (int i = 0; i < 1000; i++)
+        send_pkt(RUDP_MS(1));
+    cr_assert_geq(rr.cap, 1024);
+    rudp_recovery_trim(&rr, RUDP_MS(2));
+    cr_assert_geq(rr.cap, 1024, "the flight still fills the ring");
+    ack_range(0, 989, RUDP_MS(50));
+    rudp_recovery_trim(&rr, RUDP_MS(50));
+    cr_expect_eq(rr.cap, 32, "ten outstanding records: halved down to a quarter full");
+    cr_expect_eq(rr.oldest_pn, 990);
+    /* The records still outstanding kept their place and their frames. */
+    ack_range(990, 999, RUDP_MS(60));
+    cr_expect_eq(rr.bytes_in_flight, 0);
+    cr_expect_eq(send_pkt(RUDP_MS(61)), 1000);
+    ack_range(1000, 1000, RUDP_MS(70));
+    rudp_recovery_trim(&rr, RUDP_MS(70));
+    cr_expect_eq(rr.cap, initial, "an empty flight: back to the initial ring");
+}
+
+Test(recovery, trim_ages_lost_records_of_an_idle_session) {
+    for (int i = 0; i < 200; i++)
+        send_pkt(RUDP_MS(1));
+    ack_range(150, 199, RUDP_MS(50)); /* 0..149 are declared lost, and held */
+    cr_assert_eq(lg->nlost, 150);
+    rudp_recovery_trim(&rr, RUDP_MS(50));
+    cr_expect_geq(rr.cap, 256, "lost records still held for a late ACK");
+    rudp_recovery_trim(&rr, RUDP_SEC(5)); /* no packet since: only the clock moved */
+    cr_expect_eq(rr.oldest_pn, 200);
+    cr_expect_eq(rr.cap, 16);
+}
+
 Test(recovery, init_state) {
     cr_assert_eq(rr.cap, 16);
     cr_assert_eq(rr.next_pn, 0);
