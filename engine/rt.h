@@ -54,10 +54,14 @@ typedef struct rt_qlog rt_qlog;
 /* The longest abstract AF_UNIX name (sun_path). */
 #define RT_UNIX_NAME_MAX 108
 
-/* After this many sessions have ended, the next 1 s tick gives the heap's
- * free pages back to the system (malloc_trim): a burst of sessions, such
- * as a flood of spoofed openings, leaves no RSS behind. */
+/* Once this many sessions and connections have ended, the heap's free
+ * pages go back to the system (malloc_trim) at the first 1 s tick that saw
+ * no other end, when the burst (a flood of spoofed openings, a wave of
+ * connections) is over; while ends go on, RT_TRIM_EVERY ticks later.  A
+ * trim takes milliseconds with every malloc arena locked, the program's
+ * too: it must not run every second under steady churn. */
 #define RT_TRIM_AFTER 64
+#define RT_TRIM_EVERY 10
 /* How long a client keeps a session no stream uses, for the next connect. */
 #define RT_WARM_SESSION RUDP_SEC(15)
 /* A loop that has not run its watchers for this long was stopped: its 1 s
@@ -100,7 +104,10 @@ struct rt_engine {
     rt_exit *exit;          /* rt_exit.c */
     bool keeper;            /* a keeper's engine, after an exec (rt_keeper.c) */
     uint64_t dropped;       /* datagrams no session took (rt_listen.c) */
-    uint32_t freed;         /* rt_sess.c: sessions freed since the last heap trim */
+    uint32_t freed;         /* rt_sess.c: sessions and connections ended since the
+                               last heap trim */
+    uint32_t freed_seen;    /* rt_sess.c: |freed| at the last tick */
+    uint32_t trim_wait;     /* rt_sess.c: ticks |freed| grew past RT_TRIM_AFTER */
     rudp_tstamp last_run;   /* rt_loop.c: when the loop last ran its watchers */
 };
 
@@ -261,6 +268,9 @@ void rt_sess_input(rt_sess *rs, uint8_t *pkt, size_t len,
                    rudp_tstamp now);
 /* The client socket reported an ICMP error |errno_val|. */
 void rt_sess_path_error(rt_sess *rs, int errno_val);
+/* The 1 s tick: closes client sessions unused for half the idle timeout,
+ * trims and touches every session, and trims the heap after a burst of
+ * ends. */
 /* The 1 s tick: closes client sessions unused for RT_WARM_SESSION (or half
  * the idle timeout, when that is shorter), applies the options programs
  * set on their sockets, trims and touches every session. */

@@ -146,6 +146,7 @@ rt_bridge **rt_sess_bridges(rt_sess *rs) {
 }
 
 void rt_sess_bridge_gone(rt_sess *rs) {
+    rs->eng->freed++;
     if (!rs->bridges)
         rt_sess_touch(rs);
 }
@@ -433,6 +434,17 @@ static void sess_idle_check(rt_sess *rs, rudp_tstamp now) {
     }
 }
 
+/* Gives the heap's free pages back once a burst of ends is over (see
+ * RT_TRIM_AFTER). */
+static void sess_trim_heap(rt_engine *e) {
+    bool quiet = e->freed == e->freed_seen;
+    e->freed_seen = e->freed;
+    if (e->freed < RT_TRIM_AFTER || (!quiet && ++e->trim_wait < RT_TRIM_EVERY))
+        return;
+    malloc_trim(0);
+    e->freed = e->freed_seen = e->trim_wait = 0;
+}
+
 void rt_sess_tick(rt_engine *e) {
     rudp_tstamp now = rt_now();
     for (rt_sess *rs = e->sessions; rs; rs = rs->next) {
@@ -443,10 +455,7 @@ void rt_sess_tick(rt_engine *e) {
         rudp_session_trim(rs->s, now);
         rt_sess_touch(rs);
     }
-    if (e->freed >= RT_TRIM_AFTER) { /* at most once a second */
-        malloc_trim(0);
-        e->freed = 0;
-    }
+    sess_trim_heap(e);
 }
 
 void rt_sess_on_pause(rt_engine *e, rudp_tstamp gap) {
