@@ -729,17 +729,19 @@ def proc_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def settle_fds(t, procs, want, timeout=10):
-    """Waits until the descriptor counts of |procs| stop changing for a
-    second (and, where |want| has a figure, are no higher than it).
-    Returns the counts; raises Failure when they do not settle in time."""
+def settle_fds(t, procs, want, quiet=3.0, timeout=15):
+    """Waits until the descriptor counts of |procs| have not changed for
+    |quiet| seconds (and, where |want| has a figure, are no higher than
+    it): three of the engine's 1 s ticks, which give memory back once the
+    connections have ended.  Returns the counts; raises Failure when they
+    do not settle in time."""
     end = time.monotonic() + min(timeout, t.remaining())
     last, since = None, time.monotonic()
     while time.monotonic() < end:
         now = [proc_fds(p.pid) for p in procs]
         if now != last:
             last, since = now, time.monotonic()
-        elif time.monotonic() - since >= 1.0 and all(
+        elif time.monotonic() - since >= quiet and all(
                 w is None or n <= w for n, w in zip(now, want)):
             return now
         time.sleep(0.05)
@@ -767,8 +769,8 @@ def t_churn_rss(t):
     rows = []
     for r in range(CHURN_ROUNDS + 1):
         cli.wait_line(f"round {r} ", 30)
-        want = rows[1][2:] if r > 1 else (None, None)
-        rows.append((proc_mem(srv.pid), proc_mem(cli.pid), *settle_fds(t, (srv, cli), want)))
+        fds = settle_fds(t, (srv, cli), rows[1][2:] if r > 1 else (None, None))
+        rows.append((proc_mem(srv.pid), proc_mem(cli.pid), *fds))
         with open(f"{flag}-{r}", "w"):
             pass
     cli.wait_ok(10, f"ok {CHURN_ROUNDS}")
