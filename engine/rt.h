@@ -323,6 +323,10 @@ void rt_udp_send_reply(rt_udp *u, const uint8_t *buf, size_t len,
 /* Routes datagrams for connection ID |cid| to |rs| (a listener's socket). */
 int rt_udp_cid_add(rt_udp *u, uint64_t cid, rt_sess *rs);
 void rt_udp_cid_del(rt_udp *u, uint64_t cid);
+/* On the 1 s tick: when no datagram was received or written since the
+ * last call, gives the pages of the engine's datagram buffers back (once
+ * per idle spell).  Returns the bytes given back. */
+size_t rt_udp_trim(void);
 
 /* --- rt_client.c --- */
 

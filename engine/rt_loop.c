@@ -118,16 +118,20 @@ static void loop_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents) {
 }
 
 /* The 1 s tick: the sessions' timers of last resort, and memory given
- * back (the heap in rt_sess_tick; here the pages of stream chunks free for
- * a whole tick, and of the board's free slots). */
+ * back (the sessions' own and the heap in rt_sess_tick; here the pages of
+ * stream chunks free for a whole tick, of the board's free slots and of
+ * the datagram buffers of an idle engine). */
 static void loop_on_tick(struct ev_loop *loop, ev_timer *w, int revents) {
     rt_engine *e = w->data;
     rt_sess_tick(e);
     size_t chunks = rudp_memory_trim();
     size_t board = rudp_board_shrink(e->board);
-    if (chunks || board)
-        rt_log(3, "memory given back: %zu KiB of stream chunks, %zu KiB of board slots",
-               chunks / 1024, board / 1024);
+    size_t bufs = rt_udp_trim();
+    if (chunks || board || bufs)
+        rt_log(3,
+               "memory given back: %zu KiB of stream chunks, %zu KiB of board slots, "
+               "%zu KiB of datagram buffers",
+               chunks / 1024, board / 1024, bufs / 1024);
 }
 
 /* Runs the pending watchers; first, when the loop has not run for

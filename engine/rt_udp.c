@@ -7,12 +7,15 @@
  * listener has one socket bound to the TCP listener's address and port for
  * all its sessions; datagrams are routed by destination connection ID
  * through a hash table (open addressing, linear probing, backward-shift
- * deletion), and a datagram for an unknown ID goes to the listener
- * (rt_listen.c), which opens a session or answers with a stateless reset.
+ * deletion; it doubles when half full and halves when an eighth full), and
+ * a datagram for an unknown ID goes to the listener (rt_listen.c), which
+ * opens a session or answers with a stateless reset.
  *
  * Receiving: recvmmsg reads up to RT_BATCH datagrams a call, eight calls a
  * wake-up at most.  Sending: a session's datagrams are written by the core
- * into RT_BATCH buffers and sent with one sendmmsg.  When the socket is
+ * into RT_BATCH buffers and sent with one sendmmsg.  The receive and send
+ * buffers (2 MiB each) go back to the system at a tick after one that saw
+ * no datagram (rt_udp_trim).  When the socket is
  * full (EAGAIN), the datagrams it did not take are kept, in order, in the
  * socket's backlog, and nothing new is written for any session on that
  * socket until the backlog has gone out: local congestion must not look
@@ -32,11 +35,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define RT_BATCH 32
 #define RT_MAX_DGRAM 65536
 #define RT_SOCKBUF (4 * 1024 * 1024)
 #define RT_CID_MIN_CAP 16u
+#define RT_PAGE 4096
 #define RT_CTL_LEN 64 /* room for one IP_PKTINFO or IPV6_PKTINFO message */
 
 /* One connection ID of the table; rs == NULL marks a free entry. */
@@ -76,10 +81,13 @@ struct rt_udp {
     uint32_t nheld;
 };
 
-/* Buffers of the engine thread (one engine per process). */
-static uint8_t rxbuf[RT_BATCH][RT_MAX_DGRAM];
+/* Buffers of the engine thread (one engine per process), on pages of
+ * their own: rt_udp_trim gives them back while the engine is idle. */
+static uint8_t rxbuf[RT_BATCH][RT_MAX_DGRAM] __attribute__((aligned(RT_PAGE)));
 static udp_ctl rxctl[RT_BATCH];
-static uint8_t txbuf[RT_BATCH][RT_MAX_DGRAM];
+static uint8_t txbuf[RT_BATCH][RT_MAX_DGRAM] __attribute__((aligned(RT_PAGE)));
+static uint64_t udp_batches; /* batches received or written so far */
+static uint64_t udp_trimmed; /* udp_batches when the buffers were last given back */
 
 /* --- source and destination addresses --- */
 
@@ -195,6 +203,8 @@ void rt_udp_cid_del(rt_udp *u, uint64_t cid) {
             hole = j;
         }
     }
+    if (u->cidcap > RT_CID_MIN_CAP && u->ncids * 8 <= u->cidcap)
+        cid_resize(u, u->cidcap / 2); /* after a flood, the table shrinks back */
 }
 
 /* --- the backlog of a full socket --- */
@@ -334,6 +344,7 @@ static int udp_send_batch(rt_udp *u, struct mmsghdr *m, uint32_t n, const rt_dst
 static uint32_t udp_fill(rt_udp *u, rudp_session *s, struct mmsghdr *m, struct iovec *iov,
                          rudp_addr *to, udp_ctl *ctl, size_t ctllen, rudp_tstamp now) {
     uint32_t n = 0;
+    udp_batches++;
     while (n < RT_BATCH) {
         ssize_t len = rudp_session_write_pkt(s, txbuf[n], RT_MAX_DGRAM, &to[n], now);
         if (len <= 0)
@@ -404,7 +415,20 @@ static int udp_recv_batch(rt_udp *u, struct sockaddr_storage *from, struct mmsgh
     for (int i = 0; i < RT_BATCH; i++)
         msg_set(&m[i], &iov[i], rxbuf[i], RT_MAX_DGRAM, &from[i], sizeof(from[i]),
                 &rxctl[i], u->pktinfo ? sizeof(rxctl[i]) : 0);
+    udp_batches++;
     return rt_sys.recvmmsg(u->fd, m, RT_BATCH, MSG_DONTWAIT, NULL);
+}
+
+size_t rt_udp_trim(void) {
+    static uint64_t seen;
+    bool idle = udp_batches == seen;
+    seen = udp_batches;
+    if (!idle || udp_trimmed == udp_batches)
+        return 0;
+    udp_trimmed = udp_batches;
+    madvise(rxbuf, sizeof(rxbuf), MADV_DONTNEED);
+    madvise(txbuf, sizeof(txbuf), MADV_DONTNEED);
+    return sizeof(rxbuf) + sizeof(txbuf);
 }
 
 /* ev_io callback: datagrams (or an ICMP error) arrived. */
