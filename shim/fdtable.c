@@ -8,6 +8,18 @@
  * lookups need no lock: two loads and an index.  A page is installed with a
  * compare-and-swap; a thread that loses the race unmaps its own copy.
  *
+ * An entry is some 650 bytes, so a burst of 5,000 connections used to leave
+ * 3 MiB of entries resident for good (issue 13).  Each page counts its
+ * entries that are not NONE, and when the last one of a page beyond the
+ * first is cleared, the page's memory is given back (MADV_DONTNEED): it
+ * reads as zeros, every kind NONE, until an entry is published there
+ * again.  The count is never below the truth (raised before a kind is
+ * published, lowered after it is withdrawn), and publishing (the only
+ * writer of an entry that is NONE) enters the page as a writer while the
+ * release holds it exclusively, so no entry being written is wiped.
+ * Readers take no part: in a page given back they read NONE, as they
+ * would have.
+ *
  * Fds at or beyond RUDP_FD_MAX (4 Mi) are not tracked: the hooks treat them
  * as plain fds, which is the safe failure (no rerouting, no translation).
  *
@@ -17,18 +29,26 @@
  */
 #include "fdtable.h"
 
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #define RUDP_FD_PAGE 256u
 #define RUDP_FD_DIR 16384u
 #define RUDP_FD_MAX (RUDP_FD_PAGE * RUDP_FD_DIR)
+/* Pages below this index are kept when they empty (the first holds the
+ * few fds every program has open). */
+#define RUDP_FD_KEEP_PAGES 1u
 
 /* The first byte after the kind: publishing copies from here on. */
 #define BODY_OFF offsetof(rudp_fd_entry, family)
 #define BODY_LEN (sizeof(rudp_fd_entry) - BODY_OFF)
 
 static _Atomic(rudp_fd_entry *) fd_dir[RUDP_FD_DIR];
+static _Atomic uint32_t fd_live[RUDP_FD_DIR]; /* entries not NONE, never fewer */
+static _Atomic int32_t fd_busy[RUDP_FD_DIR];  /* writers in the page; -1: being released */
 
 rudp_fd_entry *rudp_fd_peek(int fd) {
     rudp_fd_entry *page;
@@ -66,15 +86,53 @@ rudp_fd_entry *rudp_fd_at(int fd) {
     return page ? &page[(unsigned)fd % RUDP_FD_PAGE] : NULL;
 }
 
+/* Enters page |d| as a writer, waiting while it is being released. */
+static void fd_enter(unsigned d) {
+    int32_t v = atomic_load(&fd_busy[d]);
+
+    for (;;) {
+        if (v < 0) {
+            sched_yield();
+            v = atomic_load(&fd_busy[d]);
+        } else if (atomic_compare_exchange_weak(&fd_busy[d], &v, v + 1)) {
+            return;
+        }
+    }
+}
+
+/* Gives the memory of page |d| back when it holds no entry and no writer
+ * is in it.  Signals are blocked meanwhile, so that a handler of this
+ * thread publishing an fd of the page never waits for the release. */
+static void fd_page_release(unsigned d) {
+    rudp_fd_entry *page = atomic_load_explicit(&fd_dir[d], memory_order_acquire);
+    sigset_t all, old;
+    int32_t idle = 0;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    if (atomic_compare_exchange_strong(&fd_busy[d], &idle, -1)) {
+        if (atomic_load(&fd_live[d]) == 0)
+            madvise(page, RUDP_FD_PAGE * sizeof(rudp_fd_entry), MADV_DONTNEED);
+        atomic_store(&fd_busy[d], 0);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 int rudp_fd_publish(int fd, const rudp_fd_entry *src) {
     rudp_fd_entry *e = rudp_fd_at(fd);
+    uint32_t kind = atomic_load_explicit(&src->kind, memory_order_relaxed);
+    unsigned d = (unsigned)fd / RUDP_FD_PAGE;
 
     if (e == NULL)
         return -1;
-    atomic_store_explicit(&e->kind, RUDP_FD_NONE, memory_order_release);
+    fd_enter(d);
+    if (kind != RUDP_FD_NONE)
+        atomic_fetch_add(&fd_live[d], 1);
+    if (atomic_exchange(&e->kind, RUDP_FD_NONE) != RUDP_FD_NONE)
+        atomic_fetch_sub(&fd_live[d], 1);
     memcpy((char *)e + BODY_OFF, (const char *)src + BODY_OFF, BODY_LEN);
-    atomic_store_explicit(&e->kind, atomic_load_explicit(&src->kind, memory_order_relaxed),
-                          memory_order_release);
+    atomic_store_explicit(&e->kind, kind, memory_order_release);
+    atomic_fetch_sub(&fd_busy[d], 1);
     return 0;
 }
 
@@ -92,9 +150,23 @@ uint32_t rudp_fd_snapshot(int fd, rudp_fd_entry *out) {
 
 void rudp_fd_clear(int fd) {
     rudp_fd_entry *e = rudp_fd_peek(fd);
+    unsigned d = (unsigned)fd / RUDP_FD_PAGE;
 
-    if (e != NULL && rudp_fd_kind(e) != RUDP_FD_NONE)
-        atomic_store_explicit(&e->kind, RUDP_FD_NONE, memory_order_release);
+    if (e == NULL || rudp_fd_kind(e) == RUDP_FD_NONE ||
+        atomic_exchange(&e->kind, RUDP_FD_NONE) == RUDP_FD_NONE)
+        return;
+    if (atomic_fetch_sub(&fd_live[d], 1) == 1 && d >= RUDP_FD_KEEP_PAGES)
+        fd_page_release(d);
+}
+
+void rudp_fd_after_fork(void) {
+    for (unsigned d = 0; d < RUDP_FD_DIR; d++)
+        if (atomic_load_explicit(&fd_busy[d], memory_order_relaxed) != 0)
+            atomic_store(&fd_busy[d], 0);
+}
+
+void rudp_fd_init(void) {
+    pthread_atfork(NULL, NULL, rudp_fd_after_fork);
 }
 
 void rudp_fd_copy(int from, int to) {

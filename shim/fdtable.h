@@ -97,8 +97,17 @@ int rudp_fd_publish(int fd, const rudp_fd_entry *src);
 /* Copies fd's entry into |out| and returns its kind (NONE: |out| zeroed). */
 uint32_t rudp_fd_snapshot(int fd, rudp_fd_entry *out);
 
-/* Forgets fd's entry (kind NONE). */
+/* Forgets fd's entry (kind NONE).  When it was the last entry of its page
+ * (beyond the first page), the page's memory goes back to the system. */
 void rudp_fd_clear(int fd);
+
+/* Sets the table up (once, from the constructor): a fork child forgets
+ * the writers of the threads it did not inherit (rudp_fd_after_fork). */
+void rudp_fd_init(void);
+
+/* In the child of a fork or a raw clone: no thread of the parent is
+ * writing or releasing a page here. */
+void rudp_fd_after_fork(void);
 
 /* Makes |to|'s entry a copy of |from|'s (or clears it when |from| has none):
  * what dup2(from, to) does to the kernel's table. */

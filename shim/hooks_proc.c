@@ -92,6 +92,8 @@ RUDP_EXPORT long syscall(long nr, ...) {
     int err = errno;
     if (r != 0) /* the parent (or a failure): the engine goes on */
         rudp_rt_resume();
+    else /* a raw clone's child runs no atfork handler */
+        rudp_fd_after_fork();
     errno = err;
     return r;
 }

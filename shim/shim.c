@@ -127,6 +127,7 @@ __attribute__((constructor)) static void rudp_shim_init(void) {
         return;
     shim_rt_sys(&sys);
     rudp_rt_init(&sys);
+    rudp_fd_init();
     rudp_limits_init();
     rudp_exec_import();
     /* A low log descriptor would be the first a program closes in bulk (ssh
