@@ -36,16 +36,28 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#ifdef RUDP_CHUNKS_FROM_MALLOC
+
+void *rudp_chunks_get(void) {
+    return malloc(RUDP_CHUNK_SIZE);
+}
+
+void rudp_chunks_put(void *chunk) {
+    free(chunk);
+}
+
+size_t rudp_chunks_trim(void) {
+    return 0;
+}
+
+void rudp_chunks_get_info(rudp_chunks_info *out) {
+    memset(out, 0, sizeof(*out));
+}
+
+#else /* slabs */
+
 #define SLAB_BYTES ((size_t)RUDP_CHUNK_SIZE * RUDP_CHUNKS_PER_SLAB)
 #define SLAB_FULL UINT64_MAX
-
-#if defined(__SANITIZE_ADDRESS__)
-#define CHUNKS_FROM_MALLOC 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CHUNKS_FROM_MALLOC 1
-#endif
-#endif
 
 /* One slab: RUDP_CHUNKS_PER_SLAB chunks at |base|. */
 typedef struct chunk_slab {
@@ -126,9 +138,6 @@ static void *slab_take(chunk_slab *s) {
 }
 
 void *rudp_chunks_get(void) {
-#ifdef CHUNKS_FROM_MALLOC
-    return malloc(RUDP_CHUNK_SIZE);
-#else
     void *c = NULL;
     pthread_mutex_lock(&chunks_lock);
     size_t i = first_free;
@@ -143,13 +152,9 @@ void *rudp_chunks_get(void) {
     }
     pthread_mutex_unlock(&chunks_lock);
     return c;
-#endif
 }
 
 void rudp_chunks_put(void *chunk) {
-#ifdef CHUNKS_FROM_MALLOC
-    free(chunk);
-#else
     if (chunk == NULL)
         return;
     pthread_mutex_lock(&chunks_lock);
@@ -165,7 +170,6 @@ void rudp_chunks_put(void *chunk) {
             first_free = i;
     }
     pthread_mutex_unlock(&chunks_lock);
-#endif
 }
 
 /* Gives back the pages of the chunks of slab |s| in |mask|, one call per
@@ -207,10 +211,6 @@ size_t rudp_chunks_trim(void) {
     return bytes;
 }
 
-size_t rudp_memory_trim(void) {
-    return rudp_chunks_trim();
-}
-
 void rudp_chunks_get_info(rudp_chunks_info *out) {
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&chunks_lock);
@@ -219,4 +219,10 @@ void rudp_chunks_get_info(rudp_chunks_info *out) {
     for (size_t i = 0; i < nslabs; i++)
         out->resident += (uint64_t)__builtin_popcountll(slabs[i].warm);
     pthread_mutex_unlock(&chunks_lock);
+}
+
+#endif /* RUDP_CHUNKS_FROM_MALLOC */
+
+size_t rudp_memory_trim(void) {
+    return rudp_chunks_trim();
 }

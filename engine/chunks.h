@@ -20,6 +20,16 @@
 #define RUDP_CHUNK_SIZE 16384u
 #define RUDP_CHUNKS_PER_SLAB 64u
 
+/* Under AddressSanitizer chunks come from malloc, so that its checks see
+ * them; there are no slabs and trimming gives nothing back. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RUDP_CHUNKS_FROM_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RUDP_CHUNKS_FROM_MALLOC 1
+#endif
+#endif
+
 /* Figures of the chunk memory, for tests and logs. */
 typedef struct rudp_chunks_info {
     uint64_t slabs;    /* slabs mapped */
