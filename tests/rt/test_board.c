@@ -8,10 +8,13 @@
  * reference to a slot that went to another connection reads as ended
  * cleanly and writes nothing into it; the pages of long runs of free slots
  * leave the memory file; an accepted connection's name carries the
- * generation.  The board is made here without an engine.
+ * generation; and claims from several threads while one retires and
+ * shrinks never hand a slot to two connections.  The board is made here
+ * without an engine.
  */
 #include <criterion/criterion.h>
 
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -158,4 +161,84 @@ Test(board, name_carries_the_generation) {
     cr_expect_eq(rudp_slot_of(&back), ref.slot);
     cr_expect_eq(p2.ss_family, AF_INET6);
     cr_expect_eq(l2.ss_family, AF_INET);
+}
+
+/* --- claims racing retirement and shrinking --- */
+
+enum { RACE_CLAIMERS = 2, RACE_CLAIMS = 40000, RACE_BATCH = 500 };
+
+/* What the claimers and the retiring thread share. */
+typedef struct race {
+    rudp_board *b;
+    _Atomic uint8_t owned[RUDP_BOARD_SLOTS]; /* 1 while a claimer holds the slot */
+    pthread_mutex_t lock;
+    uint32_t queue[RACE_CLAIMERS * RACE_BATCH]; /* claimed, to be retired */
+    uint32_t nqueue;
+    _Atomic int claimers_left;
+    _Atomic int duplicates;
+    size_t removed; /* bytes the shrinks removed (the retiring thread's) */
+} race;
+
+/* A claimer: claims slots in batches, checks no other holds them, and
+ * hands them to the retiring thread. */
+static void *race_claim(void *arg) {
+    race *r = arg;
+    uint32_t mine[RACE_BATCH];
+    for (int done = 0; done < RACE_CLAIMS; done += RACE_BATCH) {
+        for (int i = 0; i < RACE_BATCH; i++) {
+            rudp_slot_ref ref;
+            while (rudp_board_alloc(r->b, RUDP_SLOT_CONNECTED, &ref) != 0)
+                sched_yield();
+            if (atomic_exchange(&r->owned[ref.index], 1) != 0)
+                atomic_fetch_add(&r->duplicates, 1);
+            mine[i] = ref.index;
+        }
+        for (;;) { /* wait for room in the queue */
+            pthread_mutex_lock(&r->lock);
+            if (r->nqueue + RACE_BATCH <= RACE_CLAIMERS * RACE_BATCH)
+                break;
+            pthread_mutex_unlock(&r->lock);
+            sched_yield();
+        }
+        memcpy(r->queue + r->nqueue, mine, sizeof(mine));
+        r->nqueue += RACE_BATCH;
+        pthread_mutex_unlock(&r->lock);
+    }
+    atomic_fetch_sub(&r->claimers_left, 1);
+    return NULL;
+}
+
+/* The engine's part: retires what the claimers hand over, and shrinks. */
+static void race_retire(race *r) {
+    static uint32_t batch[RACE_CLAIMERS * RACE_BATCH];
+    for (;;) {
+        bool last = atomic_load(&r->claimers_left) == 0;
+        pthread_mutex_lock(&r->lock);
+        uint32_t n = r->nqueue;
+        memcpy(batch, r->queue, n * sizeof(batch[0]));
+        r->nqueue = 0;
+        pthread_mutex_unlock(&r->lock);
+        for (uint32_t i = 0; i < n; i++) {
+            atomic_store(&r->owned[batch[i]], 0);
+            rudp_board_retire(r->b, batch[i]);
+        }
+        r->removed += rudp_board_shrink(r->b);
+        if (last && n == 0)
+            return;
+    }
+}
+
+Test(board, claims_race_retirement_and_shrinking) {
+    static race r;
+    pthread_t t[RACE_CLAIMERS];
+    r.b = board_new();
+    pthread_mutex_init(&r.lock, NULL);
+    atomic_store(&r.claimers_left, RACE_CLAIMERS);
+    for (int i = 0; i < RACE_CLAIMERS; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, race_claim, &r), 0);
+    race_retire(&r);
+    for (int i = 0; i < RACE_CLAIMERS; i++)
+        pthread_join(t[i], NULL);
+    cr_expect_eq(atomic_load(&r.duplicates), 0, "a slot was handed to two connections");
+    cr_expect_gt(r.removed, 0, "no shrink ran during the claims");
 }
