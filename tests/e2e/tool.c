@@ -2289,6 +2289,9 @@ static int cmd_soak_client(int argc, char **argv) {
     result("ok churn=%llu bulk=%llu bulk_bytes=%llu idle=%llu",
            (unsigned long long)s.churned, (unsigned long long)s.bulks,
            (unsigned long long)s.bulk_total, (unsigned long long)o.idle);
+    return EXIT_OK;
+}
+
 /* ----------------------------------------------------------------- churn */
 
 /* Raises RLIMIT_NOFILE's soft limit to the hard one: a churn round holds
