@@ -75,7 +75,7 @@ struct rudp_board {
     uint32_t magic;
     uint32_t eid;
     uint32_t nslots;
-    uint32_t owner; /* the process whose engine made it */
+    uint32_t owner;             /* the process whose engine made it */
     _Atomic uint32_t low;       /* no free slot below bitmap word |low| (a hint) */
     _Atomic uint32_t next_gen;  /* the generation the next claim takes */
     _Atomic uint32_t freed;     /* slots freed so far (wraps) */
