@@ -480,7 +480,7 @@ static int opt_set_rerouted(int fd, rudp_fd_entry *e, int level, int name, const
         return -1;
     }
     if (opt_is_liveness(level, name) && rudp_fd_kind(e) == RUDP_FD_CONN)
-        rudp_opt_publish_liveness(&e->opts, e->ref.slot, true);
+        rudp_opt_publish_liveness(&e->opts, rudp_slot_of(&e->ref), true);
     return 0;
 }
 
