@@ -167,19 +167,6 @@ static const char *stream_state_name(uint8_t st) {
     return st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
 
-static const char *cc_name(uint8_t algo) {
-    switch (algo) {
-    case RUDP_CC_NEWRENO:
-        return "newreno";
-    case RUDP_CC_CUBIC:
-        return "cubic";
-    case RUDP_CC_BBR:
-        return "bbr";
-    default:
-        return "?";
-    }
-}
-
 static const char *cc_state_name(uint8_t st) {
     switch (st) {
     case RUDP_TRACE_CC_SLOW_START:
@@ -235,9 +222,9 @@ static void conn_json(const conn_view *c, bool first) {
            "\"packets_lost\":%" PRIu64 ",\"bytes_retransmitted\":%" PRIu64 ","
            "\"migrations\":%" PRIu64 ",",
            d->max_packet_size, s->rtt_us, s->rttvar_us, s->min_rtt_us, s->snd_cwnd,
-           d->bytes_in_flight, s->pacing_rate, cc_name(d->cc_algo),
-           cc_state_name(d->cc_state), d->pkts_sent, d->pkts_lost, s->bytes_retrans,
-           d->migrations);
+           d->bytes_in_flight, s->pacing_rate,
+           rudp_cc_algo_name((enum rudp_cc_algo)d->cc_algo), cc_state_name(d->cc_state),
+           d->pkts_sent, d->pkts_lost, s->bytes_retrans, d->migrations);
     printf("\"bytes_sent\":%" PRIu64 ",\"bytes_acked\":%" PRIu64
            ",\"bytes_received\":%" PRIu64 ",\"send_buffer\":%" PRIu64
            ",\"recv_buffer\":%" PRIu64 ",\"send_window\":%" PRIu64
@@ -256,11 +243,11 @@ static void conn_text(const conn_view *c) {
     printf("\t %s %s(%s) rtt:%.3f/%.3f minrtt:%.3f cwnd:%u inflight:%" PRIu64
            " pacing_rate:%.1fMbps pmtu:%u sent:%" PRIu64 " lost:%" PRIu64
            " retrans:%" PRIu64 "B migrations:%" PRIu64 "\n",
-           d->role == 1 ? "client" : "server", cc_name(d->cc_algo),
-           cc_state_name(d->cc_state), s->rtt_us / 1e3, s->rttvar_us / 1e3,
-           s->min_rtt_us / 1e3, s->snd_cwnd, d->bytes_in_flight,
-           (double)s->pacing_rate * 8 / 1e6, d->max_packet_size, d->pkts_sent, d->pkts_lost,
-           s->bytes_retrans, d->migrations);
+           d->role == 1 ? "client" : "server",
+           rudp_cc_algo_name((enum rudp_cc_algo)d->cc_algo), cc_state_name(d->cc_state),
+           s->rtt_us / 1e3, s->rttvar_us / 1e3, s->min_rtt_us / 1e3, s->snd_cwnd,
+           d->bytes_in_flight, (double)s->pacing_rate * 8 / 1e6, d->max_packet_size,
+           d->pkts_sent, d->pkts_lost, s->bytes_retrans, d->migrations);
     printf("\t stream %s bytes_sent:%" PRIu64 " bytes_acked:%" PRIu64
            " bytes_received:%" PRIu64 " sndbuf:%" PRIu64 " rcvbuf:%" PRIu64
            " snd_wnd:%" PRIu64 " rcv_wnd:%" PRIu64 "\n",

@@ -2275,6 +2275,26 @@ Test(session, migration_moves_only_once_the_new_address_answers) {
     test_pair_free(&p);
 }
 
+/* Sets up |p| with a stream whose client moved to *moved (a NAT rebinding,
+ * set here) and has just received the server's PATH_CHALLENGE there;
+ * returns the challenge's data. */
+static uint64_t challenged_client(test_pair *p, uint64_t *sid, rudp_addr *moved) {
+    static out_dgram out[16];
+    uint8_t d[TEST_MAX_DGRAM];
+    uint64_t data;
+    int at;
+    pair_with_traffic(p, sid);
+    rudp_addr old = p->caddr;
+    *moved = addr_with(p->caddr, 9);
+    cr_assert_eq(rudp_stream_write(p->cli, *sid, "b", 1), 1);
+    size_t n = one_dgram(p->cli, d, p->now);
+    cr_assert_eq(deliver(p->srv, d, n, moved, p->now), RUDP_OK);
+    server_out(p, out, &old, moved, 1, &data, &at);
+    p->now += DELAY;
+    cr_assert_eq(deliver(p->cli, out[at].data, out[at].len, &p->saddr, p->now), RUDP_OK);
+    return data;
+}
+
 Test(session, an_answer_that_comes_after_a_pto_still_moves_the_session) {
     /* The client is slow to answer (a full congestion window after a NAT
      * rebinding): its PATH_RESPONSE arrives more than a PTO after the
@@ -2282,20 +2302,12 @@ Test(session, an_answer_that_comes_after_a_pto_still_moves_the_session) {
      * started a new challenge and then failed to match it, for ever (the
      * soak suite's stalled rebindings). */
     test_pair p;
-    uint64_t sid, data;
-    pair_with_traffic(&p, &sid);
-    rudp_addr old = p.caddr, moved = addr_with(p.caddr, 9);
-    static out_dgram out[16];
+    uint64_t sid;
+    rudp_addr moved;
     uint8_t d[TEST_MAX_DGRAM];
-    int at;
-    cr_assert_eq(rudp_stream_write(p.cli, sid, "b", 1), 1);
-    size_t n = one_dgram(p.cli, d, p.now);
-    cr_assert_eq(deliver(p.srv, d, n, &moved, p.now), RUDP_OK);
-    server_out(&p, out, &old, &moved, 1, &data, &at);
-    p.now += DELAY;
-    cr_assert_eq(deliver(p.cli, out[at].data, out[at].len, &p.saddr, p.now), RUDP_OK);
+    challenged_client(&p, &sid, &moved);
     p.now += RUDP_SEC(3); /* well past the server's PTO */
-    n = one_dgram(p.cli, d, p.now);
+    size_t n = one_dgram(p.cli, d, p.now);
     cr_assert_eq(deliver(p.srv, d, n, &moved, p.now), RUDP_OK);
     cr_assert_eq(migrations(p.srv), 1);
     cr_assert(same_addr(&p.srv->peer_addr, &moved));
@@ -2307,26 +2319,20 @@ Test(session, an_answer_to_the_previous_challenge_still_moves_the_session) {
      * first challenge arrived, in an older packet: it proves the address
      * as well. */
     test_pair p;
-    uint64_t sid, data;
-    pair_with_traffic(&p, &sid);
-    rudp_addr old = p.caddr, moved = addr_with(p.caddr, 9);
+    uint64_t sid, second;
+    rudp_addr moved;
     static out_dgram out[16];
     uint8_t d[TEST_MAX_DGRAM], late[TEST_MAX_DGRAM];
     int at;
-    cr_assert_eq(rudp_stream_write(p.cli, sid, "b", 1), 1);
-    size_t n = one_dgram(p.cli, d, p.now);
-    cr_assert_eq(deliver(p.srv, d, n, &moved, p.now), RUDP_OK);
-    server_out(&p, out, &old, &moved, 1, &data, &at);
-    p.now += DELAY;
-    cr_assert_eq(deliver(p.cli, out[at].data, out[at].len, &p.saddr, p.now), RUDP_OK);
+    uint64_t first = challenged_client(&p, &sid, &moved);
+    rudp_addr old = p.caddr;
     size_t nlate = one_dgram(p.cli, late, p.now); /* the answer, held up */
     p.now += RUDP_SEC(3);
     cr_assert_eq(rudp_stream_write(p.cli, sid, "c", 1), 1);
-    n = one_dgram(p.cli, d, p.now);
+    size_t n = one_dgram(p.cli, d, p.now);
     cr_assert_eq(deliver(p.srv, d, n, &moved, p.now), RUDP_OK); /* challenges again */
-    uint64_t second;
     server_out(&p, out, &old, &moved, 1, &second, &at);
-    cr_assert_neq(second, data);
+    cr_assert_neq(second, first);
     cr_assert_eq(migrations(p.srv), 0);
     cr_assert_eq(deliver(p.srv, late, nlate, &moved, p.now), RUDP_OK);
     cr_assert_eq(migrations(p.srv), 1);
