@@ -714,9 +714,9 @@ static void sess_run_timers(rudp_session *s, rudp_tstamp now) {
         }
     }
     if (now >= sess_keepalive_time(s)) {
-        s->ping_pending = true;
-        if (now >= rudp_sess_probe_time(s))
+        if (now >= rudp_sess_probe_time(s)) /* before ping_pending hides it */
             s->ka_probe = now;
+        s->ping_pending = true;
     }
 }
 
