@@ -125,6 +125,11 @@ static void opts_roundtrip(int fd) {
     opt_rt(fd, SOL_TCP, TCP_CORK, 1, "TCP_CORK");
     opt_rt(fd, SOL_TCP, TCP_CORK, 0, "TCP_CORK");
     opt_rt(fd, SOL_TCP, TCP_USER_TIMEOUT, 5000, "TCP_USER_TIMEOUT");
+    /* Out of the kernel's ranges: EINVAL, and the value set before stays. */
+    opt_rt(fd, SOL_TCP, TCP_KEEPCNT, 0, "TCP_KEEPCNT");
+    opt_rt(fd, SOL_TCP, TCP_KEEPIDLE, 40000, "TCP_KEEPIDLE");
+    opt_rt(fd, SOL_TCP, TCP_KEEPINTVL, 0, "TCP_KEEPINTVL");
+    opt_rt(fd, SOL_TCP, TCP_USER_TIMEOUT, -1, "TCP_USER_TIMEOUT");
     opt_rt(fd, SOL_TCP, TCP_NOTSENT_LOWAT, 16384, "TCP_NOTSENT_LOWAT");
     opt_rt(fd, SOL_IP, IP_TOS, 0x10, "IP_TOS");
     opt_rt(fd, SOL_SOCKET, SO_PRIORITY, 3, "SO_PRIORITY");
