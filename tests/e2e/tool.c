@@ -287,6 +287,25 @@ static int write_all(int fd, const void *buf, size_t len) {
     return 0;
 }
 
+/* Writes bytes [off, off + bytes) of the pattern of |seed| to |fd|.
+ * Returns 0, or -1 with errno set and *at (if not NULL) the offset of the
+ * chunk that failed. */
+static int pattern_write(int fd, uint64_t seed, uint64_t off, uint64_t bytes,
+                         uint64_t *at) {
+    uint8_t buf[CHUNK];
+    for (uint64_t done = 0; done < bytes;) {
+        size_t n = bytes - done < CHUNK ? (size_t)(bytes - done) : CHUNK;
+        pattern_fill(seed, off + done, buf, n);
+        if (write_all(fd, buf, n) < 0) {
+            if (at)
+                *at = off + done;
+            return -1;
+        }
+        done += n;
+    }
+    return 0;
+}
+
 /* Reads until EOF from |fd| and echoes everything back.  Returns 0 at EOF,
  * or -1 with errno set on a read or write error. */
 static int echo_stream(int fd) {
@@ -612,15 +631,9 @@ typedef struct tc_conn {
  * shutdown(SHUT_WR).  Runs in its own thread beside the reader. */
 static void *tc_writer(void *arg) {
     tc_conn *c = arg;
-    uint8_t buf[CHUNK];
-    for (uint64_t off = 0; off < c->bytes;) {
-        size_t n = c->bytes - off < CHUNK ? (size_t)(c->bytes - off) : CHUNK;
-        pattern_fill(c->seed, off, buf, n);
-        if (write_all(c->fd, buf, n) < 0) {
-            c->write_errno = errno;
-            return NULL;
-        }
-        off += n;
+    if (pattern_write(c->fd, c->seed, 0, c->bytes, NULL) < 0) {
+        c->write_errno = errno;
+        return NULL;
     }
     if (shutdown(c->fd, SHUT_WR) < 0)
         c->write_errno = errno;
@@ -792,15 +805,10 @@ static int cmd_write_exit(int argc, char **argv) {
         result("connect %s", errname(errno));
         return EXIT_CHECK;
     }
-    uint8_t buf[CHUNK];
-    for (uint64_t off = 0; off < bytes;) {
-        size_t n = bytes - off < CHUNK ? (size_t)(bytes - off) : CHUNK;
-        pattern_fill(seed, off, buf, n);
-        if (write_all(fd, buf, n) < 0) {
-            result("write %s at %llu", errname(errno), (unsigned long long)off);
-            return EXIT_CHECK;
-        }
-        off += n;
+    uint64_t at;
+    if (pattern_write(fd, seed, 0, bytes, &at) < 0) {
+        result("write %s at %llu", errname(errno), (unsigned long long)at);
+        return EXIT_CHECK;
     }
     result("wrote %llu", (unsigned long long)bytes);
     exit(0);
@@ -1447,16 +1455,8 @@ typedef struct idle_conn {
  * beside idle_read_check. */
 static void *idle_writer(void *arg) {
     idle_conn *c = arg;
-    uint8_t buf[CHUNK];
-    for (uint64_t done = 0; done < c->bytes;) {
-        size_t n = c->bytes - done < CHUNK ? (size_t)(c->bytes - done) : CHUNK;
-        pattern_fill(c->my_seed, c->off + done, buf, n);
-        if (write_all(c->fd, buf, n) < 0) {
-            c->write_errno = errno;
-            return NULL;
-        }
-        done += n;
-    }
+    if (pattern_write(c->fd, c->my_seed, c->off, c->bytes, NULL) < 0)
+        c->write_errno = errno;
     return NULL;
 }
 
@@ -2417,14 +2417,8 @@ static int cmd_pattern(int argc, char **argv) {
     uint64_t seed, bytes;
     if (argc != 2 || !parse_size(argv[0], &seed) || !parse_size(argv[1], &bytes))
         return EXIT_USAGE;
-    uint8_t buf[CHUNK];
-    for (uint64_t off = 0; off < bytes;) {
-        size_t n = bytes - off < CHUNK ? (size_t)(bytes - off) : CHUNK;
-        pattern_fill(seed, off, buf, n);
-        if (write_all(STDOUT_FILENO, buf, n) < 0)
-            die_sys("write stdout");
-        off += n;
-    }
+    if (pattern_write(STDOUT_FILENO, seed, 0, bytes, NULL) < 0)
+        die_sys("write stdout");
     return EXIT_OK;
 }
 
