@@ -15,7 +15,12 @@
  * and is tried again every RT_ACCEPT_RETRY_S, as a TCP client whose SYN the
  * kernel dropped waits and retransmits; after RT_ACCEPT_WAIT_NS it is
  * refused.  With no target left, streams are refused at once (RST refused:
- * ECONNREFUSED at the client).
+ * ECONNREFUSED at the client), except in the moment after the program
+ * closed its last listener: a client that had not yet heard of it may have
+ * opened a stream on a warm session, its connect already complete, where
+ * TCP's would have failed and been retried.  Such a stream waits up to
+ * RT_RELISTEN_WAIT_NS for the program to listen again (a server that
+ * re-listens for each job), as the retried connect would have found it.
  */
 #include "rt.h"
 
@@ -30,6 +35,9 @@
  * client gives up a SYN nobody answers after about two minutes). */
 #define RT_ACCEPT_RETRY_S 0.01
 #define RT_ACCEPT_WAIT_NS RUDP_SEC(60)
+/* How long after its last listener closed a port keeps the streams of
+ * clients that may not know it yet, for a listener to come back. */
+#define RT_RELISTEN_WAIT_NS RUDP_SEC(1)
 
 /* One of the program's AF_UNIX listeners. */
 typedef struct acc_target {
@@ -55,6 +63,7 @@ struct rt_accept {
     acc_target *targets;
     acc_target *turn; /* the target the next stream goes to first */
     unsigned ntargets;
+    rudp_tstamp emptied; /* when the last target went (0: never had one) */
     acc_wait *waiting, **waiting_tail;
     ev_timer retry;
 };
@@ -105,7 +114,10 @@ static void accept_drop(rt_accept *a, acc_target *t) {
     if (a->turn == t)
         a->turn = t->next;
     free(t);
-    if (--a->ntargets == 0 && a->on_change)
+    if (--a->ntargets > 0)
+        return;
+    a->emptied = rt_now();
+    if (a->on_change)
         a->on_change(a->ctx, 0);
 }
 
@@ -226,16 +238,27 @@ static void accept_wait(rt_accept *a, rt_sess *rs, uint64_t sid) {
     *a->waiting_tail = w;
     a->waiting_tail = &w->next;
     rt_sess_waiting(rs, 1);
-    rt_log(3, "stream %llu waits: the listener's queue is full", (unsigned long long)sid);
+    rt_log(3, "stream %llu waits: %s", (unsigned long long)sid,
+           a->targets ? "the listener's queue is full" : "the listener has just closed");
     if (!ev_is_active(&a->retry)) {
         ev_timer_set(&a->retry, RT_ACCEPT_RETRY_S, RT_ACCEPT_RETRY_S);
         ev_timer_start(a->eng->loop, &a->retry);
     }
 }
 
+/* Returns true while the port's last listener closed so recently that a
+ * program listening again would take streams waiting now. */
+static bool accept_relisten_window(const rt_accept *a, rudp_tstamp now) {
+    return a->emptied != 0 && now - a->emptied <= RT_RELISTEN_WAIT_NS;
+}
+
 void rt_accept_stream(rt_accept *a, rt_sess *rs, uint64_t sid) {
     if (!a->targets) {
-        rt_accept_refuse(rs, sid);
+        if (accept_relisten_window(a, rt_now()) &&
+            !rudp_session_listening_known(rt_sess_core(rs)))
+            accept_wait(a, rs, sid); /* its client may not know yet */
+        else
+            rt_accept_refuse(rs, sid);
         return;
     }
     if (!a->waiting && accept_one(a, rs, sid) != RUDP_ERR_WOULDBLOCK)
@@ -259,13 +282,14 @@ static int accept_retry_one(rt_accept *a, acc_wait *w, rudp_tstamp now) {
         rt_sess_touch(w->rs);
         return RUDP_OK;
     }
-    if (!a->targets || now - w->since > RT_ACCEPT_WAIT_NS) {
+    bool closed = !a->targets && !accept_relisten_window(a, now);
+    if (closed || now - w->since > RT_ACCEPT_WAIT_NS) {
         rt_log(2, "refusing stream %llu: %s", (unsigned long long)w->sid,
-               a->targets ? "the listener's queue stayed full" : "listener closed");
+               closed ? "listener closed" : "the listener's queue stayed full");
         rt_accept_refuse(w->rs, w->sid);
         return RUDP_OK;
     }
-    return accept_one(a, w->rs, w->sid);
+    return a->targets ? accept_one(a, w->rs, w->sid) : RUDP_ERR_WOULDBLOCK;
 }
 
 /* ev_timer callback: tries the waiting streams in the order they came,

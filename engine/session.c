@@ -339,7 +339,7 @@ int rudp_sess_init(rudp_session *s, const rudp_settings *set, uint64_t seed,
     s->local_allowed = RUDP_ZERO_RTT_MAX_STREAMS;
     s->peer_allowed = s->peer_allowed_sent = set->max_streams;
     s->session_frame_pending = true;
-    s->listening = s->peer_listening = true;
+    s->listening = s->peer_listening = s->listening_acked = true;
     rudp_fc_init(&s->fc, set->initial_session_window, set->max_session_window, now);
     rudp_chunk_pool_init(&s->pool, 64);
     rudp_acktr_init(&s->acktr);
@@ -797,6 +797,11 @@ void rudp_session_set_listening(rudp_session *s, bool listening) {
         return;
     s->listening = listening;
     s->listening_pending = true;
+    s->listening_acked = false;
+}
+
+bool rudp_session_listening_known(const rudp_session *s) {
+    return s->listening_acked;
 }
 
 bool rudp_session_peer_listening(const rudp_session *s) {

@@ -104,6 +104,7 @@ struct rudp_session {
     bool ping_pending;           /* keepalive */
     bool listening;              /* server: a program listens on our port */
     bool listening_pending;      /* server: LISTENING frame to send */
+    bool listening_acked;        /* server: the client acknowledged |listening| */
     bool ticket_pending;         /* server: NEW_TICKET frame to send */
     bool ticket_ready;           /* client: |ticket| came, not yet taken */
     rudp_ticket ticket;          /* client: the newest NEW_TICKET */

@@ -65,6 +65,10 @@ static void out_frame_acked(rudp_session *s, const rudp_sent_frame *fr, rudp_tst
             rudp_sess_start_draining(s, now);
         }
         break;
+    case RUDP_SENT_LISTENING:
+        if (fr->sid == s->listening) /* the value rides in sid: the client knows it */
+            s->listening_acked = true;
+        break;
     default:
         break;
     }
@@ -324,7 +328,7 @@ static void out_control(rudp_session *s, out_ctx *c) {
         return;
     if (s->listening_pending) {
         f = (rudp_frame){.type = RUDP_FRAME_LISTENING, .u.listening = s->listening};
-        if (out_put_recorded(c, &f, RUDP_SENT_LISTENING, 0))
+        if (out_put_recorded(c, &f, RUDP_SENT_LISTENING, s->listening))
             s->listening_pending = false;
     }
     if (s->max_streams_pending) {

@@ -356,6 +356,12 @@ void rudp_session_set_mtu_ceiling(rudp_session *sess, uint32_t max_udp_payload);
  * SYN-ACK itself. */
 void rudp_session_set_listening(rudp_session *sess, bool listening);
 
+/* Server: returns whether the client has acknowledged the listening state
+ * last set (true until rudp_session_set_listening changes it).  A stream
+ * the client opened before that may have been opened in the belief that
+ * the old state still held: a connect already completed on a warm session. */
+bool rudp_session_listening_known(const rudp_session *sess);
+
 /* Client: returns whether the server's port has a listener, as the server
  * last said (true until it says otherwise). */
 bool rudp_session_peer_listening(const rudp_session *sess);

@@ -36,12 +36,15 @@ def listener(port, reuseport):
     return s
 
 
-def serve_one(lsock, answer):
-    """Accepts one connection, reads its request line, writes |answer|."""
+def serve_one(lsock, answer, close_listener=False):
+    """Accepts one connection, reads its request line, writes |answer|
+    (closing the listener first when asked)."""
     conn, _ = lsock.accept()
     with conn:
         conn.settimeout(10)
         conn.recv(64)
+        if close_listener:
+            lsock.close()
         conn.sendall(answer.encode() + b"\n")
 
 
@@ -81,12 +84,13 @@ def reuseport_server(port, n):
 
 def reopen_server(port, jobs):
     """Listens, serves one connection and closes the listener, |jobs|
-    times in a row."""
+    times in a row.  The listener closes before the answer goes: the
+    client's next connect comes after it, never into its queue (where TCP
+    and rudp alike would reset it when the listener closes)."""
     for k in range(jobs):
         lsock = listener(port, False)
         print(f"listening job {k}", flush=True)
-        serve_one(lsock, f"job {k}")
-        lsock.close()
+        serve_one(lsock, f"job {k}", close_listener=True)
     print("done", flush=True)
 
 

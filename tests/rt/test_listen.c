@@ -12,11 +12,20 @@
  * already in the closed AF_UNIX queue are reset, as TCP resets connections
  * in the accept queue of a closed listener.  A connect to a port nobody
  * serves is refused too (ICMP port unreachable).
+ *
+ * A client that has not yet heard that the listener closed completes its
+ * connect on a warm session at once; its stream then waits a moment for the
+ * program to listen again (a server that re-listens for each job), and is
+ * refused if it does not.  The tests keep the news from the client by
+ * dropping what the server's port sends.
  */
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -207,6 +216,140 @@ Test(listen, no_listener_refused) {
     close(fd);
     rtest_conn c;
     cr_assert_eq(rtest_connect(&c, (struct sockaddr *)&a, sizeof(a)), RUDP_OK);
+    int err = refusal_of(c.fd, c.ref.slot);
+    cr_assert_eq(err, RUDP_ERR_REFUSED, "error %s", rudp_strerror(err));
+    close(c.fd);
+}
+
+/* --- a client that has not heard the listener close --- */
+
+#define RACE_BYTES 3000 /* the client's request: one datagram over RACE_BIG */
+#define RACE_BIG 2000
+#define RACE_ANSWER 100
+
+static _Atomic int hush_port;        /* the server's port: what it sends is dropped */
+static _Atomic int arrived_efd = -1; /* told when a datagram over RACE_BIG reaches it */
+
+/* Returns the local port of socket |fd| (0 when not AF_INET). */
+static int local_port(int fd) {
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    if (getsockname(fd, (struct sockaddr *)&a, &len) != 0 || a.sin_family != AF_INET)
+        return 0;
+    return ntohs(a.sin_port);
+}
+
+/* sendmmsg of the engine: drops what the hushed port sends. */
+static int hush_sendmmsg(int fd, struct mmsghdr *m, unsigned n, int flags) {
+    int port = atomic_load(&hush_port);
+    if (port == 0 || local_port(fd) != port)
+        return sendmmsg(fd, m, n, flags);
+    for (unsigned i = 0; i < n; i++)
+        m[i].msg_len = (unsigned)m[i].msg_hdr.msg_iov[0].iov_len;
+    return (int)n;
+}
+
+/* recvmmsg of the engine: tells arrived_efd when a big datagram reaches
+ * the hushed port, before the engine handles it. */
+static int hush_recvmmsg(int fd, struct mmsghdr *m, unsigned n, int flags,
+                         struct timespec *timeout) {
+    int r = recvmmsg(fd, m, n, flags, timeout);
+    int port = atomic_load(&hush_port);
+    for (int i = 0; i < r && port != 0; i++)
+        if (m[i].msg_len > RACE_BIG && local_port(fd) == port) {
+            uint64_t one = 1;
+            if (write(atomic_load(&arrived_efd), &one, sizeof(one)) != sizeof(one))
+                abort(); /* not criterion's: this is the engine's thread */
+            break;
+        }
+    return r;
+}
+
+/* Starts an engine whose listener ports can be hushed, listens on |l|,
+ * warms a session to it, then closes the listener unheard: the client
+ * still believes it listens. */
+static void race_setup(rtest_listener *l) {
+    rudp_rt_sys sys;
+    rtest_sys_libc(&sys);
+    sys.sendmmsg = hush_sendmmsg;
+    sys.recvmmsg = hush_recvmmsg;
+    atomic_store(&arrived_efd, eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    cr_assert_geq(atomic_load(&arrived_efd), 0);
+    rtest_engine(&sys);
+    rtest_listen(l, "127.0.0.1", 16);
+    warm_up(l);
+    atomic_store(&hush_port, rtest_port((struct sockaddr_storage *)&l->addr));
+    rtest_unlisten(l);
+}
+
+/* Connects to |l| (at once: the session is warm), sends RACE_BYTES and
+ * waits until they reached the server's engine. */
+static void race_connect(const rtest_listener *l, rtest_conn *c) {
+    cr_assert_eq(rtest_connect(c, (const struct sockaddr *)&l->addr, sizeof(l->addr)),
+                 RUDP_OK);
+    uint32_t st =
+        rtest_wait_state(c->ref.slot, RUDP_SLOT_CONNECTING, rtest_deadline(RTEST_PHASE_MS));
+    cr_assert_eq(st, RUDP_SLOT_CONNECTED, "a warm connect did not complete at once");
+    uint8_t buf[RACE_BYTES];
+    rtest_pattern(buf, sizeof(buf), 7, 0);
+    cr_assert_eq(write(c->fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+    int efd = atomic_load(&arrived_efd);
+    cr_assert(rtest_wait_fd(efd, POLLIN, rtest_deadline(RTEST_PHASE_MS)),
+              "the request never reached the server");
+}
+
+/* Reads exactly |len| bytes from |fd| into |buf|; asserts they came. */
+static void read_exact(int fd, uint8_t *buf, size_t len) {
+    int64_t deadline = rtest_deadline(RTEST_PHASE_MS);
+    for (size_t got = 0; got < len;) {
+        cr_assert(rtest_wait_fd(fd, POLLIN, deadline), "%zu of %zu bytes came", got, len);
+        ssize_t r = read(fd, buf + got, len - got);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        cr_assert_gt(r, 0, "read: %zd (%s) after %zu bytes", r, strerror(errno), got);
+        got += (size_t)r;
+    }
+}
+
+/* Proves that a stream opened by a client that had not heard its server's
+ * listener close waits for the program to listen again, and is served by
+ * the new listener, byte-exact both ways. */
+Test(listen, relisten_serves_unheard_stream) {
+    rtest_listener first, again;
+    rtest_conn c;
+    race_setup(&first);
+    race_connect(&first, &c);
+    rtest_listen_also(&again, &first, 16);
+    atomic_store(&hush_port, 0);
+    int sfd = rtest_accept(again.lfd, rtest_deadline(RTEST_PHASE_MS));
+    cr_assert_geq(sfd, 0, "the stream never reached the new listener");
+    uint8_t buf[RACE_BYTES];
+    read_exact(sfd, buf, sizeof(buf));
+    cr_assert_eq(rtest_pattern_diff(buf, sizeof(buf), 7, 0), sizeof(buf),
+                 "request differs");
+    rtest_pattern(buf, RACE_ANSWER, 8, 0);
+    cr_assert_eq(write(sfd, buf, RACE_ANSWER), RACE_ANSWER);
+    close(sfd);
+    read_exact(c.fd, buf, RACE_ANSWER);
+    cr_assert_eq(rtest_pattern_diff(buf, RACE_ANSWER, 8, 0), RACE_ANSWER, "answer differs");
+    cr_assert_eq(rtest_read_once(c.fd, rtest_deadline(RTEST_PHASE_MS)), 0, "no EOF");
+    cr_assert_eq(shutdown(c.fd, SHUT_WR), 0);
+    uint32_t st =
+        rtest_wait_state(c.ref.slot, RUDP_SLOT_CONNECTED, rtest_deadline(RTEST_PHASE_MS));
+    cr_assert_eq(st, RUDP_SLOT_DONE, "the connection did not end cleanly");
+    close(c.fd);
+    rtest_unlisten(&again);
+}
+
+/* Proves that such a stream is refused when the program does not listen
+ * again: the client's read gets EOF and the slot RUDP_ERR_REFUSED (the
+ * shim's ECONNREFUSED, as a TCP Fast Open connect's first read). */
+Test(listen, unheard_stream_refused_without_relisten) {
+    rtest_listener first;
+    rtest_conn c;
+    race_setup(&first);
+    race_connect(&first, &c);
+    atomic_store(&hush_port, 0);
     int err = refusal_of(c.fd, c.ref.slot);
     cr_assert_eq(err, RUDP_ERR_REFUSED, "error %s", rudp_strerror(err));
     close(c.fd);

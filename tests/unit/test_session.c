@@ -1533,6 +1533,41 @@ Test(session, listening_state_reaches_the_client) {
     test_pair_free(&p);
 }
 
+/* Delivers one datagram of |from| to |to| at |now| (after any ACK delay);
+ * asserts there was one. */
+static void pass_one(test_pair *p, rudp_session *from, rudp_session *to, rudp_tstamp now) {
+    uint8_t d[TEST_MAX_DGRAM];
+    size_t n = one_dgram(from, d, now);
+    cr_assert_gt(n, 0, "nothing to send");
+    cr_assert_eq(deliver(to, d, n, to == p->cli ? &p->saddr : &p->caddr, now), RUDP_OK);
+}
+
+Test(session, listening_known_once_acknowledged) {
+    /* The server knows when the client has acknowledged the listening
+     * state it set last; an acknowledgement of an older state does not
+     * count (rt_accept.c holds the streams of a client that may not know). */
+    test_pair p;
+    test_pair_init(&p, NULL, NULL, DELAY);
+    uint8_t d[TEST_MAX_DGRAM];
+    size_t n = one_dgram(p.cli, d, p.now);
+    rudp_session *srv = new_server(&p, 9, d, n);
+    pass_one(&p, srv, p.cli, p.now);
+    cr_assert(rudp_session_is_established(p.cli));
+    cr_assert(rudp_session_listening_known(srv));
+    rudp_session_set_listening(srv, false);
+    cr_assert_not(rudp_session_listening_known(srv));
+    pass_one(&p, srv, p.cli, p.now); /* LISTENING 0 */
+    rudp_session_set_listening(srv, true);
+    pass_one(&p, p.cli, srv, p.now + RUDP_SEC(1)); /* its ACK */
+    cr_assert_not(rudp_session_listening_known(srv), "an older state's ACK counted");
+    pass_one(&p, srv, p.cli, p.now + RUDP_SEC(1)); /* LISTENING 1 */
+    cr_assert(rudp_session_peer_listening(p.cli));
+    pass_one(&p, p.cli, srv, p.now + RUDP_SEC(2));
+    cr_assert(rudp_session_listening_known(srv));
+    rudp_session_del(srv);
+    test_pair_free(&p);
+}
+
 /* --- what the sealing is for --- */
 
 /* Steps |p| until session |s| has read stream |sid| up to its FIN, or until
