@@ -24,7 +24,11 @@
  * SO_REUSEPORT (same user), IPV6_V6ONLY and wildcard-against-specific
  * conflicts are the kernel's own rules.  A socket filter that accepts
  * nothing keeps TCP clients out of its queue (a client without the shim
- * sees its SYNs go unanswered).  Whether the engine serves the address
+ * sees its SYNs go unanswered).  Some kernels refuse socket filters to a
+ * process without privilege (a server that gave up root before listening,
+ * as memcached -u does): the placeholder then listens with the shortest
+ * queue, so at most one TCP client without the shim sits in it, its
+ * connect complete and never served.  Whether the engine serves the address
  * with a new UDP socket or with one it serves already (a second listener
  * on it) is the runtime's business (rt_listen.c).
  *
@@ -106,14 +110,25 @@ static unsigned listen_flags(int fd, int family) {
 }
 
 /* Makes the TCP socket |fd| listen as the kernel allows, with a filter
- * that lets no packet in: it stands for the rerouted listener in the
- * kernel's port table.  Returns 0 or -errno (listen's own error). */
+ * that lets no packet in (or, where the kernel refuses the filter, with the
+ * shortest queue): it stands for the rerouted listener in the kernel's port
+ * table.  Returns 0 or -errno (listen's own error). */
 static int listen_placeholder(int fd, int backlog) {
+    static _Atomic bool told;
     struct sock_filter drop = BPF_STMT(BPF_RET | BPF_K, 0);
     struct sock_fprog prog = {.len = 1, .filter = &drop};
 
-    if (RUDP_REAL(setsockopt)(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0 ||
-        RUDP_REAL(listen)(fd, backlog) < 0)
+    if (RUDP_REAL(setsockopt)(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) {
+        if (errno != EPERM && errno != EACCES)
+            return -errno;
+        if (!atomic_exchange(&told, true))
+            rudp_log(RUDP_LOG_INFO,
+                     "the kernel refused a socket filter (%s): a TCP "
+                     "client without the shim may wait in a listener's placeholder queue",
+                     strerror(errno));
+        backlog = 0;
+    }
+    if (RUDP_REAL(listen)(fd, backlog) < 0)
         return -errno;
     return 0;
 }
@@ -223,7 +238,8 @@ static int listen_unplace(int ph) {
     if (t < 0)
         return -errno;
     if (RUDP_REAL(shutdown)(t, SHUT_RD) < 0 ||
-        RUDP_REAL(setsockopt)(t, SOL_SOCKET, SO_DETACH_FILTER, &none, sizeof(none)) < 0) {
+        (RUDP_REAL(setsockopt)(t, SOL_SOCKET, SO_DETACH_FILTER, &none, sizeof(none)) < 0 &&
+         errno != ENOENT)) { /* ENOENT: the kernel had refused the filter */
         err = errno;
         RUDP_REAL(close)(t);
         return -err;

@@ -12,6 +12,12 @@ shim or not.
   listeners.py reopen-server PORT JOBS
       One process that, JOBS times, listens on PORT, serves one connection
       (answers "job K"), and closes the listener before the next job.
+  listeners.py unprivileged-server PORT JOBS
+      Started as root, gives up root for nobody (65534) before it listens,
+      as memcached -u and other daemons do; serves JOBS connections
+      (answers "uid 65534"), stops its listener with shutdown(SHUT_RD),
+      listens again on the same socket and serves one more.  Prints
+      "listening uid N", then "done".
   listeners.py client PORT N
       N connections one after the other; prints "served PID..." (the pids
       or job names that answered, sorted, deduplicated) and "ok N".
@@ -94,6 +100,23 @@ def reopen_server(port, jobs):
     print("done", flush=True)
 
 
+def unprivileged_server(port, jobs):
+    """Drops root, then listens and serves; listens again after a
+    shutdown(SHUT_RD) of the listener and serves once more."""
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+    lsock = listener(port, False)
+    print(f"listening uid {os.getuid()}", flush=True)
+    for _ in range(jobs):
+        serve_one(lsock, f"uid {os.getuid()}")
+    lsock.shutdown(socket.SHUT_RD)
+    lsock.listen(64)
+    serve_one(lsock, f"uid {os.getuid()}")
+    lsock.close()
+    print("done", flush=True)
+
+
 def ask(port):
     """Connects (retrying while refused: the server between two listens),
     sends a request, returns the answer line."""
@@ -125,7 +148,7 @@ def main():
     mode, port = sys.argv[1], int(sys.argv[2])
     n = int(sys.argv[3])
     {"reuseport-server": reuseport_server, "reopen-server": reopen_server,
-     "client": client}[mode](port, n)
+     "unprivileged-server": unprivileged_server, "client": client}[mode](port, n)
 
 
 if __name__ == "__main__":

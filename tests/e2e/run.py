@@ -680,6 +680,21 @@ def t_listen_again(t):
     srv2.wait_ok(10, "done")
 
 
+@test("unprivileged-listener", limit=60)
+def t_unprivileged_listener(t):
+    """A server started as root that gives up root before it listens
+    (memcached -u nobody, which under the shim failed at listen() with
+    EPERM where the kernel refused the placeholder's socket filter): it
+    serves, and listens again after shutdown(SHUT_RD)."""
+    srv = t.spawn("server", [sys.executable, LISTENERS, "unprivileged-server",
+                             str(t.port), "3"])
+    srv.wait_line("listening uid 65534", 10)
+    cli = t.spawn("client", [sys.executable, LISTENERS, "client", str(t.port), "4"])
+    cli.wait_ok(30, "ok 4")
+    t.expect(cli.out().split()[1] == "65534", f"answers: {cli.out().split()[1]}", cli)
+    srv.wait_ok(10, "done")
+
+
 def budget_run(t, name, port, shim):
     """Runs tests/e2e/budget.py: a server (soft limit 4096) and a client
     (soft limit 1024) that opens connections until one fails.  Returns the
