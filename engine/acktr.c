@@ -68,6 +68,11 @@ int rudp_acktr_on_pkt(rudp_acktr *a, uint64_t pn, bool ack_eliciting,
     return RUDP_OK;
 }
 
+void rudp_acktr_ack_now(rudp_acktr *a, rudp_tstamp now) {
+    if (a->eliciting > 0 && a->deadline > now + RUDP_ACK_NOW_DELAY)
+        a->deadline = now + RUDP_ACK_NOW_DELAY;
+}
+
 rudp_tstamp rudp_acktr_deadline(const rudp_acktr *a) {
     if (a->eliciting == 0)
         return RUDP_TSTAMP_NEVER;

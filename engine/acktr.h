@@ -37,6 +37,12 @@ void rudp_acktr_free(rudp_acktr *a);
 int rudp_acktr_on_pkt(rudp_acktr *a, uint64_t pn, bool ack_eliciting,
                       rudp_tstamp max_ack_delay, rudp_tstamp now);
 
+/* The packet just recorded (at |now|) asks for its ACK within
+ * RUDP_ACK_NOW_DELAY: it carried a PING (a probe, a keepalive, or the tail
+ * of a flight, whose sender's timer leaves room for that delay only).  The
+ * short wait lets an answer the program writes at once carry the ACK. */
+void rudp_acktr_ack_now(rudp_acktr *a, rudp_tstamp now);
+
 /* Returns when an ACK must go out at the latest (|now|-like 0 when at once),
  * or RUDP_TSTAMP_NEVER when none is owed. */
 rudp_tstamp rudp_acktr_deadline(const rudp_acktr *a);

@@ -190,6 +190,7 @@ void rudp_recovery_on_sent(rudp_recovery *r, rudp_sent_pkt *pkt, rudp_tstamp now
     }
     if (pkt->ack_eliciting) {
         r->last_ack_eliciting_time = now;
+        r->last_ack_now = pkt->ack_now;
         r->ack_eliciting_in_flight++;
     }
 }
@@ -483,7 +484,10 @@ int rudp_recovery_on_ack(rudp_recovery *r, const rudp_ack_frame *ack, rudp_tstam
  * (at most REC_MAX_BACKOFF), capped at max(RUDP_MAX_PTO, unbacked PTO). */
 rudp_tstamp rudp_recovery_pto(const rudp_recovery *r) {
     uint32_t shift = r->pto_count < REC_MAX_BACKOFF ? r->pto_count : REC_MAX_BACKOFF;
-    rudp_tstamp base = rudp_rtt_pto(&r->rtt, r->max_ack_delay);
+    /* A packet the peer acknowledges within RUDP_ACK_NOW_DELAY needs no
+     * room for its full ACK delay. */
+    rudp_tstamp base =
+        rudp_rtt_pto(&r->rtt, r->last_ack_now ? RUDP_ACK_NOW_DELAY : r->max_ack_delay);
     rudp_tstamp cap = base > RUDP_MAX_PTO ? base : RUDP_MAX_PTO;
     rudp_tstamp pto = base << shift;
 

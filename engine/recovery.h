@@ -66,6 +66,7 @@ typedef struct rudp_sent_pkt {
     uint8_t in_flight; /* counts toward bytes_in_flight (ack-eliciting or padded) */
     uint8_t state;     /* enum rudp_sent_state */
     uint8_t nframes;
+    uint8_t ack_now;    /* carries a PING: the peer acknowledges it at once */
     rudp_rate_pkt rate; /* delivery state at send time (in-flight packets) */
     rudp_sent_frame frames[RUDP_SENT_MAX_FRAMES];
 } rudp_sent_pkt;
@@ -107,6 +108,7 @@ typedef struct rudp_recovery {
     uint64_t spurious_losses;
     rudp_tstamp loss_time; /* time-threshold timer, or NEVER */
     rudp_tstamp last_ack_eliciting_time;
+    bool last_ack_now; /* the newest ack-eliciting packet asked for its ACK at once */
     uint32_t pto_count;
     uint64_t bytes_in_flight;
     uint32_t ack_eliciting_in_flight;
@@ -171,7 +173,9 @@ uint64_t rudp_recovery_cwnd_room(const rudp_recovery *r);
  * measure the application, not the path. */
 void rudp_recovery_on_app_limited(rudp_recovery *r);
 
-/* Returns the current PTO duration including backoff. */
+/* Returns the current PTO duration including backoff.  The peer's
+ * max_ack_delay becomes RUDP_ACK_NOW_DELAY when the newest ack-eliciting
+ * packet carried a PING (ack_now), which the peer acknowledges that soon. */
 rudp_tstamp rudp_recovery_pto(const rudp_recovery *r);
 
 #endif /* RUDP_RECOVERY_H */

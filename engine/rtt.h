@@ -10,6 +10,9 @@
 #include "rudp/rudp.h"
 
 #define RUDP_GRANULARITY RUDP_MS(1) /* kGranularity */
+/* The longest a packet carrying a PING waits for its ACK (acktr.c): the
+ * ACK delay a PTO leaves room for after such a packet (recovery.c). */
+#define RUDP_ACK_NOW_DELAY RUDP_MS(1)
 
 typedef struct rudp_rtt {
     rudp_tstamp latest;

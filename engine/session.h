@@ -39,6 +39,9 @@ enum rudp_session_state {
 /* The longest a closer waits for that ACK when no idle timeout bounds how
  * long the peer may be silent. */
 #define RUDP_CLOSE_TIMEOUT RUDP_SEC(60)
+/* The shortest smoothed RTT on which the tail of a flight asks for its ACK
+ * at once (session_output.c, out_tail_ping). */
+#define RUDP_TAIL_ACK_MIN_RTT RUDP_MS(2)
 /* How long a stream the program closed retries its unacknowledged data
  * (Linux's orphan retries give up after about as long). */
 #define RUDP_ORPHAN_TIMEOUT RUDP_SEC(60)

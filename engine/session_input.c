@@ -377,8 +377,11 @@ static void input_validated(rudp_session *s) {
 static int input_accept(rudp_session *s, const rudp_decoded_pkt *d, rudp_tstamp now) {
     if (!rudp_session_owns_cid(s, d->hdr.dcid))
         return RUDP_ERR_UNKNOWN_CID;
-    return rudp_acktr_on_pkt(&s->acktr, d->hdr.pn, d->eliciting, s->settings.max_ack_delay,
-                             now);
+    int rv = rudp_acktr_on_pkt(&s->acktr, d->hdr.pn, d->eliciting,
+                               s->settings.max_ack_delay, now);
+    if (rv == RUDP_OK && d->pings > 0)
+        rudp_acktr_ack_now(&s->acktr, now);
+    return rv;
 }
 
 int rudp_sess_apply(rudp_session *s, const rudp_decoded_pkt *d, size_t len,

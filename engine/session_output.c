@@ -528,6 +528,22 @@ static void out_ticket(rudp_session *s, out_ctx *c) {
     memset(&f, 0, sizeof(f));
 }
 
+/* The tail of a flight: the packet carries data and leaves nothing queued
+ * (the sender is application-limited, as an RPC's request or answer).  On
+ * a path of at least RUDP_TAIL_ACK_MIN_RTT it carries a PING, which the
+ * peer acknowledges at once, so its PTO need not wait out the peer's ACK
+ * delay: a lost request or answer costs about srtt + 4 rttvar before its
+ * probe, not that plus max_ack_delay (25 ms).  On shorter paths the ACK
+ * delay is dwarfed anyway and the extra ACK packets would cost more. */
+static void out_tail_ping(rudp_session *s, out_ctx *c) {
+    rudp_frame ping = {.type = RUDP_FRAME_PING};
+    if (!c->tracked || s->state != RUDP_SESS_ESTABLISHED ||
+        s->rec.rtt.smoothed < RUDP_TAIL_ACK_MIN_RTT || rudp_sess_has_pending(s))
+        return;
+    if (out_put(c, &ping))
+        c->pkt->ack_now = 1;
+}
+
 /* Fills the packet's frames after the ACK. */
 static void out_fill(rudp_session *s, out_ctx *c, bool elicit) {
     if (rudp_sess_sends_initial(s)) {
@@ -551,6 +567,7 @@ static void out_fill(rudp_session *s, out_ctx *c, bool elicit) {
         out_ticket(s, c);
         out_lazy(s, c);
         out_streams(s, c);
+        out_tail_ping(s, c);
     }
     if (s->probes > 0 && !c->tracked) { /* a probe recovery waits for */
         rudp_frame ping = {.type = RUDP_FRAME_PING};

@@ -1568,6 +1568,96 @@ Test(session, listening_known_once_acknowledged) {
     test_pair_free(&p);
 }
 
+/* --- the tail of a flight --- */
+
+/* What tail_filter saw of the client's 1 KiB requests (packets over 1000
+ * bytes) and of the server's packets after one. */
+typedef struct tail_watch {
+    bool drop_next;         /* drop the next request */
+    rudp_tstamp dropped_at; /* when that one was sent (0: not yet) */
+    rudp_tstamp resent_at;  /* when its retransmission was (0: not yet) */
+    rudp_tstamp request_at; /* when the newest request was sent */
+    rudp_tstamp answer_at;  /* the server's first packet after it (0: none yet) */
+} tail_watch;
+
+static bool tail_filter(test_pair *p, int dir, uint8_t *pkt, size_t len) {
+    tail_watch *w = p->user;
+    if (dir == TEST_DIR_S2C) {
+        if (w->answer_at == 0)
+            w->answer_at = p->now;
+        return true;
+    }
+    if (len < 1000)
+        return true;
+    if (w->drop_next && w->dropped_at == 0) {
+        w->dropped_at = p->now;
+        return false;
+    }
+    if (w->dropped_at != 0 && w->resent_at == 0)
+        w->resent_at = p->now;
+    w->request_at = p->now;
+    w->answer_at = 0;
+    return true;
+}
+
+static bool tail_answered(test_pair *p) {
+    return ((const tail_watch *)p->user)->answer_at != 0;
+}
+
+/* Steps |p| until |s| has read |len| bytes of |sid| into |buf|. */
+static void read_exactly(test_pair *p, rudp_session *s, uint64_t sid, uint8_t *buf,
+                         size_t len) {
+    rudp_tstamp limit = p->now + RUDP_SEC(5);
+    size_t got = 0;
+    bool eof;
+    int err;
+    while (got < len && test_pair_step(p, limit))
+        got += test_read_all(s, sid, buf + got, len - got, &eof, &err);
+    cr_assert_eq(got, len, "%zu of %zu bytes came", got, len);
+}
+
+/* One request and answer of 1 KiB each on |sid|, as an RPC. */
+static void rpc_once(test_pair *p, uint64_t sid, uint8_t *buf) {
+    cr_assert_eq(rudp_stream_write(p->cli, sid, buf, 1024), 1024);
+    read_exactly(p, p->srv, sid, buf, 1024);
+    cr_assert_eq(rudp_stream_write(p->srv, sid, buf, 1024), 1024);
+    read_exactly(p, p->cli, sid, buf, 1024);
+}
+
+Test(session, a_lost_tail_is_probed_without_the_ack_delay) {
+    /* An RPC's request is the tail of its flight: it carries a PING, so the
+     * server acknowledges it within RUDP_ACK_NOW_DELAY (1 ms) instead of
+     * its max_ack_delay (25 ms), and a lost one is probed after about
+     * srtt + 4 rttvar + 1 ms: on this 40 ms RTT, under 50 ms (66 ms with
+     * the ACK delay). */
+    test_pair p;
+    tail_watch w = {0};
+    test_pair_init(&p, NULL, NULL, DELAY);
+    p.filter = tail_filter;
+    p.user = &w;
+    establish(&p);
+    uint64_t sid;
+    static uint8_t buf[1024];
+    cr_assert_eq(rudp_stream_open(p.cli, &sid), RUDP_OK);
+    for (int i = 0; i < 40; i++) /* RTT samples: rttvar settles */
+        rpc_once(&p, sid, buf);
+    cr_assert_eq(rudp_stream_write(p.cli, sid, buf, 1024), 1024); /* no answer */
+    read_exactly(&p, p.srv, sid, buf, 1024);
+    test_pair_run_until(&p, tail_answered, p.now + RUDP_MS(30)); /* the ACK, if any */
+    cr_assert_neq(w.answer_at, 0, "the request was not acknowledged");
+    rudp_tstamp ack_after = w.answer_at - (w.request_at + DELAY);
+    cr_assert_leq(ack_after, RUDP_ACK_NOW_DELAY, "acknowledged %llu us after it came",
+                  (unsigned long long)(ack_after / 1000));
+    w.drop_next = true;
+    rpc_once(&p, sid, buf);
+    cr_assert(w.dropped_at != 0 && w.resent_at != 0);
+    rudp_tstamp probe_after = w.resent_at - w.dropped_at;
+    cr_assert(probe_after > 2 * DELAY && probe_after < RUDP_MS(50),
+              "a lost request probed after %llu us",
+              (unsigned long long)(probe_after / 1000));
+    test_pair_free(&p);
+}
+
 /* --- what the sealing is for --- */
 
 /* Steps |p| until session |s| has read stream |sid| up to its FIN, or until
