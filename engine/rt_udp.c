@@ -13,7 +13,17 @@
  *
  * Receiving: recvmmsg reads up to RT_BATCH datagrams a call, eight calls a
  * wake-up at most.  Sending: a session's datagrams are written by the core
- * into RT_BATCH buffers and sent with one sendmmsg.  The receive and send
+ * into RT_BATCH buffers and sent with one sendmmsg.
+ *
+ * Segmentation offload: where the kernel has it (UDP_SEGMENT, Linux 4.18),
+ * a run of datagrams to one address, all of one size but the last, which
+ * may be shorter, goes as one message the kernel cuts up (at most
+ * RT_GSO_MAX_SEGS datagrams, RT_GSO_MAX_BYTES bytes): one trip through the
+ * stack instead of one per datagram.  A socket that receives with UDP_GRO
+ * gets such runs back whole, with their segment size, and splits them.  A
+ * message the kernel refuses is sent again datagram by datagram, and an
+ * error that says the offload itself is missing (EIO: no checksum offload
+ * on the device) turns it off for the socket.  The receive and send
  * buffers (2 MiB each) go back to the system at a tick after one that saw
  * no datagram (rt_udp_trim).  When the socket is
  * full (EAGAIN), the datagrams it did not take are kept, in order, in the
@@ -33,6 +43,7 @@
 #include "rt.h"
 
 #include <errno.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -42,7 +53,9 @@
 #define RT_SOCKBUF (4 * 1024 * 1024)
 #define RT_CID_MIN_CAP 16u
 #define RT_PAGE 4096
-#define RT_CTL_LEN 64 /* room for one IP_PKTINFO or IPV6_PKTINFO message */
+#define RT_CTL_LEN 96      /* an IP_PKTINFO or IPV6_PKTINFO message and a segment size */
+#define RT_GSO_MAX_SEGS 64 /* the kernel's UDP_MAX_SEGMENTS */
+#define RT_GSO_MAX_BYTES 65000 /* a message's payload: within an IP datagram's 64 KiB */
 
 /* One connection ID of the table; rs == NULL marks a free entry. */
 typedef struct udp_cid {
@@ -59,7 +72,8 @@ typedef struct udp_held {
     rt_dst src;
 } udp_held;
 
-/* A control message naming the source address of a datagram. */
+/* Control messages of a datagram or a run: its source address, its
+ * segment size. */
 typedef union udp_ctl {
     struct cmsghdr align;
     uint8_t buf[RT_CTL_LEN];
@@ -75,6 +89,8 @@ struct rt_udp {
     struct sockaddr_storage local;
     socklen_t local_len;
     bool pktinfo;            /* bound to a wildcard address: learns each destination */
+    bool gso;                /* runs of datagrams go as one message (UDP_SEGMENT) */
+    bool gro;                /* runs may arrive as one (UDP_GRO) */
     udp_cid *cids;           /* listener: connection ID -> session */
     uint32_t ncids, cidcap;  /* entries used, capacity (a power of two) */
     udp_held held[RT_BATCH]; /* the backlog, oldest first */
@@ -114,12 +130,31 @@ static size_t ctl_from(udp_ctl *c, const rt_dst *src) {
     return CMSG_SPACE(sizeof(pi6));
 }
 
+/* Appends to the |used| bytes of |c| the control message that makes the
+ * kernel cut a message into datagrams of |seg| bytes.  Returns the length
+ * of both. */
+static size_t ctl_segment(udp_ctl *c, size_t used, uint16_t seg) {
+    struct cmsghdr *cm = (struct cmsghdr *)(c->buf + used);
+    memset(cm, 0, CMSG_SPACE(sizeof(seg)));
+    cm->cmsg_level = SOL_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(seg));
+    memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+    return used + CMSG_SPACE(sizeof(seg));
+}
+
 /* Reads the destination address of a received datagram from its control
- * messages into |to| (family 0 when there is none). */
-static void ctl_to(struct msghdr *mh, rt_dst *to) {
+ * messages into |to| (family 0 when there is none), and the size of the
+ * datagrams a coalesced run holds into *seg (0: one datagram). */
+static void ctl_to(struct msghdr *mh, rt_dst *to, size_t *seg) {
     to->family = 0;
+    *seg = 0;
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
-        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+        if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+            int size;
+            memcpy(&size, CMSG_DATA(cm), sizeof(size));
+            *seg = size > 0 ? (size_t)size : 0;
+        } else if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
             struct in_pktinfo pi;
             memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
             to->family = AF_INET;
@@ -209,26 +244,31 @@ void rt_udp_cid_del(rt_udp *u, uint64_t cid) {
 
 /* --- the backlog of a full socket --- */
 
-/* Keeps copies of |n| datagrams the socket did not take, to be sent from
- * |src|.  Returns how many fit (the rest are lost, as on a full link:
+/* Keeps a copy of datagram |iov| of message |m|, to be sent from |src|.
+ * Returns false when it does not fit (it is lost, as on a full link:
  * recovery resends). */
-static uint32_t held_add(rt_udp *u, const struct mmsghdr *m, uint32_t n,
-                         const rt_dst *src) {
-    uint32_t k = 0;
-    for (; k < n && u->nheld < RT_BATCH; k++) {
-        udp_held *h = &u->held[u->nheld];
-        h->len = m[k].msg_hdr.msg_iov[0].iov_len;
-        h->data = malloc(h->len);
-        if (!h->data)
-            break;
-        memcpy(h->data, m[k].msg_hdr.msg_iov[0].iov_base, h->len);
-        h->tolen = m[k].msg_hdr.msg_namelen;
-        if (h->tolen)
-            memcpy(&h->to, m[k].msg_hdr.msg_name, h->tolen);
-        h->src = src ? *src : (rt_dst){0};
-        u->nheld++;
-    }
-    return k;
+static bool held_one(rt_udp *u, const struct msghdr *m, const struct iovec *iov,
+                     const rt_dst *src) {
+    udp_held *h = &u->held[u->nheld];
+    if (u->nheld == RT_BATCH || !(h->data = malloc(iov->iov_len)))
+        return false;
+    h->len = iov->iov_len;
+    memcpy(h->data, iov->iov_base, h->len);
+    h->tolen = m->msg_namelen;
+    if (h->tolen)
+        memcpy(&h->to, m->msg_name, h->tolen);
+    h->src = src ? *src : (rt_dst){0};
+    u->nheld++;
+    return true;
+}
+
+/* Keeps copies of the datagrams of the |n| messages the socket did not
+ * take (a run's one by one).  No batch holds more than RT_BATCH. */
+static void held_add(rt_udp *u, const struct mmsghdr *m, uint32_t n, const rt_dst *src) {
+    for (uint32_t k = 0; k < n; k++)
+        for (size_t i = 0; i < m[k].msg_hdr.msg_iovlen; i++)
+            if (!held_one(u, &m[k].msg_hdr, &m[k].msg_hdr.msg_iov[i], src))
+                return;
 }
 
 /* Forgets the oldest |n| held datagrams (sent or lost). */
@@ -259,9 +299,36 @@ static bool udp_path_errno(const rt_udp *u, int err) {
     return u->session && (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH);
 }
 
+static uint32_t udp_sendmmsg(rt_udp *u, struct mmsghdr *m, uint32_t n, int *err);
+
+/* The kernel refused run |m| with |err|: its datagrams go one by one, from
+ * the source its control messages name (what the socket cannot take now
+ * is lost, as on a full link), and an error that says the offload is
+ * missing turns it off for the socket. */
+static void udp_gso_refused(rt_udp *u, const struct mmsghdr *m, int err) {
+    if (u->gso && (err == EIO || err == EOPNOTSUPP || err == ENOPROTOOPT)) {
+        rt_log(2, "UDP segmentation offload refused (%s): off for this socket",
+               strerror(err));
+        u->gso = false;
+    }
+    struct mmsghdr one[RT_GSO_MAX_SEGS];
+    size_t n = m->msg_hdr.msg_iovlen;
+    size_t src_len = m->msg_hdr.msg_controllen - CMSG_SPACE(sizeof(uint16_t));
+    for (size_t i = 0; i < n; i++) {
+        one[i] = *m;
+        one[i].msg_hdr.msg_iov = &m->msg_hdr.msg_iov[i];
+        one[i].msg_hdr.msg_iovlen = 1;
+        one[i].msg_hdr.msg_control = src_len ? m->msg_hdr.msg_control : NULL;
+        one[i].msg_hdr.msg_controllen = src_len;
+    }
+    int path_err;
+    udp_sendmmsg(u, one, (uint32_t)n, &path_err);
+}
+
 /* Sends messages [0, n) in order.  Returns how many the socket took before
  * it was full, with *err 0; or with *err set to a path error.  A message
- * refused for a reason of its own is counted as sent (lost). */
+ * refused for a reason of its own is counted as sent (lost); a refused run
+ * goes again datagram by datagram. */
 static uint32_t udp_sendmmsg(rt_udp *u, struct mmsghdr *m, uint32_t n, int *err) {
     uint32_t done = 0;
     *err = 0;
@@ -280,8 +347,11 @@ static uint32_t udp_sendmmsg(rt_udp *u, struct mmsghdr *m, uint32_t n, int *err)
             *err = e;
             break;
         }
-        rt_log(3, "datagram of %zu bytes not sent: %s", m[done].msg_hdr.msg_iov[0].iov_len,
-               strerror(e));
+        if (m[done].msg_hdr.msg_iovlen > 1)
+            udp_gso_refused(u, &m[done], e);
+        else
+            rt_log(3, "datagram of %zu bytes not sent: %s",
+                   m[done].msg_hdr.msg_iov[0].iov_len, strerror(e));
         done++;
     }
     return done;
@@ -357,17 +427,63 @@ static uint32_t udp_fill(rt_udp *u, rudp_session *s, struct mmsghdr *m, struct i
     return n;
 }
 
+/* Returns true when messages |a| and |b| go to the same address. */
+static bool msg_same_dest(const struct msghdr *a, const struct msghdr *b) {
+    return a->msg_namelen == b->msg_namelen &&
+           (a->msg_namelen == 0 || memcmp(a->msg_name, b->msg_name, a->msg_namelen) == 0);
+}
+
+/* Returns the end of the run of datagrams of |m| that starts at |i| (of
+ * |n|): to one address, all of the first one's size but the last, which
+ * may be shorter. */
+static uint32_t gso_run_end(const struct mmsghdr *m, uint32_t i, uint32_t n) {
+    size_t seg = m[i].msg_hdr.msg_iov[0].iov_len, total = seg;
+    uint32_t j = i + 1;
+    while (j < n && j - i < RT_GSO_MAX_SEGS) {
+        size_t len = m[j].msg_hdr.msg_iov[0].iov_len;
+        if (len > seg || total + len > RT_GSO_MAX_BYTES ||
+            !msg_same_dest(&m[i].msg_hdr, &m[j].msg_hdr))
+            break;
+        total += len;
+        j++;
+        if (len < seg)
+            break;
+    }
+    return j;
+}
+
+/* Groups the |n| datagrams of |m| (each with one iovec, the iovecs
+ * consecutive) into the messages of |g|: a run becomes one message with
+ * its segment size (and source) in |gctl|.  Returns how many. */
+static uint32_t gso_group(const rt_udp *u, const struct mmsghdr *m, uint32_t n,
+                          struct mmsghdr *g, udp_ctl *gctl, const rt_dst *src) {
+    uint32_t ng = 0;
+    for (uint32_t i = 0, j; i < n; i = j, ng++) {
+        j = u->gso ? gso_run_end(m, i, n) : i + 1;
+        g[ng] = m[i];
+        if (j - i == 1)
+            continue;
+        g[ng].msg_hdr.msg_iovlen = j - i;
+        size_t used = u->pktinfo ? ctl_from(&gctl[ng], src) : 0;
+        uint16_t seg = (uint16_t)m[i].msg_hdr.msg_iov[0].iov_len;
+        g[ng].msg_hdr.msg_control = gctl[ng].buf;
+        g[ng].msg_hdr.msg_controllen = ctl_segment(&gctl[ng], used, seg);
+    }
+    return ng;
+}
+
 int rt_udp_send_session(rt_udp *u, rudp_session *s, const rt_dst *src, rudp_tstamp now) {
     if (u->nheld)
         return RUDP_ERR_WOULDBLOCK; /* the backlog goes first, when writable */
-    struct mmsghdr m[RT_BATCH];
+    struct mmsghdr m[RT_BATCH], g[RT_BATCH];
     struct iovec iov[RT_BATCH];
     rudp_addr to[RT_BATCH];
-    udp_ctl ctl;
+    udp_ctl ctl, gctl[RT_BATCH];
     size_t ctllen = u->pktinfo ? ctl_from(&ctl, src) : 0;
     for (int rounds = 0; rounds < 64; rounds++) {
         uint32_t n = udp_fill(u, s, m, iov, to, &ctl, ctllen, now);
-        int rv = n ? udp_send_batch(u, m, n, src) : RUDP_OK;
+        uint32_t ng = n ? gso_group(u, m, n, g, gctl, src) : 0;
+        int rv = ng ? udp_send_batch(u, g, ng, src) : RUDP_OK;
         if (rv != RUDP_OK || n < RT_BATCH)
             return rv;
     }
@@ -409,12 +525,25 @@ static void udp_deliver(rt_udp *u, uint8_t *p, size_t len,
         rt_listen_on_unknown(u->listener, cid, p, len, from, fromlen, to, now);
 }
 
-/* Receives up to RT_BATCH datagrams.  Returns how many, or -1 (errno set). */
+/* Delivers a received message: one datagram, or a coalesced run of
+ * |seg|-byte ones (the last may be shorter). */
+static void udp_deliver_run(rt_udp *u, uint8_t *p, size_t len, size_t seg,
+                            const struct sockaddr_storage *from, socklen_t fromlen,
+                            const rt_dst *to, rudp_tstamp now) {
+    if (seg == 0 || seg >= len) {
+        udp_deliver(u, p, len, from, fromlen, to, now);
+        return;
+    }
+    for (size_t off = 0; off < len; off += seg)
+        udp_deliver(u, p + off, len - off < seg ? len - off : seg, from, fromlen, to, now);
+}
+
+/* Receives up to RT_BATCH messages.  Returns how many, or -1 (errno set). */
 static int udp_recv_batch(rt_udp *u, struct sockaddr_storage *from, struct mmsghdr *m,
                           struct iovec *iov) {
     for (int i = 0; i < RT_BATCH; i++)
         msg_set(&m[i], &iov[i], rxbuf[i], RT_MAX_DGRAM, &from[i], sizeof(from[i]),
-                &rxctl[i], u->pktinfo ? sizeof(rxctl[i]) : 0);
+                &rxctl[i], u->pktinfo || u->gro ? sizeof(rxctl[i]) : 0);
     udp_batches++;
     return rt_sys.recvmmsg(u->fd, m, RT_BATCH, MSG_DONTWAIT, NULL);
 }
@@ -448,9 +577,10 @@ static void udp_on_readable(struct ev_loop *loop, ev_io *w, int revents) {
         rudp_tstamp now = rt_now();
         for (int i = 0; i < n; i++) {
             rt_dst to;
-            ctl_to(&m[i].msg_hdr, &to);
-            udp_deliver(u, rxbuf[i], m[i].msg_len, &from[i], m[i].msg_hdr.msg_namelen, &to,
-                        now);
+            size_t seg;
+            ctl_to(&m[i].msg_hdr, &to, &seg);
+            udp_deliver_run(u, rxbuf[i], m[i].msg_len, seg, &from[i],
+                            m[i].msg_hdr.msg_namelen, &to, now);
         }
         if (n < RT_BATCH)
             return;
@@ -470,6 +600,15 @@ static void udp_tune(int fd) {
         rt_sys.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 }
 
+/* Uses segmentation offload where the kernel has it (UDP_SEGMENT reads
+ * back), and asks for coalesced runs on receive. */
+static void udp_offload(rt_udp *u) {
+    int seg = 0, one = 1;
+    socklen_t len = sizeof(seg);
+    u->gso = rt_sys.getsockopt(u->fd, SOL_UDP, UDP_SEGMENT, &seg, &len) == 0;
+    u->gro = rt_sys.setsockopt(u->fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+}
+
 /* Creates the record of UDP socket |fd| and starts reading it. */
 static rt_udp *udp_new(rt_engine *e, int fd) {
     rt_udp *u = calloc(1, sizeof(*u));
@@ -478,6 +617,7 @@ static rt_udp *udp_new(rt_engine *e, int fd) {
     u->eng = e;
     u->fd = fd;
     udp_tune(fd);
+    udp_offload(u);
     u->local_len = sizeof(u->local);
     rt_sys.getsockname(fd, (struct sockaddr *)&u->local, &u->local_len);
     ev_io_init(&u->rio, udp_on_readable, fd, EV_READ);

@@ -20,6 +20,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/udp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,36 +247,51 @@ typedef struct wrap_log {
 static struct {
     pthread_mutex_t lock;
     bool armed;
-    uint64_t calls, partials;
+    uint64_t calls, partials, runs;
     wrap_log refused, passed;
 } wrap = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* Returns the FNV-1a hash of one message's bytes and its length. */
-static uint64_t wrap_hash(const struct msghdr *h, uint32_t *len) {
-    uint64_t x = RTEST_HASH0;
-    *len = 0;
-    for (size_t i = 0; i < h->msg_iovlen; i++) {
-        x = rtest_hash(h->msg_iov[i].iov_base, h->msg_iov[i].iov_len, x);
-        *len += (uint32_t)h->msg_iov[i].iov_len;
-    }
-    return x;
+/* Returns true when message |h| asks the kernel to cut it into datagrams
+ * (UDP_SEGMENT): the engine then gives each its own iovec. */
+static bool wrap_segmented(const struct msghdr *h) {
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm;
+         cm = CMSG_NXTHDR((struct msghdr *)h, cm))
+        if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_SEGMENT)
+            return true;
+    return false;
 }
 
-/* Records messages [0, n) of |m|, met in call |call| on |fd|.  Under the
- * lock. */
-static void wrap_note(wrap_log *log, const struct mmsghdr *m, unsigned n, uint64_t call,
-                      int fd) {
-    if (log->n + n > log->cap) {
-        log->cap = (log->n + n) * 2;
+/* Records one datagram of |len| bytes at |p|, met in call |call| on |fd|. */
+static void wrap_add(wrap_log *log, const void *p, size_t len, uint64_t call, int fd) {
+    if (log->n == log->cap) {
+        log->cap = log->cap ? log->cap * 2 : 1024;
         log->v = realloc(log->v, log->cap * sizeof(*log->v));
         if (!log->v)
             abort();
     }
+    wrap_rec *r = &log->v[log->n++];
+    r->hash = rtest_hash(p, len, RTEST_HASH0);
+    r->len = (uint32_t)len;
+    r->call = call;
+    r->fd = fd;
+}
+
+/* Records the datagrams of messages [0, n) of |m|, met in call |call| on
+ * |fd| (a segmented message's one by one).  Under the lock. */
+static void wrap_note(wrap_log *log, const struct mmsghdr *m, unsigned n, uint64_t call,
+                      int fd) {
     for (unsigned i = 0; i < n; i++) {
-        wrap_rec *r = &log->v[log->n++];
-        r->hash = wrap_hash(&m[i].msg_hdr, &r->len);
-        r->call = call;
-        r->fd = fd;
+        const struct msghdr *h = &m[i].msg_hdr;
+        if (wrap_segmented(h)) {
+            wrap.runs++;
+            for (size_t k = 0; k < h->msg_iovlen; k++)
+                wrap_add(log, h->msg_iov[k].iov_base, h->msg_iov[k].iov_len, call, fd);
+            continue;
+        }
+        if (h->msg_iovlen != 1)
+            abort(); /* iovecs of one datagram: not the engine's (its thread: no cr_assert)
+                      */
+        wrap_add(log, h->msg_iov[0].iov_base, h->msg_iov[0].iov_len, call, fd);
     }
 }
 
@@ -390,8 +406,21 @@ static int wrap_check(wrap_log *refused, wrap_log *passed) {
     return nfds;
 }
 
+/* Returns true when this kernel cuts messages into datagrams (UDP_SEGMENT
+ * reads back on a UDP socket). */
+static bool kernel_segments(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0), seg;
+    socklen_t len = sizeof(seg);
+    bool yes = fd >= 0 && getsockopt(fd, SOL_UDP, UDP_SEGMENT, &seg, &len) == 0;
+    if (fd >= 0)
+        close(fd);
+    return yes;
+}
+
 /* Proves that datagrams a full socket refused (EAGAIN, or a partial batch)
- * go out later, once each, and the transfer stays byte-exact. */
+ * go out later, once each, and the transfer stays byte-exact.  Where the
+ * kernel has segmentation offload, runs go as one message and a refused
+ * run's datagrams go out later one by one. */
 Test(udp, eagain_backlog_resent) {
     rudp_rt_sys sys;
     rtest_listener l;
@@ -422,9 +451,66 @@ Test(udp, eagain_backlog_resent) {
                 passed.n);
     cr_assert_gt(refused.n, 0, "the wrapper refused nothing");
     cr_assert_gt(partials, 0, "the wrapper split no batch");
+    if (kernel_segments())
+        cr_assert_gt(wrap.runs, 0, "no run of datagrams went as one message");
     int sockets = wrap_check(&refused, &passed);
     cr_assert_eq(sockets, 2, "refusals met %d of the 2 sockets", sockets);
     free(refused.v);
     free(passed.v);
+    rtest_unlisten(&l);
+}
+
+/* What the offload-refusing sendmmsg saw. */
+static struct {
+    pthread_mutex_t lock;
+    uint64_t refused_runs, runs_after; /* runs refused; runs met after a refusal */
+    int refused_fd[2];
+    int nfds;
+} noseg = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The runtime's sendmmsg on a device without segmentation offload: a run
+ * (UDP_SEGMENT) fails with EIO, as the kernel's does there. */
+static int noseg_sendmmsg(int fd, struct mmsghdr *m, unsigned n, int flags) {
+    for (unsigned i = 0; i < n; i++) {
+        if (!wrap_segmented(&m[i].msg_hdr))
+            continue;
+        pthread_mutex_lock(&noseg.lock);
+        bool again = (noseg.nfds > 0 && noseg.refused_fd[0] == fd) ||
+                     (noseg.nfds > 1 && noseg.refused_fd[1] == fd);
+        noseg.runs_after += again;
+        noseg.refused_runs++;
+        if (!again && noseg.nfds < 2)
+            noseg.refused_fd[noseg.nfds++] = fd;
+        pthread_mutex_unlock(&noseg.lock);
+        if (i > 0)
+            return sendmmsg(fd, m, i, flags);
+        errno = EIO;
+        return -1;
+    }
+    return sendmmsg(fd, m, n, flags);
+}
+
+/* Proves that where the device cannot cut runs (EIO), each refused run
+ * goes out datagram by datagram, the socket stops making runs, and the
+ * transfer stays byte-exact. */
+Test(udp, segmentation_refused_falls_back) {
+    if (!kernel_segments())
+        cr_skip_test("this kernel has no UDP segmentation offload");
+    rudp_rt_sys sys;
+    rtest_listener l;
+    rudp_settings set;
+    rtest_sys_libc(&sys);
+    sys.sendmmsg = noseg_sendmmsg;
+    rudp_settings_default(&set);
+    set.max_udp_payload = 1400;
+    rtest_engine_with(&sys, &set);
+    rtest_listen(&l, "127.0.0.1", 16);
+    wrap_transfer(&l, WRAP_UP, WRAP_DOWN, 8);
+    pthread_mutex_lock(&noseg.lock);
+    uint64_t refused = noseg.refused_runs, after = noseg.runs_after;
+    pthread_mutex_unlock(&noseg.lock);
+    cr_assert_gt(refused, 0, "no run was tried");
+    cr_assert_eq(after, 0, "%llu runs after the socket's refusal",
+                 (unsigned long long)after);
     rtest_unlisten(&l);
 }
