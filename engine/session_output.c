@@ -575,6 +575,18 @@ static void out_fill(rudp_session *s, out_ctx *c, bool elicit) {
     }
 }
 
+/* The pacer's bucket at |rate| bytes/s: 10 packets, or what the rate sends
+ * in 1 ms up to 64 KiB when that is more.  On a fast path a wake-up then
+ * sends a batch that segmentation offload carries through the kernel in
+ * one trip (Linux sizes its TSO bursts to about 1 ms of the pacing rate
+ * too); on the bench's 100 Mbit/s link it stays 10 packets. */
+static uint64_t out_pace_burst(const rudp_session *s, uint64_t rate) {
+    uint64_t least = 10ull * s->max_packet_size, ms = rate / 1000;
+    if (ms > 65536)
+        ms = 65536;
+    return ms > least ? ms : least;
+}
+
 /* Seals the packet and commits it to recovery and the pacer; returns its
  * length.  A probe of |probe| bytes is ack-eliciting but not in flight. */
 static ssize_t out_finish(rudp_session *s, out_ctx *c, rudp_addr *to, rudp_tstamp now,
@@ -596,10 +608,10 @@ static ssize_t out_finish(rudp_session *s, out_ctx *c, rudp_addr *to, rudp_tstam
     if (c->eliciting) {
         if (s->probes > 0)
             s->probes--;
-        s->pacer.burst = 10ull * s->max_packet_size;
-        rudp_pacer_on_sent(
-            &s->pacer, (uint64_t)len,
-            s->settings.pacing ? rudp_cc_pacing_rate(&s->rec.cc, &s->rec.rtt) : 0, now);
+        uint64_t rate =
+            s->settings.pacing ? rudp_cc_pacing_rate(&s->rec.cc, &s->rec.rtt) : 0;
+        s->pacer.burst = out_pace_burst(s, rate);
+        rudp_pacer_on_sent(&s->pacer, (uint64_t)len, rate, now);
         s->last_activity = now;
     }
     s->bytes_sent += (uint64_t)len;
