@@ -85,6 +85,10 @@ typedef struct rudp_aead {
  * not ready and may still be freed). */
 bool rudp_aead_init(rudp_aead *a, const uint8_t secret[RUDP_SECRET_LEN]);
 
+/* Sets |a| up from a key and an IV given as they are (test vectors). */
+bool rudp_aead_init_raw(rudp_aead *a, const uint8_t key[RUDP_SECRET_LEN],
+                        const uint8_t iv[RUDP_IV_LEN]);
+
 /* Frees the cipher context and wipes the key. */
 void rudp_aead_free(rudp_aead *a);
 
