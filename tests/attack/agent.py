@@ -8,8 +8,11 @@ the attacker's tools without the shim, the victims' programs under it.
         An AF_PACKET tap on IFACE: every frame, both directions, appended to
         OUTFILE as records (u8 1 = sent by this host / 0 = received, u32
         length, the Ethernet frame), flushed at once so the runner can read
-        the capture while it grows.  Prints "ready" once bound; ends on
-        SIGTERM.
+        the capture while it grows.  A UDP segmentation-offload super-frame
+        (the engine sends runs of datagrams as one; a veth passes them on
+        whole) is recorded as the datagrams a wire would carry, cut at its
+        segment size (from the virtio-net header PACKET_VNET_HDR gives).
+        Prints "ready" once bound; ends on SIGTERM.
     agent.py inject SPECFILE
         Sends the datagrams of a JSON list ({"src", "sport", "dst", "dport",
         "hex", "gap"}) as raw IPv4/UDP with those source addresses (an
@@ -60,6 +63,9 @@ import time
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 SO_RCVBUFFORCE = 33
+SOL_PACKET, PACKET_VNET_HDR = 263, 15
+VNET_HDR = struct.Struct("<BBHHHH")  # flags, gso_type, hdr_len, gso_size, csum_start/offset
+GSO_UDP_L4 = 5
 KIB = 1024
 
 
@@ -85,21 +91,44 @@ def on_term(signum, frame):
     STOP = True
 
 
+def wire_frames(raw):
+    """Returns the frames a wire would carry for |raw| (a virtio-net header,
+    then the frame): a UDP segmentation super-frame cut into its datagrams,
+    each with its IP and UDP lengths set; any other frame as it is."""
+    _, gso_type, _, gso_size, _, _ = VNET_HDR.unpack_from(raw)
+    frame = raw[VNET_HDR.size:]
+    if gso_type != GSO_UDP_L4 or gso_size == 0 or frame[12:14] != b"\x08\x00":
+        return [frame]
+    ihl = (frame[14] & 15) * 4
+    l4 = 14 + ihl
+    out = []
+    for off in range(l4 + 8, len(frame), gso_size):
+        seg = frame[off:off + gso_size]
+        ip = bytearray(frame[14:l4])
+        struct.pack_into("!H", ip, 2, ihl + 8 + len(seg))
+        udp = bytearray(frame[l4:l4 + 8])
+        struct.pack_into("!H", udp, 4, 8 + len(seg))
+        out.append(frame[:14] + bytes(ip) + bytes(udp) + seg)
+    return out
+
+
 def cmd_sniff(iface, path):
     """Copies every frame seen on |iface| into |path| until SIGTERM."""
     signal.signal(signal.SIGTERM, on_term)
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 64 << 20)
+    s.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
     s.bind((iface, ETH_P_ALL))
     s.settimeout(0.1)
     with open(path, "wb") as out:
         emit("ready")
         while not STOP:
             try:
-                frame, addr = s.recvfrom(65536)
+                raw, addr = s.recvfrom(65536 + VNET_HDR.size)
             except (socket.timeout, InterruptedError):
                 continue
-            out.write(struct.pack(">BI", addr[2] == PACKET_OUTGOING, len(frame)) + frame)
+            for frame in wire_frames(raw):
+                out.write(struct.pack(">BI", addr[2] == PACKET_OUTGOING, len(frame)) + frame)
             out.flush()
     return 0
 
