@@ -1,7 +1,7 @@
 /*
  * crypto.h — the primitives the protocol core uses (docs/PROTOCOL.md,
  * "Packet protection"): X25519, HKDF-SHA-256, HMAC-SHA-256, SHA-256 and
- * the ChaCha20-Poly1305 AEAD, all from OpenSSL's libcrypto, linked into the
+ * the AES-256-GCM AEAD, all from OpenSSL's libcrypto, linked into the
  * engine statically with hidden symbols (engine/meson.build) so that a
  * program with its own libcrypto never meets ours.  Nothing here is a
  * hand-written primitive: this file only names the calls and fixes their
@@ -69,23 +69,42 @@ bool rudp_keypair_new(rudp_keypair *kp);
  * result is all zeros (a peer key of small order: RFC 7748 §6.1). */
 bool rudp_x25519(uint8_t out[32], const uint8_t priv[32], const uint8_t peer[32]);
 
-/* One direction's packet protection: ChaCha20-Poly1305 (RFC 8439) under a
- * key and IV expanded from a secret; the nonce of packet |pn| is the IV
- * with pn XORed into its last 8 bytes (as RFC 9001 §5.3).  Owns a cipher
- * context: init it once, then seal or open any number of packets. */
+/* Packet numbers per key: packet pn is sealed under the key of epoch
+ * pn >> RUDP_AEAD_EPOCH_BITS. */
+#define RUDP_AEAD_EPOCH_BITS 20
+#define RUDP_AEAD_SLOTS 3 /* keys kept: an epoch and the ones on either side */
+
+/* One epoch's key, set into a cipher context. */
+typedef struct rudp_aead_key {
+    void *ctx; /* EVP_CIPHER_CTX, or NULL */
+    uint64_t epoch;
+    bool ready;
+} rudp_aead_key;
+
+/* One direction's packet protection: AES-256-GCM under keys expanded from
+ * a secret, one per epoch of 2^20 packet numbers (HKDF-Expand(secret,
+ * "key" | epoch)), and a 12-byte IV (HKDF-Expand(secret, "iv")); the nonce
+ * of packet |pn| is the IV with pn XORed into its last 8 bytes (as RFC 9001
+ * §5.3).  Init it once, then seal or open any number of packets. */
 typedef struct rudp_aead {
-    uint8_t key[RUDP_SECRET_LEN];
+    uint8_t secret[RUDP_SECRET_LEN];
     uint8_t iv[RUDP_IV_LEN];
-    void *ctx; /* EVP_CIPHER_CTX, or NULL before init */
+    rudp_aead_key keys[RUDP_AEAD_SLOTS]; /* epoch e in keys[e % RUDP_AEAD_SLOTS] */
+    uint64_t newest;                     /* the newest epoch sealed or opened */
+    bool epochs; /* false: one key for every packet number (init_raw) */
     bool ready;
 } rudp_aead;
 
-/* Sets |a| up from |secret| (key = HKDF-Expand(secret, "key"), IV =
- * HKDF-Expand(secret, "iv")).  Returns true, or false on NOMEM (|a| is then
+/* Sets |a| up from |secret|.  Returns true, or false on NOMEM (|a| is then
  * not ready and may still be freed). */
 bool rudp_aead_init(rudp_aead *a, const uint8_t secret[RUDP_SECRET_LEN]);
 
-/* Sets |a| up from a key and an IV given as they are (test vectors). */
+/* As rudp_aead_init, but with epoch 0's key for every number: for nonces
+ * that are random, not packet numbers (resumption tickets). */
+bool rudp_aead_init_single(rudp_aead *a, const uint8_t secret[RUDP_SECRET_LEN]);
+
+/* Sets |a| up with one key and an IV given as they are, for every packet
+ * number (test vectors). */
 bool rudp_aead_init_raw(rudp_aead *a, const uint8_t key[RUDP_SECRET_LEN],
                         const uint8_t iv[RUDP_IV_LEN]);
 

@@ -5,7 +5,7 @@
  * One round trip sets the keys, as in Noise's NN pattern with a PSK mixed
  * in first (psk0) and TLS 1.3's schedule for the shape:
  *
- *   early   = HKDF-Extract("rudp v2 early", PSK, or 32 zero bytes)
+ *   early   = HKDF-Extract("rudp v3 early", PSK, or 32 zero bytes)
  *   initial = HKDF-Expand(early, "initial" | dcid | client share)
  *   hs      = HKDF-Extract(early, X25519(one's private key, other's share))
  *   th      = SHA-256(dcid | client share | server share)
@@ -51,7 +51,7 @@ static void hs_put64(uint8_t *buf, size_t *pos, uint64_t v) {
 
 void rudp_hs_early(uint8_t early[RUDP_SECRET_LEN], const rudp_settings *s) {
     static const uint8_t none[RUDP_SECRET_LEN];
-    static const char salt[] = "rudp v2 early";
+    static const char salt[] = "rudp v3 early";
     const uint8_t *key = s->psk_set ? s->psk : s->ticket_set ? s->ticket.psk : none;
     rudp_hkdf_extract(early, (const uint8_t *)salt, sizeof(salt) - 1, key, RUDP_SECRET_LEN);
 }
@@ -148,11 +148,12 @@ bool rudp_hs_retry_token_ok(const uint8_t *tok, size_t len,
     return rudp_ct_equal(mac, tok + 8, RUDP_RETRY_TOKEN_LEN - 8);
 }
 
-/* Sets |a| up with the ticket key of |secret|.  Returns false on NOMEM. */
+/* Sets |a| up with the ticket key of |secret| (one key: a ticket's nonce
+ * is random, not a packet number).  Returns false on NOMEM. */
 static bool hs_ticket_aead(rudp_aead *a, const uint8_t secret[RUDP_SECRET_LEN]) {
     uint8_t key[RUDP_SECRET_LEN];
     rudp_hkdf_expand(key, sizeof(key), secret, (const uint8_t *)"ticket", 6);
-    bool ok = rudp_aead_init(a, key);
+    bool ok = rudp_aead_init_single(a, key);
     memset(key, 0, sizeof(key));
     return ok;
 }

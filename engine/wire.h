@@ -17,7 +17,7 @@
 #include "crypto.h"
 #include "rudp/rudp.h"
 
-#define RUDP_VERSION 2
+#define RUDP_VERSION 3
 
 enum rudp_pkt_type {
     RUDP_PKT_INITIAL = 0,         /* client's first flight: key share, SESSION SYN */

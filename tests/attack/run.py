@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """run.py — the attack suite: an attacker on the network against our wire.
 
-docs/SECURITY.md lists what protocol version 2 promises against an off-path
+docs/SECURITY.md lists what protocol version 3 promises against an off-path
 spoofer, a passive observer, an active attacker and a flooder; every test
 here plays one of them against real programs under the shim and asserts the
 promise from the outside: what the programs print, what the iptables
@@ -70,7 +70,7 @@ SPOOF_NET = "10.77.9.0/24"
 
 # Packet types (docs/PROTOCOL.md "Packets").
 INITIAL, HANDSHAKE, PROTECTED, RETRY, REFUSE, RESET = range(6)
-VERSION = 2
+VERSION = 3  # docs/PROTOCOL.md "Packets": the version byte
 
 
 # --------------------------------------------------------------- captures

@@ -1,10 +1,12 @@
 /*
  * test_crypto.c — engine/crypto.c against the published test vectors:
- * ChaCha20-Poly1305 (RFC 8439 §2.8.2), X25519 (RFC 7748 §5.2 and the
- * Diffie-Hellman example of §6.1), HKDF-SHA-256 (RFC 5869 test case 1),
- * and the properties the protocol relies on: a flipped bit anywhere, other
- * associated data or another packet number fails to open, and the nonce
- * differs per packet.
+ * AES-256-GCM (test case 16 of the GCM specification, McGrew and Viega),
+ * X25519 (RFC 7748 §5.2 and the Diffie-Hellman example of §6.1),
+ * HKDF-SHA-256 (RFC 5869 test case 1), and the properties the protocol
+ * relies on: a flipped bit anywhere, other associated data or another
+ * packet number fails to open, the nonce differs per packet, the key
+ * changes every 2^20 packet numbers, and an opener makes no key for a
+ * packet number more than an epoch from the newest it opened.
  */
 #include <criterion/criterion.h>
 
@@ -46,25 +48,25 @@ static void aead_with(rudp_aead *a, const char *key, const char *iv) {
     cr_assert(rudp_aead_init_raw(a, k, n));
 }
 
-Test(crypto, chacha20_poly1305_rfc8439_vector) {
+Test(crypto, aes_256_gcm_spec_test_case_16) {
     rudp_aead a;
-    uint8_t ad[12], p[256], want[256];
-    size_t len = strlen(sunscreen);
-    aead_with(&a, "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f",
-              "070000004041424344454647");
-    unhex(ad, "50515253c0c1c2c3c4c5c6c7");
-    memcpy(p, sunscreen, len);
+    uint8_t ad[20], p[80], plain[64], want[80];
+    size_t len =
+        unhex(plain, "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+                     "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
+    aead_with(&a, "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
+              "cafebabefacedbaddecaf888");
+    cr_assert_eq(unhex(ad, "feedfacedeadbeeffeedfacedeadbeefabaddad2"), sizeof(ad));
+    memcpy(p, plain, len);
     cr_assert_eq(rudp_aead_seal(&a, 0, ad, sizeof(ad), p, len), (ssize_t)(len + 16));
     size_t wlen =
-        unhex(want, "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d6"
-                    "3dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b36"
-                    "92ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc"
-                    "3ff4def08e4b7a9de576d26586cec64b6116"
-                    "1ae10b594f09e26a7e902ecbd0600691");
+        unhex(want, "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+                    "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662"
+                    "76fc6ece0f4e1768cddf8853bb2d551b");
     cr_assert_eq(wlen, len + 16);
     cr_assert_arr_eq(p, want, wlen);
     cr_assert_eq(rudp_aead_open(&a, 0, ad, sizeof(ad), p, wlen), (ssize_t)len);
-    cr_assert_arr_eq(p, sunscreen, len);
+    cr_assert_arr_eq(p, plain, len);
     rudp_aead_free(&a);
 }
 
@@ -179,4 +181,53 @@ Test(crypto, random_hook_replaces_the_drbg) {
     cr_assert_eq(buf[3], 3);
     rudp_random(buf, sizeof(buf)); /* the DRBG again: the counter stays */
     cr_assert_eq(next, 4);
+}
+
+#define EPOCH (1ull << RUDP_AEAD_EPOCH_BITS)
+
+Test(crypto, aead_key_changes_each_epoch) {
+    /* The last packet of an epoch and the first of the next open under
+     * their own keys: sealed by another AEAD of the same secret whose keys
+     * are all epoch 0's (init_single), they do not open. */
+    uint8_t secret[32] = {9}, p[64];
+    rudp_aead tx, rx, one;
+    cr_assert(rudp_aead_init(&tx, secret));
+    cr_assert(rudp_aead_init(&rx, secret));
+    cr_assert(rudp_aead_init_single(&one, secret));
+    uint64_t pns[] = {0, EPOCH - 1, EPOCH, 2 * EPOCH + 5};
+    for (size_t i = 0; i < sizeof(pns) / sizeof(pns[0]); i++) {
+        size_t n = seal_msg(&tx, pns[i], p);
+        cr_assert_eq(rudp_aead_open(&rx, pns[i], (const uint8_t *)"hdr", 3, p, n), 40,
+                     "packet %llu", (unsigned long long)pns[i]);
+        n = seal_msg(&one, pns[i], p);
+        ssize_t want = pns[i] < EPOCH ? 40 : RUDP_ERR_AUTH;
+        cr_assert_eq(rudp_aead_open(&rx, pns[i], (const uint8_t *)"hdr", 3, p, n), want,
+                     "packet %llu under epoch 0's key", (unsigned long long)pns[i]);
+    }
+    rudp_aead_free(&tx);
+    rudp_aead_free(&rx);
+    rudp_aead_free(&one);
+}
+
+Test(crypto, aead_opens_only_near_the_newest_epoch) {
+    /* A forger picks the packet number: an opener whose newest epoch is e
+     * makes keys for e - 1, e and e + 1 only, and anything else fails
+     * without a key being derived. */
+    uint8_t secret[32] = {5}, p[64];
+    rudp_aead tx, rx;
+    cr_assert(rudp_aead_init(&tx, secret));
+    cr_assert(rudp_aead_init(&rx, secret));
+    size_t n = seal_msg(&tx, 3 * EPOCH, p);
+    cr_assert_eq(rudp_aead_open(&rx, 3 * EPOCH, (const uint8_t *)"hdr", 3, p, n),
+                 RUDP_ERR_AUTH, "epoch 3 opened while the newest was 0");
+    n = seal_msg(&tx, EPOCH + 1, p);
+    cr_assert_eq(rudp_aead_open(&rx, EPOCH + 1, (const uint8_t *)"hdr", 3, p, n), 40);
+    n = seal_msg(&tx, 2 * EPOCH, p);
+    cr_assert_eq(rudp_aead_open(&rx, 2 * EPOCH, (const uint8_t *)"hdr", 3, p, n), 40);
+    n = seal_msg(&tx, EPOCH + 7, p); /* one behind the newest: still opens */
+    cr_assert_eq(rudp_aead_open(&rx, EPOCH + 7, (const uint8_t *)"hdr", 3, p, n), 40);
+    n = seal_msg(&tx, 5, p); /* two behind */
+    cr_assert_eq(rudp_aead_open(&rx, 5, (const uint8_t *)"hdr", 3, p, n), RUDP_ERR_AUTH);
+    rudp_aead_free(&tx);
+    rudp_aead_free(&rx);
 }
