@@ -18,10 +18,15 @@
  *                               the mean and the total in milliseconds
  *   churn HOST PORT SECS SIZE   the same loop for SECS seconds; prints the
  *                               connections per second
- *   pingpong HOST PORT COUNT SIZE
+ *   pingpong HOST PORT COUNT SIZE [bulk]
  *                               one connection, COUNT round trips of SIZE
  *                               bytes (after 200 warm-up ones); prints the
- *                               p50, p99 and mean in microseconds
+ *                               p50, p99 and mean in microseconds.  With
+ *                               "bulk", a second connection of the same
+ *                               process sends and reads back as much as it
+ *                               can meanwhile (under the shim: another
+ *                               stream of the same session); its Mbit/s
+ *                               each way is printed too
  *   idle HOST PORT N            opens N connections (each echoes one byte so
  *                               both ends hold it established), prints its
  *                               VmRSS before and after and "ready", then
@@ -37,8 +42,11 @@
 #endif
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -198,10 +206,45 @@ static int cmd_churn(double secs, size_t size) {
     return EXIT_OK;
 }
 
-/* pingpong: COUNT round trips of SIZE bytes on one connection. */
-static int cmd_pingpong(long count, size_t size) {
+/* The bulk connection beside a ping-pong: its fd, a stop flag, and the
+ * bytes it read back. */
+struct bulk {
+    int fd;
+    volatile int stop;
+    uint64_t read;
+};
+
+/* Thread: writes to the bulk connection and reads its echo as fast as both
+ * go, until told to stop. */
+static void *bulk_run(void *arg) {
+    struct bulk *b = arg;
+    static char buf[65536];
+    struct pollfd p = {.fd = b->fd, .events = POLLIN | POLLOUT};
+    while (!b->stop) {
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = (p.revents & POLLIN) ? read(b->fd, buf, sizeof buf) : 1;
+        if (n <= 0)
+            break;
+        if (p.revents & POLLIN)
+            b->read += (uint64_t)n;
+        if ((p.revents & POLLOUT) && write(b->fd, buf, sizeof buf) < 0 && errno != EAGAIN)
+            break;
+    }
+    return NULL;
+}
+
+/* pingpong: COUNT round trips of SIZE bytes on one connection (beside a
+ * bulk connection when |with_bulk|). */
+static int cmd_pingpong(long count, size_t size, int with_bulk) {
     char *buf = calloc(1, size);
     uint64_t *t = calloc((size_t)count, sizeof *t);
+    struct bulk b = {.fd = with_bulk ? dial(1) : -1};
+    pthread_t th;
+    uint64_t b0 = now_ns();
+    if (with_bulk && (fcntl(b.fd, F_SETFL, O_NONBLOCK) < 0 ||
+                      pthread_create(&th, NULL, bulk_run, &b) != 0))
+        fail("bulk", 1);
     int fd = dial(0);
     double sum = 0;
     for (long i = -200; i < count; i++) {
@@ -216,10 +259,17 @@ static int cmd_pingpong(long count, size_t size) {
         }
     }
     close(fd);
+    double bulk_mbit = 0;
+    if (with_bulk) {
+        b.stop = 1;
+        pthread_join(th, NULL);
+        bulk_mbit = (double)b.read * 8 / ((double)(now_ns() - b0) / 1e9) / 1e6;
+    }
     qsort(t, (size_t)count, sizeof *t, cmp_u64);
-    printf("count=%ld size=%zu p50_us=%.1f p99_us=%.1f mean_us=%.1f max_us=%.1f\n", count,
-           size, t[count / 2] / 1e3, t[(count * 99) / 100] / 1e3, sum / count / 1e3,
-           t[count - 1] / 1e3);
+    printf("count=%ld size=%zu p50_us=%.1f p99_us=%.1f mean_us=%.1f max_us=%.1f "
+           "bulk_mbit=%.1f\n",
+           count, size, t[count / 2] / 1e3, t[(count * 99) / 100] / 1e3, sum / count / 1e3,
+           t[count - 1] / 1e3, bulk_mbit);
     return EXIT_OK;
 }
 
@@ -374,7 +424,7 @@ static void usage(void) {
             "usage: rudp-bench-tool [--timeout SECS] server PORT [WORKERS]\n"
             "       rudp-bench-tool [--timeout SECS] rr HOST PORT COUNT SIZE\n"
             "       rudp-bench-tool [--timeout SECS] churn HOST PORT SECS SIZE\n"
-            "       rudp-bench-tool [--timeout SECS] pingpong HOST PORT COUNT SIZE\n"
+            "       rudp-bench-tool [--timeout SECS] pingpong HOST PORT COUNT SIZE [bulk]\n"
             "       rudp-bench-tool [--timeout SECS] idle HOST PORT N\n");
     exit(EXIT_USAGE);
 }
@@ -413,8 +463,9 @@ int main(int argc, char **argv) {
         return cmd_rr(atol(v[2]), (size_t)atol(v[3]));
     if (strcmp(g_cmd, "churn") == 0 && n == 4)
         return cmd_churn(atof(v[2]), (size_t)atol(v[3]));
-    if (strcmp(g_cmd, "pingpong") == 0 && n == 4 && atol(v[2]) > 0)
-        return cmd_pingpong(atol(v[2]), (size_t)atol(v[3]));
+    if (strcmp(g_cmd, "pingpong") == 0 && (n == 4 || (n == 5 && !strcmp(v[4], "bulk"))) &&
+        atol(v[2]) > 0)
+        return cmd_pingpong(atol(v[2]), (size_t)atol(v[3]), n == 5);
     if (strcmp(g_cmd, "idle") == 0 && n == 3 && atol(v[2]) > 0)
         return cmd_idle(atol(v[2]));
     usage();
