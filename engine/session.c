@@ -22,6 +22,7 @@
 #include "session.h"
 
 #include <stddef.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -991,9 +992,8 @@ ssize_t rudp_stream_send_room(const rudp_session *s, uint64_t sid) {
         return RUDP_ERR_NO_STREAM;
     if (st->send_state != RUDP_SEND_OPEN)
         return 0;
-    uint64_t queued = st->snd_written - st->snd_una;
-    uint64_t limit = s->settings.stream_send_buffer;
-    return queued >= limit ? 0 : (ssize_t)(limit - queued);
+    uint64_t space = rudp_stream_send_space(st, s->settings.stream_send_buffer);
+    return space > SSIZE_MAX ? SSIZE_MAX : (ssize_t)space;
 }
 
 int rudp_stream_shutdown_write(rudp_session *s, uint64_t sid) {

@@ -64,13 +64,21 @@ static uint8_t stream_open_flag(const rudp_stream *st) {
 
 /* Returns how many more bytes the send buffer takes under |limit|
  * unacknowledged ones, or the rudp_error that stops writing. */
+uint64_t rudp_stream_send_space(const rudp_stream *st, uint64_t limit) {
+    uint64_t unsent = st->snd_written - st->snd_next;
+    uint64_t held = st->snd_written - st->snd_una;
+    if (unsent >= limit || held >= RUDP_SEND_HELD_FACTOR * limit)
+        return 0;
+    uint64_t space = limit - unsent, cap = RUDP_SEND_HELD_FACTOR * limit - held;
+    return space < cap ? space : cap;
+}
+
 static ssize_t stream_send_space(const rudp_stream *st, uint64_t limit) {
     if (st->send_state == RUDP_SEND_RESET)
         return st->error ? st->error : RUDP_ERR_RESET;
     if (st->send_state != RUDP_SEND_OPEN)
         return RUDP_ERR_STREAM_STATE;
-    uint64_t queued = st->snd_written - st->snd_una;
-    uint64_t space = queued >= limit ? 0 : limit - queued;
+    uint64_t space = rudp_stream_send_space(st, limit);
     return space > SSIZE_MAX ? SSIZE_MAX : (ssize_t)space;
 }
 
