@@ -124,7 +124,7 @@ typedef struct rudp_settings {
     uint64_t max_stream_window;      /* auto-tuning ceiling (16 MiB) */
     uint64_t initial_session_window; /* per-session receive window */
     uint64_t max_session_window;     /* auto-tuning ceiling */
-    uint64_t stream_send_buffer;     /* bytes a stream may queue unacked */
+    uint64_t stream_send_buffer;     /* bytes a stream may queue unsent (4x in all) */
     uint64_t max_streams;            /* concurrent streams the peer may open */
     rudp_tstamp idle_timeout;        /* silence after which the session dies
                                         (0, the default: silence alone never
