@@ -421,18 +421,24 @@ static bool kernel_segments(void) {
  * go out later, once each, and the transfer stays byte-exact.  Where the
  * kernel has segmentation offload, runs go as one message and a refused
  * run's datagrams go out later one by one. */
-Test(udp, eagain_backlog_resent) {
+/* Starts an engine whose sendmmsg is |fn|, with datagrams of at most 1400
+ * bytes (loopback would grow them to 64 KiB: thousands of them, in full
+ * batches, meet the wrapper), and listens on |l|. */
+static void small_datagram_engine(rtest_listener *l,
+                                  int (*fn)(int, struct mmsghdr *, unsigned, int)) {
     rudp_rt_sys sys;
-    rtest_listener l;
     rudp_settings set;
     rtest_sys_libc(&sys);
-    sys.sendmmsg = wrap_sendmmsg;
-    /* Datagrams of at most 1400 bytes (loopback would grow them to 64 KiB):
-     * thousands of them, in full batches, meet the wrapper. */
+    sys.sendmmsg = fn;
     rudp_settings_default(&set);
     set.max_udp_payload = 1400;
     rtest_engine_with(&sys, &set);
-    rtest_listen(&l, "127.0.0.1", 16);
+    rtest_listen(l, "127.0.0.1", 16);
+}
+
+Test(udp, eagain_backlog_resent) {
+    rtest_listener l;
+    small_datagram_engine(&l, wrap_sendmmsg);
     wrap_arm(true);
     wrap_transfer(&l, WRAP_UP, WRAP_DOWN, 6);
     wrap_arm(false);
@@ -496,15 +502,8 @@ static int noseg_sendmmsg(int fd, struct mmsghdr *m, unsigned n, int flags) {
 Test(udp, segmentation_refused_falls_back) {
     if (!kernel_segments())
         cr_skip_test("this kernel has no UDP segmentation offload");
-    rudp_rt_sys sys;
     rtest_listener l;
-    rudp_settings set;
-    rtest_sys_libc(&sys);
-    sys.sendmmsg = noseg_sendmmsg;
-    rudp_settings_default(&set);
-    set.max_udp_payload = 1400;
-    rtest_engine_with(&sys, &set);
-    rtest_listen(&l, "127.0.0.1", 16);
+    small_datagram_engine(&l, noseg_sendmmsg);
     wrap_transfer(&l, WRAP_UP, WRAP_DOWN, 8);
     pthread_mutex_lock(&noseg.lock);
     uint64_t refused = noseg.refused_runs, after = noseg.runs_after;
