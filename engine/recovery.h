@@ -66,7 +66,7 @@ typedef struct rudp_sent_pkt {
     uint8_t in_flight; /* counts toward bytes_in_flight (ack-eliciting or padded) */
     uint8_t state;     /* enum rudp_sent_state */
     uint8_t nframes;
-    uint8_t ack_now;    /* carries a PING: the peer acknowledges it at once */
+    uint8_t ack_now;    /* carries a PING: acknowledged within RUDP_ACK_NOW_DELAY */
     rudp_rate_pkt rate; /* delivery state at send time (in-flight packets) */
     rudp_sent_frame frames[RUDP_SENT_MAX_FRAMES];
 } rudp_sent_pkt;
@@ -108,7 +108,7 @@ typedef struct rudp_recovery {
     uint64_t spurious_losses;
     rudp_tstamp loss_time; /* time-threshold timer, or NEVER */
     rudp_tstamp last_ack_eliciting_time;
-    bool last_ack_now; /* the newest ack-eliciting packet asked for its ACK at once */
+    bool last_ack_now; /* the newest ack-eliciting packet carried a PING */
     uint32_t pto_count;
     uint64_t bytes_in_flight;
     uint32_t ack_eliciting_in_flight;

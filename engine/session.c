@@ -21,8 +21,8 @@
  */
 #include "session.h"
 
-#include <stddef.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -531,10 +531,10 @@ static void out_ticket(rudp_session *s, out_ctx *c) {
 /* The tail of a flight: the packet carries data and leaves nothing queued
  * (the sender is application-limited, as an RPC's request or answer).  On
  * a path of at least RUDP_TAIL_ACK_MIN_RTT it carries a PING, which the
- * peer acknowledges at once, so its PTO need not wait out the peer's ACK
- * delay: a lost request or answer costs about srtt + 4 rttvar before its
- * probe, not that plus max_ack_delay (25 ms).  On shorter paths the ACK
- * delay is dwarfed anyway and the extra ACK packets would cost more. */
+ * peer acknowledges within RUDP_ACK_NOW_DELAY (1 ms), so its PTO need not
+ * wait out the peer's ACK delay: a lost request or answer costs about
+ * srtt + 4 rttvar + 1 ms before its probe, not srtt + 4 rttvar + 25 ms.  On shorter paths
+ * the ACK delay is dwarfed anyway and the extra ACK packets would cost more. */
 static void out_tail_ping(rudp_session *s, out_ctx *c) {
     rudp_frame ping = {.type = RUDP_FRAME_PING};
     if (!c->tracked || s->state != RUDP_SESS_ESTABLISHED ||

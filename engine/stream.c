@@ -62,17 +62,20 @@ static uint8_t stream_open_flag(const rudp_stream *st) {
     return st->local ? RUDP_FLAG_SYN : RUDP_FLAG_ACK;
 }
 
-/* Returns how many more bytes the send buffer takes under |limit|
- * unacknowledged ones, or the rudp_error that stops writing. */
 uint64_t rudp_stream_send_space(const rudp_stream *st, uint64_t limit) {
     uint64_t unsent = st->snd_written - st->snd_next;
     uint64_t held = st->snd_written - st->snd_una;
-    if (unsent >= limit || held >= RUDP_SEND_HELD_FACTOR * limit)
+    uint64_t most = limit > UINT64_MAX / RUDP_SEND_HELD_FACTOR
+                        ? UINT64_MAX
+                        : RUDP_SEND_HELD_FACTOR * limit;
+    if (unsent >= limit || held >= most)
         return 0;
-    uint64_t space = limit - unsent, cap = RUDP_SEND_HELD_FACTOR * limit - held;
+    uint64_t space = limit - unsent, cap = most - held;
     return space < cap ? space : cap;
 }
 
+/* Returns how many more bytes the send buffer takes under |limit|
+ * (rudp_stream_send_space), or the rudp_error that stops writing. */
 static ssize_t stream_send_space(const rudp_stream *st, uint64_t limit) {
     if (st->send_state == RUDP_SEND_RESET)
         return st->error ? st->error : RUDP_ERR_RESET;
