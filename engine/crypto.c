@@ -10,10 +10,10 @@
  * packets grow, and ours reach 64 KiB): so the key changes every 2^20
  * packet numbers, eight times sooner, each epoch's key derived from the
  * direction's secret, and nothing needs to be said on the wire, since the
- * packet number is in the clear.  A receiver keeps the keys
- * of the newest epoch that opened and the ones on either side of it, and
- * makes no key for a packet number further away.  GCM's integrity limit
- * (2^52 forgeries) is far beyond what a session lets through.
+ * packet number is in the clear.  A receiver keeps the keys of the newest
+ * epoch that opened and the ones on either side of it, and makes no key
+ * for a packet number further away.  GCM's integrity limit (2^52
+ * forgeries) is far beyond what a session lets through.
  *
  * HKDF (RFC 5869) is written out over HMAC-SHA-256 in a few lines: it is a
  * construction, not a primitive.  X25519 (RFC 7748) goes through EVP_PKEY.
