@@ -26,8 +26,13 @@
  *     phase as soon as the flight is down to one BDP.  The cycle starts at
  *     a pseudo-random phase other than 0.75.
  *   - ProbeRTT: when RTprop has not been refreshed for 10 s, the window
- *     drops to 4 packets for 200 ms and at least one round, then the saved
- *     window comes back and the machine returns to ProbeBW (or Startup).
+ *     drops to half the BDP (at least 4 packets; BBRv3's ProbeRTT, where
+ *     v1 went down to 4 packets) for 200 ms and at least one round, then
+ *     the saved window comes back and the machine returns to ProbeBW (or
+ *     Startup).  Half a BDP drains the queue a flow keeps when it has the
+ *     link to itself (ProbeBW's window is 2 BDP, its 0.75 phase empties the
+ *     rest) and keeps half the rate: at 200 ms RTT, 4 packets idled the
+ *     link for about 0.4 s in every 10.
  *
  * Rate samples from application-limited periods update BtlBw only when they
  * exceed it, so an idle or slow application never lowers the estimate.
@@ -67,6 +72,7 @@
 #define BBR_RTPROP_WINDOW RUDP_SEC(10)
 #define BBR_PROBE_RTT_TIME RUDP_MS(200)
 #define BBR_MIN_PIPE_PKTS 4
+#define BBR_PROBE_RTT_CWND_GAIN 0.5
 #define BBR_CYCLE_LEN 8
 #define BBR_FULL_BW_ROUNDS 3
 #define BBR_STARTUP_RTT_SAMPLES 8      /* RTTs a round needs before the delay test */
@@ -135,6 +141,19 @@ static uint64_t bbr_minmax_max(rudp_bbr_minmax *m, uint64_t win, uint64_t t, uin
 /* Returns the smallest window BBR uses, 4 packets (kMinPipeCwnd). */
 static uint64_t bbr_min_pipe(const rudp_cc *cc) {
     return BBR_MIN_PIPE_PKTS * cc->max_datagram;
+}
+
+/* Returns ProbeRTT's window: half the BDP, at least 4 packets
+ * (BBRProbeRTTCwnd of draft-ietf-ccwg-bbr). */
+static uint64_t bbr_probe_rtt_cwnd(const rudp_cc *cc) {
+    const rudp_bbr_state *b = &cc->u.bbr;
+    uint64_t w;
+
+    if (b->rt_prop == BBR_RTT_NONE)
+        return bbr_min_pipe(cc);
+    w = (uint64_t)(BBR_PROBE_RTT_CWND_GAIN * (double)b->btl_bw * (double)b->rt_prop /
+                   BBR_NS_PER_SEC);
+    return w > bbr_min_pipe(cc) ? w : bbr_min_pipe(cc);
 }
 
 /* Returns true when the last round's smallest RTT shows a queue that stood
@@ -352,14 +371,14 @@ static void bbr_update_rt_prop(rudp_bbr_state *b, rudp_tstamp rtt, rudp_tstamp n
 }
 
 /* Runs ProbeRTT: marks the flow app-limited, arms the 200 ms dwell once the
- * flight is down to 4 packets, and leaves after it and a full round
+ * flight is down to ProbeRTT's window, and leaves after it and a full round
  * (draft §4.3.5). */
 static void bbr_handle_probe_rtt(rudp_cc *cc, rudp_rate *rate, uint64_t in_flight,
                                  rudp_tstamp now) {
     rudp_bbr_state *b = &cc->u.bbr;
 
     rudp_rate_on_app_limited(rate, in_flight);
-    if (!b->probe_rtt_armed && in_flight <= bbr_min_pipe(cc)) {
+    if (!b->probe_rtt_armed && in_flight <= bbr_probe_rtt_cwnd(cc)) {
         b->probe_rtt_done = now + BBR_PROBE_RTT_TIME;
         b->probe_rtt_armed = true;
         b->probe_rtt_round_done = false;
@@ -477,8 +496,8 @@ static void bbr_set_cwnd(rudp_cc *cc, const rudp_rate *rate, uint64_t in_flight)
         if (cc->cwnd < bbr_min_pipe(cc))
             cc->cwnd = bbr_min_pipe(cc);
     }
-    if (b->mode == RUDP_BBR_PROBE_RTT && cc->cwnd > bbr_min_pipe(cc))
-        cc->cwnd = bbr_min_pipe(cc);
+    if (b->mode == RUDP_BBR_PROBE_RTT && cc->cwnd > bbr_probe_rtt_cwnd(cc))
+        cc->cwnd = bbr_probe_rtt_cwnd(cc);
 }
 
 /* --- hooks --- */

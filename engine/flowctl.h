@@ -8,7 +8,10 @@
  * rule), which bounds WINDOW_UPDATE traffic.  Auto-tuning (as in Chromium's
  * QUIC and Linux's tcp_rcv_space_adjust): when two updates come less than
  * two smoothed RTTs apart, the window is what limits the sender, so it is
- * quadrupled, up to max_window.
+ * quadrupled, up to max_window.  Besides, once per smoothed RTT the window
+ * is raised to eight times what the application consumed in the last RTT
+ * (Linux's receive-buffer auto-tuning in spirit), so a sender in slow start,
+ * doubling every round, finds the window ahead of it from the first raise.
  */
 #ifndef RUDP_FLOWCTL_H
 #define RUDP_FLOWCTL_H
@@ -22,6 +25,8 @@ typedef struct rudp_fc {
     uint64_t window;         /* current window size */
     uint64_t max_window;     /* auto-tuning ceiling */
     rudp_tstamp last_update; /* when the limit was last raised */
+    rudp_tstamp rate_mark;   /* start of the current consumption sample */
+    uint64_t rate_consumed;  /* consumed at rate_mark */
     bool update_pending;     /* a WINDOW_UPDATE should be sent */
 } rudp_fc;
 

@@ -311,6 +311,7 @@ Test(bbr, cwnd_is_twice_bdp_in_steady_state) {
 
 Test(bbr, probe_rtt_after_ten_seconds_without_new_min) {
     rudp_tstamp stamp, entered;
+    uint64_t half_bdp;
 
     cr_assert(path_run_to_mode(bp, RUDP_BBR_PROBE_BW, T0 + RUDP_SEC(3)));
     path_run_until(bp, bp->now + RUDP_SEC(1));
@@ -324,9 +325,16 @@ Test(bbr, probe_rtt_after_ten_seconds_without_new_min) {
     entered = bp->now;
     cr_assert_gt(entered, stamp + RUDP_SEC(10));
     cr_assert_leq(entered, stamp + RUDP_SEC(10) + RUDP_MS(20));
-    /* The window drops to 4 packets, the dwell lasts 200 ms at least. */
+    /* The window drops to half the BDP (BBRv3; v1 went to 4 packets),
+     * and the dwell lasts 200 ms at least. */
     path_step(bp);
-    cr_assert_eq(bp->rec.cc.cwnd, 4 * MD);
+    half_bdp = (uint64_t)(0.5 * (double)st()->btl_bw * (double)st()->rt_prop / 1e9);
+    cr_assert_gt(half_bdp, 4 * MD);
+    cr_assert_eq(bp->rec.cc.cwnd, half_bdp);
+    /* 1.25 MB/s times an RTprop of 40-60 ms (the first sample after it
+     * expired, queue included), halved: 25-37.5 kB. */
+    cr_assert(half_bdp >= 25000 && half_bdp <= 37500, "half BDP %lu",
+              (unsigned long)half_bdp);
     cr_assert(path_run_to_mode(bp, RUDP_BBR_PROBE_BW, entered + RUDP_SEC(2)));
     cr_assert_geq(bp->now, entered + RUDP_MS(200));
     cr_assert(near((double)st()->rt_prop, (double)RUDP_MS(50), 0.05),

@@ -27,11 +27,12 @@ Test(flowctl, fast_updates_grow_the_window_fourfold_up_to_the_ceiling) {
     rudp_fc fc;
     rudp_fc_init(&fc, 1000, 10000, 0);
     rudp_tstamp srtt = RUDP_MS(50);
-    /* Half a window consumed within 2 RTTs of the last raise: x4. */
-    cr_assert(rudp_fc_on_consume(&fc, 500, srtt, RUDP_MS(60)));
+    /* Half a window consumed within 2 RTTs of the last raise: x4 (within
+     * one RTT of the start, so no rate sample has closed yet). */
+    cr_assert(rudp_fc_on_consume(&fc, 500, srtt, RUDP_MS(40)));
     cr_assert_eq(fc.window, 4000);
     cr_assert_eq(fc.limit, 500 + 4000);
-    cr_assert(rudp_fc_on_consume(&fc, 2000, srtt, RUDP_MS(120)));
+    cr_assert(rudp_fc_on_consume(&fc, 2000, srtt, RUDP_MS(80)));
     cr_assert_eq(fc.window, 10000); /* capped */
     cr_assert_eq(fc.limit, 2500 + 10000);
 }
@@ -54,4 +55,33 @@ Test(flowctl, limit_never_shrinks) {
         cr_assert_geq(fc.limit, last);
         last = fc.limit;
     }
+}
+
+Test(flowctl, window_keeps_ahead_of_a_sender_in_slow_start) {
+    rudp_fc fc;
+    rudp_tstamp srtt = RUDP_MS(200), t = 0;
+    uint64_t per_round = 15000;
+    rudp_fc_init(&fc, 256 * 1024, 16 * 1024 * 1024, 0);
+    /* Rounds of a sender doubling every RTT, each consumed in 10 steps: the
+     * first rounds are too small for two raises within 2 * srtt, yet the
+     * window is at least 8 times the last round's bytes from the first
+     * sample that spans a round. */
+    for (int round = 0; round < 8; round++, per_round *= 2) {
+        for (int i = 0; i < 10; i++) {
+            t += srtt / 10;
+            rudp_fc_on_consume(&fc, per_round / 10, srtt, t);
+        }
+        cr_assert_geq(fc.window, round < 5 ? 256 * 1024 : 8 * (per_round / 2),
+                      "round %d: window %lu", round, (unsigned long)fc.window);
+        cr_assert_geq(fc.limit, fc.consumed + fc.window / 2);
+    }
+    cr_assert_eq(fc.window, 16 * 1024 * 1024, "at the ceiling after 8 rounds");
+}
+
+Test(flowctl, an_idle_spell_does_not_count_as_a_fast_round) {
+    rudp_fc fc;
+    rudp_fc_init(&fc, 1000, 1000000, 0);
+    /* 400 bytes over 10 s at srtt 50 ms: 2 bytes per RTT, no growth. */
+    rudp_fc_on_consume(&fc, 400, RUDP_MS(50), RUDP_SEC(10));
+    cr_assert_eq(fc.window, 1000);
 }
