@@ -94,7 +94,9 @@ typedef struct rudp_bbr_state {
     bool filled_pipe, round_start, rt_prop_expired, packet_conservation;
     bool recovery_pending; /* recovery began; cwnd set on next ACK */
     bool probe_rtt_armed, probe_rtt_round_done;
-    bool round_had_loss; /* the last round lost something */
+    bool round_had_loss;         /* the last round lost something */
+    bool round_app_limited;      /* a sample of the current round was app-limited */
+    bool last_round_app_limited; /* the same for the previous round */
 } rudp_bbr_state;
 
 struct rudp_cc {

@@ -244,8 +244,10 @@ static void bbr_update_round(rudp_cc *cc, const rudp_rate *rate, rudp_tstamp now
     uint64_t delivered, total;
 
     b->round_start = false;
-    if (!rs->has_prior || rs->prior_delivered < b->next_round_delivered)
+    if (!rs->has_prior || rs->prior_delivered < b->next_round_delivered) {
+        b->round_app_limited |= rs->is_app_limited;
         return;
+    }
     b->next_round_delivered = rate->delivered;
     b->round_count++;
     b->round_start = true;
@@ -266,6 +268,8 @@ static void bbr_update_round(rudp_cc *cc, const rudp_rate *rate, rudp_tstamp now
     b->last_round_min_rtt = b->round_min_rtt;
     b->round_min_rtt = BBR_RTT_NONE;
     b->round_rtt_samples = 0;
+    b->last_round_app_limited = b->round_app_limited;
+    b->round_app_limited = rs->is_app_limited;
 }
 
 /* Feeds a valid sample to the BtlBw filter; an app-limited one only when it
@@ -303,9 +307,14 @@ static bool bbr_is_next_phase(const rudp_cc *cc, const rudp_rate_sample *rs,
 }
 
 /* Sets filled_pipe once BtlBw grew less than 25 % in three non-app-limited
- * rounds (draft §4.3.2.2). */
+ * rounds (draft §4.3.2.2).  A round counts as app-limited when any of its
+ * samples was, not only the one that ends it: a request/response flow
+ * paces its small bursts, and the packets sent after the first ACK of a
+ * burst cleared the app-limited mark measured the pacing, not the path
+ * (nginx on loopback left Startup at 0.7 MB/s). */
 static void bbr_check_full_pipe(rudp_bbr_state *b, const rudp_rate_sample *rs) {
-    if (b->filled_pipe || !b->round_start || rs->is_app_limited)
+    if (b->filled_pipe || !b->round_start || rs->is_app_limited ||
+        b->last_round_app_limited)
         return;
     if (b->round_had_loss && bbr_queue_standing(b)) {
         b->filled_pipe = true; /* the buffer overflowed: the pipe is full */
@@ -325,12 +334,17 @@ static void bbr_check_full_pipe(rudp_bbr_state *b, const rudp_rate_sample *rs) {
  * RTTs is at least rt_prop + clamp(rt_prop / 8, 4 ms, 16 ms) (HyStart++'s
  * test, RFC 9406 §4.2).  Waiting for three rounds without bandwidth growth
  * instead lets the 2/ln 2 gain put up to two more BDPs in the queue, which a
- * buffer of one BDP drops. */
+ * buffer of one BDP drops.  A round with an app-limited sample does not
+ * count, as for the bandwidth test: a flow that does not fill its window
+ * builds no queue, and its RTTs rise for other reasons (a delayed ACK, a
+ * descheduled thread).  Counting them took request/response sessions on
+ * loopback out of Startup with a bandwidth estimate of a few kB/s, which
+ * then paced nginx's responses to a crawl for seconds. */
 static void bbr_check_startup_delay(rudp_bbr_state *b) {
     rudp_tstamp eta;
 
     if (b->filled_pipe || b->mode != RUDP_BBR_STARTUP || b->rt_prop == BBR_RTT_NONE ||
-        b->round_rtt_samples < BBR_STARTUP_RTT_SAMPLES)
+        b->round_rtt_samples < BBR_STARTUP_RTT_SAMPLES || b->round_app_limited)
         return;
     eta = b->rt_prop / 8;
     eta = eta < BBR_STARTUP_ETA_MIN   ? BBR_STARTUP_ETA_MIN

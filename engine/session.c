@@ -917,13 +917,29 @@ static rudp_stream *sess_app_stream(const rudp_session *s, uint64_t sid) {
     return st && !st->released ? st : NULL;
 }
 
+/* The program wrote into |st|: queues it.  Data written into a sender that
+ * had nothing to send and room in its window marks the flow app-limited
+ * (CheckIfApplicationLimited of the delivery-rate draft, on a write, as
+ * Linux's tcp_sendmsg does): the next flight's rate samples then say what
+ * the program offered, not what the path carries.  Marking only when a
+ * send finds nothing left was too late for request/response: the ACKs of
+ * the previous flight cleared the mark before the next response came, so
+ * BBR took a loopback server's response rate (under 2 MB/s) for the
+ * bottleneck, left Startup on its plateau and paced nginx down to a few
+ * kB/s. */
+static void sess_app_wrote(rudp_session *s, rudp_stream *st) {
+    if (s->send_list.head == NULL && rudp_recovery_cwnd_room(&s->rec) > 0)
+        rudp_recovery_on_app_limited(&s->rec);
+    rudp_sess_send_list_add(s, st);
+}
+
 ssize_t rudp_stream_write(rudp_session *s, uint64_t sid, const void *data, size_t len) {
     rudp_stream *st = sess_app_stream(s, sid);
     if (!st)
         return RUDP_ERR_NO_STREAM;
     ssize_t n = rudp_stream_send_append(st, data, len, s->settings.stream_send_buffer);
     if (n > 0)
-        rudp_sess_send_list_add(s, st);
+        sess_app_wrote(s, st);
     return n;
 }
 
@@ -941,7 +957,7 @@ int rudp_stream_write_commit(rudp_session *s, uint64_t sid, size_t n) {
         return RUDP_ERR_NO_STREAM;
     int rv = rudp_stream_append_commit(st, n);
     if (rv == RUDP_OK && n > 0)
-        rudp_sess_send_list_add(s, st);
+        sess_app_wrote(s, st);
     return rv;
 }
 

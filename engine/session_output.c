@@ -661,8 +661,13 @@ ssize_t rudp_session_write_pkt(rudp_session *s, uint8_t *buf, size_t cap, rudp_a
         return out_path_probe(s, buf, to, now);
     bool ack_due = rudp_acktr_deadline(&s->acktr) <= now;
     bool elicit = out_may_elicit(s, now);
-    if (!elicit && !rudp_sess_has_pending(s) && rudp_recovery_cwnd_room(&s->rec) > 0)
-        rudp_recovery_on_app_limited(&s->rec); /* room but nothing to send */
+    /* Room in the window but no stream data: the flow is app-limited, and
+     * so is a packet of control frames sent now (a ticket, a window
+     * update, a PING), whose tiny delivery rate must not count as the
+     * path's: in a request/response session such packets are most rounds,
+     * and BBR took their plateau for a full pipe. */
+    if (s->send_list.head == NULL && rudp_recovery_cwnd_room(&s->rec) > 0)
+        rudp_recovery_on_app_limited(&s->rec);
     if (!elicit && !ack_due)
         return 0;
     uint32_t probe = elicit ? out_probe_next(s, cap) : 0;

@@ -449,3 +449,63 @@ Test(bbr, loss_with_standing_queue_conserves_packets) {
     cr_assert_not(bp->rec.cc.in_recovery);
     cr_assert_not(b->packet_conservation);
 }
+
+Test(bbr, an_app_limited_flow_with_late_acks_stays_in_startup) {
+    /* A request/response flow on loopback: every packet app-limited, and
+     * RTTs that jump by more than HyStart++'s 4 ms threshold (a delayed
+     * ACK, a descheduled thread).  The rise is not a queue the flow built:
+     * leaving Startup on it left nginx's responses paced at a few kB/s. */
+    bp->app_gap = RUDP_MS(1);
+    bp->app_next = bp->now;
+    bp->app_mark = true;
+    path_run_until(bp, T0 + RUDP_MS(500));
+    cr_assert_eq(st()->mode, RUDP_BBR_STARTUP);
+    bp->delay += RUDP_MS(10);
+    path_run_until(bp, bp->now + RUDP_SEC(1));
+    cr_assert_gt(st()->round_count, 20);
+    cr_assert_eq(st()->mode, RUDP_BBR_STARTUP, "mode %u", st()->mode);
+    cr_assert_not(st()->filled_pipe);
+}
+
+/* Sends one 1-datagram packet at bp->now. */
+static uint64_t bbr_send_one(void) {
+    rudp_sent_pkt *pkt = rudp_recovery_prepare(&bp->rec);
+    cr_assert_not_null(pkt);
+    pkt->size = MD;
+    pkt->ack_eliciting = 1;
+    pkt->in_flight = 1;
+    rudp_recovery_on_sent(&bp->rec, pkt, bp->now);
+    return pkt->pn;
+}
+
+/* Acknowledges packets [from, to) at bp->now. */
+static void bbr_ack_range(uint64_t from, uint64_t to) {
+    rudp_ack_frame ack = {.nranges = 1};
+    ack.ranges[0].smallest = from;
+    ack.ranges[0].largest = to - 1;
+    cr_assert_eq(rudp_recovery_on_ack(&bp->rec, &ack, bp->now, NULL), RUDP_OK);
+}
+
+Test(bbr, a_round_with_an_app_limited_sample_is_no_plateau) {
+    /* A request/response server's bursts: the application writes into an
+     * idle sender (app-limited), the first packet's ACK ends that period,
+     * and the rest of the burst, paced, goes out unmarked.  Its rounds end
+     * on unmarked samples of the application's rate, not the path's, and
+     * must not count as rounds without growth. */
+    for (int burst = 0; burst < 40; burst++) {
+        rudp_recovery_on_app_limited(&bp->rec);
+        uint64_t first = bbr_send_one();
+        bp->now += RUDP_MS(40);
+        bbr_ack_range(first, first + 1);
+        for (int i = 0; i < 7; i++) {
+            bbr_send_one();
+            bp->now += RUDP_MS(1);
+        }
+        bp->now += RUDP_MS(40);
+        bbr_ack_range(first + 1, first + 8);
+        bp->now += RUDP_MS(10); /* the application thinks */
+    }
+    cr_assert_gt(st()->round_count, 30);
+    cr_assert_not(st()->filled_pipe, "left Startup at %lu B/s after %lu rounds",
+                  (unsigned long)st()->btl_bw, (unsigned long)st()->round_count);
+}
