@@ -78,7 +78,9 @@ rt_bridge *rt_bridge_new(rt_sess *rs, uint64_t sid, int fd, const rudp_slot_ref 
     b->fd = fd;
     b->slot = *slot;
     b->filler = filler;
-    rt_fd_nonblock(fd);
+    /* |fd| is non-blocking already: made so by the shim's socketpair
+     * (rudp_rt_connect) or by rt_accept's socket().  A system call costs
+     * about 1 us on the VMs measured (docs/BENCHMARKS.md, issue 14). */
     /* An urgent byte the program sends (MSG_OOB) is read in its place in
      * the stream, never skipped: it reaches the peer inline. */
     int one = 1;

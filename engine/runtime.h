@@ -110,7 +110,8 @@ rudp_board *rudp_rt_board(void);
 /* Opens a stream to |dst| (IPv4 or IPv6 TCP address) over the session for
  * that destination, creating the session (cold, 1-RTT handshake or 0-RTT
  * data) or reusing a warm one.  The engine takes ownership of |engine_fd|,
- * its end of the socketpair.  |slot| was allocated by the caller with
+ * its end of the socketpair, which must be non-blocking (a system call
+ * less per connection than setting it here).  |slot| was allocated by the caller with
  * rudp_board_alloc(rudp_rt_board(), RUDP_SLOT_CONNECTING, ...); the engine
  * sets it CONNECTED or FAILED (RUDP_ERR_REFUSED, RUDP_ERR_TIMEDOUT,
  * RUDP_ERR_SYS(ENETUNREACH)...) and, with |filler| > 0, discards that many

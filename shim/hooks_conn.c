@@ -71,10 +71,13 @@ static size_t conn_fill(int fd) {
     }
 }
 
-/* Creates the socketpair of a connection, clearing stale entries on both
- * numbers.  Returns 0 or -errno. */
+/* Creates the socketpair of a connection, both ends non-blocking (the
+ * engine's must be; the program's gets the program's flag in
+ * rudp_fd_swap), clearing stale entries on both numbers.  Returns 0 or
+ * -errno. */
 static int conn_socketpair(int sv[2]) {
-    if (RUDP_REAL(socketpair)(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    if (RUDP_REAL(socketpair)(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) <
+        0)
         return -errno;
     rudp_fd_clear(sv[0]);
     rudp_fd_clear(sv[1]);
@@ -185,7 +188,7 @@ static int conn_reroute(int fd, const struct sockaddr *addr, socklen_t len, bool
         *now = true;
     conn_entry(&conn, &tcp, &peer, &local, &ref);
     conn.nonblock = nonblock;
-    if ((r = rudp_fd_swap(sv[0], fd, cloexec, nonblock)) < 0) {
+    if ((r = rudp_fd_swap(sv[0], fd, cloexec, nonblock, true)) < 0) {
         RUDP_REAL(close)(sv[0]); /* the engine sees EOF and ends the stream */
         return r;
     }
@@ -308,7 +311,7 @@ static int conn_disconnect(int fd, rudp_fd_entry *e) {
     if (slot != NULL)
         rudp_slot_set_flags(slot, RUDP_SLOT_F_RESET_ON_CLOSE);
     rudp_fd_clear(fd);
-    if ((r = rudp_fd_swap(s, fd, cloexec, nonblock)) < 0) {
+    if ((r = rudp_fd_swap(s, fd, cloexec, nonblock, false)) < 0) {
         RUDP_REAL(close)(s);
         errno = -r;
         return -1;

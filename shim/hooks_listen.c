@@ -165,7 +165,7 @@ static int listen_reroute(int fd, const rudp_fd_entry *tcp, int backlog) {
     if (r == 0 && (ph = rudp_rt_fd_dup_high(fd)) < 0)
         r = -errno;
     if (r == 0)
-        r = rudp_fd_swap(u, fd, cloexec, nonblock);
+        r = rudp_fd_swap(u, fd, cloexec, nonblock, false);
     if (r < 0) {
         if (id >= 0)
             rudp_rt_unlisten(id);
@@ -280,7 +280,7 @@ static int listen_stop(int fd, const rudp_fd_entry *l, int how) {
     RUDP_REAL(shutdown)(fd, how);
     listen_tcp_entry(&tcp, t, l);
     mine = rudp_fd_forget(fd, &owned);
-    if ((r = rudp_fd_swap(t, fd, cloexec, nonblock)) < 0) {
+    if ((r = rudp_fd_swap(t, fd, cloexec, nonblock, false)) < 0) {
         RUDP_REAL(close)(t);
         errno = -r;
         return -1;

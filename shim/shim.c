@@ -331,7 +331,7 @@ int rudp_fd_flags(int fd, bool *cloexec, bool *nonblock) {
     return 0;
 }
 
-int rudp_fd_swap(int src, int fd, bool cloexec, bool nonblock) {
+int rudp_fd_swap(int src, int fd, bool cloexec, bool nonblock, bool src_nonblock) {
     int r;
 
     do
@@ -340,7 +340,9 @@ int rudp_fd_swap(int src, int fd, bool cloexec, bool nonblock) {
     if (r < 0)
         return -errno;
     RUDP_REAL(close)(src);
-    if (nonblock)
+    if (src_nonblock && !nonblock) /* a fresh socket's status flags are known */
+        RUDP_REAL(fcntl)(fd, F_SETFL, O_RDWR);
+    else if (!src_nonblock && nonblock)
         RUDP_REAL(fcntl)(fd, F_SETFL, RUDP_REAL(fcntl)(fd, F_GETFL) | O_NONBLOCK);
     return 0;
 }

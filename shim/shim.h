@@ -159,9 +159,12 @@ uint64_t rudp_fd_inode(int fd);
 int rudp_fd_flags(int fd, bool *cloexec, bool *nonblock);
 
 /* Puts |src| on the number |fd| (closing what was there), keeping fd's
- * close-on-exec and non-blocking flags, and closes |src|.  Returns 0 or
- * -errno (then |src| is still open). */
-int rudp_fd_swap(int src, int fd, bool cloexec, bool nonblock);
+ * close-on-exec and non-blocking flags, and closes |src|.  |src_nonblock|
+ * says |src| is a fresh non-blocking socket (status flags O_RDWR |
+ * O_NONBLOCK, so clearing needs no F_GETFL); otherwise O_NONBLOCK is only
+ * added when |nonblock|, as to a blocking socket.  Returns 0 or -errno
+ * (then |src| is still open). */
+int rudp_fd_swap(int src, int fd, bool cloexec, bool nonblock, bool src_nonblock);
 
 /* Returns true when |fd| is still the socket |e| was recorded for (its
  * inode matches), false when it was closed behind the shim's back (fclose,

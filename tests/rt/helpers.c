@@ -335,6 +335,7 @@ int rtest_connect(rtest_conn *c, const struct sockaddr *dst, socklen_t len) {
     memset(c, 0, sizeof(*c));
     c->fd = -1;
     RTEST_ASSERT(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    RTEST_ASSERT(fcntl(sv[1], F_SETFL, O_NONBLOCK) == 0); /* as rudp_rt_connect asks */
     rudp_board *b = rudp_rt_board();
     RTEST_ASSERT(b != NULL);
     RTEST_ASSERT(rudp_board_alloc(b, RUDP_SLOT_CONNECTING, &c->ref) == 0);
