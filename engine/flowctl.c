@@ -18,9 +18,9 @@
  * (slow start doubles), twice for the round the sample lags the sender by
  * (the bytes reach the receiver and the raise the sender half a round
  * late each), twice because a raise only comes once half the window is
- * consumed.  At 200 ms RTT and 100 Mbit/s, a 256 KiB window
- * stalled a new stream for a round and held it window-bound until 2.6 s;
- * now it keeps ahead of slow start (docs/BENCHMARKS.md, issue 14).
+ * consumed.  At 200 ms RTT and 100 Mbit/s, a 256 KiB window stalled a new
+ * stream for a round at 1.4 s, and the session window then held it until
+ * 1.9 s; now both keep ahead of slow start (docs/BENCHMARKS.md, issue 14).
  */
 #include "flowctl.h"
 

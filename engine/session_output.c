@@ -663,7 +663,7 @@ ssize_t rudp_session_write_pkt(rudp_session *s, uint8_t *buf, size_t cap, rudp_a
     bool elicit = out_may_elicit(s, now);
     /* Room in the window but no stream data: the flow is app-limited, and
      * so is a packet of control frames sent now (a ticket, a window
-     * update, a PING), whose tiny delivery rate must not count as the
+     * update), whose tiny delivery rate must not count as the
      * path's: in a request/response session such packets are most rounds,
      * and BBR took their plateau for a full pipe. */
     if (s->send_list.head == NULL && rudp_recovery_cwnd_room(&s->rec) > 0)
