@@ -216,6 +216,73 @@ static void case_names_v6(void) {
     names_case(true);
 }
 
+/* The server peer of case_connect_flags: accepts CONNECT_TRIES
+ * connections in turn, reading the byte each client sends. */
+#define CONNECT_TRIES 5
+static void srv_flags(int ctl, void *arg) {
+    (void)arg;
+    int l = lsn(AF_INET, "127.0.0.1", O_REUSEADDR);
+    ctl_put(ctl, C_READY);
+    for (int i = 0; i < CONNECT_TRIES && l >= 0; i++) {
+        int a = acc(l, "");
+        if (a < 0)
+            break;
+        rd(a, 1, "");
+        close(a);
+    }
+}
+
+/* Prints the access mode and the O_NONBLOCK and FD_CLOEXEC flags of |fd|,
+ * after |what|. */
+static void show_flags(int fd, const char *what) {
+    int fl = fcntl(fd, F_GETFL);
+    T("%s: %s %s", what, fl >= 0 && (fl & O_ACCMODE) == O_RDWR ? "rdwr" : "not rdwr",
+      fd_flags(fd));
+}
+
+/* Case: the flags of a connecting socket survive the connect (the shim
+ * puts another socket on the number): socket() with and without
+ * SOCK_NONBLOCK and SOCK_CLOEXEC, and O_NONBLOCK set by fcntl before the
+ * connect; each then flips O_NONBLOCK, which must take. */
+static void case_connect_flags(void) {
+    static const struct {
+        int type, fcntl_nonblock;
+        const char *desc;
+    } tries[CONNECT_TRIES] = {
+        {0, 0, "socket()"},
+        {SOCK_NONBLOCK, 0, "socket(SOCK_NONBLOCK)"},
+        {SOCK_CLOEXEC, 0, "socket(SOCK_CLOEXEC)"},
+        {SOCK_NONBLOCK | SOCK_CLOEXEC, 0, "socket(SOCK_NONBLOCK|SOCK_CLOEXEC)"},
+        {0, 1, "socket(), then fcntl O_NONBLOCK"}};
+    peer s;
+    set_role("cli");
+    peer_start(&s, "srv", srv_flags, NULL);
+    ctl_expect(s.ctl, C_READY);
+    struct sockaddr_storage ss;
+    socklen_t len = sa_make(&ss, AF_INET, "127.0.0.1", g_port);
+    for (int i = 0; i < CONNECT_TRIES; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM | tries[i].type, 0);
+        if (fd < 0)
+            die("socket: %s", ename(errno));
+        if (tries[i].fcntl_nonblock)
+            set_nonblock(fd, true);
+        int rc = connect(fd, (struct sockaddr *)&ss, len), e = errno;
+        bool nb = (tries[i].type & SOCK_NONBLOCK) || tries[i].fcntl_nonblock;
+        if (rc == 0 || (nb && e == EINPROGRESS))
+            T("%s: connect -> 0%s", tries[i].desc, nb ? "|EINPROGRESS" : "");
+        else
+            T_res(rc, e, "%s: connect", tries[i].desc);
+        T("  writable: %s",
+          (poll_for(fd, POLLOUT, POLLOUT, STEP_MS) & POLLOUT) ? "yes" : "no");
+        show_flags(fd, "  after connect");
+        set_nonblock(fd, !nb);
+        show_flags(fd, nb ? "  O_NONBLOCK cleared" : "  O_NONBLOCK set");
+        wr(fd, "x", "");
+        close(fd);
+    }
+    peer_join(&s, 15000);
+}
+
 /* Accepts with accept4(|flags|) (plain accept when |flags| < 0) and
  * prints the peer, the address length and the fd flags. */
 static void acc4(int l, int flags, const char *desc) {
@@ -394,6 +461,8 @@ const case_def cases_api[] = {
     {"names-v4", case_names_v4, "getsockname/getpeername over IPv4"},
     {"names-v6", case_names_v6, "getsockname/getpeername over IPv6"},
     {"accept4-flags", case_accept4, "accept/accept4 flags and address"},
+    {"connect-fd-flags", case_connect_flags,
+     "socket flags kept across connect, then flipped"},
     {"nonblocking-connect-success", case_nb_connect_ok, "EINPROGRESS, POLLOUT, EISCONN"},
     {"connect-after-bind", case_connect_after_bind, "a bound client port is kept"},
     {"names-distinct-ports", case_distinct_ports, "two connections, two local ports"},
